@@ -1,0 +1,63 @@
+"""The ``capbench`` console script.
+
+Each verb lives in its own module under ``capbench.commands`` and is imported only when used,
+so ``capbench --help`` stays fast and a verb's heavy imports (torch, faiss) cost nothing elsewhere.
+A command module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module under capbench.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("data", "dataset tools: check, fixture, scenes"),
+    "fit": ("lightning", "train a method from a LightningCLI config"),
+    "validate": ("lightning", "validate a method from a LightningCLI config"),
+    "test": ("lightning", "test a method from a LightningCLI config"),
+    "pretrain-backbone": ("pretrain", "pretrain the scenes stand-in for an ImageNet backbone"),
+    "reproduce": ("reproduce", "reproduce a paper's tables (local or SLURM)"),
+    "leaderboard": ("leaderboard", "render / check / compare run records"),
+    "query": ("query", "retrieve images for an image query with +word/-word text modifiers"),
+    "explain": ("explain", "Grad-CAM grounding of the similarity of two images"),
+}
+
+# LightningCLI verbs parse their own argv.
+_PASSTHROUGH = {"fit", "validate", "test"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _PASSTHROUGH:
+        module = importlib.import_module(f"capbench.commands.{COMMANDS[argv[0]][0]}")
+        return int(module.main(argv) or 0)
+
+    parser = argparse.ArgumentParser(prog="capbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for verb, (mod_name, help_text) in COMMANDS.items():
+        if verb in _PASSTHROUGH:
+            sub.add_parser(verb, help=help_text, add_help=False)
+            continue
+        if argv and argv[0] != verb:
+            sub.add_parser(verb, help=help_text)  # listed in --help, not imported
+            continue
+        try:
+            module = importlib.import_module(f"capbench.commands.{mod_name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"capbench.commands.{mod_name}":
+                raise
+            continue  # verb not implemented in this checkout
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The contract between the benchmark runner (``capbench.bench``) and a method.
+
+A row config names a ``target`` (``"package.module:function"``). The runner resolves it and calls
+``target(config, ctx) -> RowResult``. The method owns training and evaluation of the row (it knows
+its own protocol); the runner owns everything around it: seeds, skipping finished rows, resuming,
+run records, launchers and the leaderboard. Living in ``methods`` keeps imports pointing down:
+``bench`` imports this, methods never import ``bench``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass
+class RowContext:
+    """What the runner hands a row: where to work and under which conditions."""
+
+    workdir: Path  # per (row, profile, seed, config hash); checkpoints live here (resume = reuse it)
+    seed: int
+    profile: str  # "scenes" | "paper"
+    data_root: Path  # $CAPBENCH_DATA, or the scenes output folder for the scenes profile
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    wandb: bool = False
+    progress: bool = True
+
+
+@dataclass
+class RowResult:
+    """What a row returns; the runner wraps it into a run record."""
+
+    metrics: dict[str, float]
+    n_scored: int  # how many queries/items were scored, each exactly once
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> {"x": [...], "y": [...]}
+    checkpoint: str | None = None
+    dataset: dict[str, Any] = field(default_factory=dict)  # {"name": ..., "root": ..., "fingerprint": ...}
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"backbone_init": "random"}
+
+
+class RowTarget(Protocol):
+    def __call__(self, config: dict[str, Any], ctx: RowContext) -> RowResult: ...
