@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         if verb in _PASSTHROUGH:
             sub.add_parser(verb, help=help_text, add_help=False)
             continue
-        if argv and argv[0] != verb:
+        if not argv or argv[0] != verb:
             sub.add_parser(verb, help=help_text)  # listed in --help, not imported
             continue
         try:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError as err:
             if err.name != f"capbench.commands.{mod_name}":
                 raise
-            continue  # verb not implemented in this checkout
+            parser.error(f"'{verb}' is not available in this installation")
         p = sub.add_parser(verb, help=help_text, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -1,0 +1,55 @@
+"""Shared reader helpers: every error names the file, the record and what was expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from capbench.data.errors import DatasetFormatError
+from capbench.data.sources._common import (
+    ReadResult,
+    keep_image,
+    load_json,
+    read_lines,
+    require_key,
+)
+
+
+def test_load_json_names_the_file_on_bad_json(tmp_path):
+    bad = tmp_path / "captions.json"
+    bad.write_text('{"images": [1, 2,,]}')
+    with pytest.raises(DatasetFormatError) as err:
+        load_json(bad)
+    assert str(bad) in str(err.value)
+    assert "not valid JSON" in str(err.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(DatasetFormatError, match="missing JSON file"):
+        load_json(tmp_path / "absent.json")
+
+
+def test_require_key_names_record(tmp_path):
+    path = tmp_path / "a.json"
+    with pytest.raises(DatasetFormatError) as err:
+        require_key({"id": 3}, "caption", path, record=3)
+    msg = str(err.value)
+    assert str(path) in msg and "record 3" in msg and "'caption'" in msg
+
+
+def test_read_lines_strips_crlf_and_blank_lines(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"000017  1\r\n\r\n000023 -1\r\n")
+    assert read_lines(path) == ["000017  1", "000023 -1"]
+
+
+def test_keep_image_raises_by_default_and_counts_when_allowed(tmp_path):
+    ann = tmp_path / "ann.json"
+    present = tmp_path / "a.jpg"
+    present.write_bytes(b"x")
+    result = ReadResult()
+    assert keep_image(result, present, "a", ann, allow_missing_images=False)
+    with pytest.raises(DatasetFormatError, match="image listed but absent"):
+        keep_image(result, tmp_path / "b.jpg", "b", ann, allow_missing_images=False)
+    assert not keep_image(result, tmp_path / "b.jpg", "b", ann, allow_missing_images=True)
+    assert not keep_image(result, tmp_path / "c.jpg", "c", ann, allow_missing_images=True)
+    assert result.missing_images == 2
