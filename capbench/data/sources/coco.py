@@ -1,0 +1,171 @@
+"""MS-COCO 2014 captions (formats.md §1.1), with official or Karpathy splits (§1.2).
+
+Expected under ``root``::
+
+    annotations/captions_train2014.json, annotations/captions_val2014.json
+    train2014/COCO_train2014_%012d.jpg, val2014/COCO_val2014_%012d.jpg
+    dataset_coco.json                      (only for splits="karpathy")
+
+``splits="official"`` gives ``train`` (from captions_train2014.json) and ``val`` (from
+captions_val2014.json); the 2014 test images have no public captions. ``splits="karpathy"``
+takes images, splits and captions from Karpathy's ``dataset_coco.json`` (image at
+``<root>/<filepath>/<filename>``); his ``restval`` is counted as ``train`` (the usual
+"Karpathy train" of 113k images) and kept in ``meta["karpathy_split"]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from capbench.data.errors import DatasetFormatError
+from capbench.data.records import CaptionedImage
+from capbench.data.sources import READERS
+from capbench.data.sources._common import ReadResult, keep_image, load_json, require_key
+
+OFFICIAL_FILES = {
+    "train": "annotations/captions_train2014.json",
+    "val": "annotations/captions_val2014.json",
+}
+KARPATHY_FILE = "dataset_coco.json"
+# Karpathy's split names -> ours; restval is the part of val2014 that trains.
+KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
+SPLIT_MODES = ("official", "karpathy")
+
+
+def check_split(split: str | None, valid: tuple[str, ...], what: str) -> None:
+    """Raise ValueError naming the valid splits when ``split`` is not one of them."""
+    if split is not None and split not in valid:
+        raise ValueError(f"unknown split {split!r} for {what}; valid: {', '.join(valid)}")
+
+
+def caption_text(value: Any, path: Path, record: str | int) -> str:
+    """A caption stripped of the trailing spaces/newlines real files carry; must be non-empty text."""
+    if not isinstance(value, str) or not value.strip():
+        raise DatasetFormatError(path, f"caption must be a non-empty string, got {value!r}", record)
+    return value.strip()
+
+
+@READERS.register("coco")
+def read_coco(
+    root: Path,
+    split: str | None = None,
+    *,
+    allow_missing_images: bool = False,
+    splits: str = "official",
+) -> ReadResult:
+    """Read COCO 2014 captions with ``splits="official"`` (train/val) or ``"karpathy"``."""
+    root = Path(root).absolute()
+    if splits == "official":
+        check_split(split, tuple(OFFICIAL_FILES), "coco with official splits")
+        return _read_official(root, split, allow_missing_images)
+    if splits == "karpathy":
+        check_split(split, ("train", "val", "test"), "coco with Karpathy splits")
+        return _read_karpathy(root, split, allow_missing_images)
+    raise ValueError(f"unknown coco splits {splits!r}; valid: {', '.join(SPLIT_MODES)}")
+
+
+def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadResult:
+    result = ReadResult()
+    for name, rel in OFFICIAL_FILES.items():
+        if split is not None and name != split:
+            continue
+        path = root / rel
+        data = load_json(path)
+        images = require_key(data, "images", path)
+        annotations = require_key(data, "annotations", path)
+        captions: dict[int, list[str]] = {}
+        ann_ids: dict[int, list[int]] = {}
+        for img in images:
+            coco_id = require_key(img, "id", path)
+            require_key(img, "file_name", path, coco_id)
+            if coco_id in captions:
+                raise DatasetFormatError(path, "duplicate image id in 'images'", coco_id)
+            captions[coco_id] = []
+            ann_ids[coco_id] = []
+        for ann in annotations:
+            ann_id = require_key(ann, "id", path, "annotation ?")
+            where = f"annotation {ann_id}"
+            image_id = require_key(ann, "image_id", path, where)
+            text = caption_text(require_key(ann, "caption", path, where), path, where)
+            if image_id not in captions:
+                raise DatasetFormatError(
+                    path, f"image_id {image_id} is not in this file's 'images'", where
+                )
+            captions[image_id].append(text)
+            ann_ids[image_id].append(ann_id)
+        image_dir = root / Path(rel).name.removeprefix("captions_").removesuffix(".json")
+        for img in images:
+            coco_id = img["id"]
+            if not captions[coco_id]:
+                raise DatasetFormatError(path, "image has no caption: expected 5-7", coco_id)
+            image_path = image_dir / img["file_name"]
+            if not keep_image(result, image_path, coco_id, path, allow_missing):
+                continue
+            result.append(
+                CaptionedImage(
+                    image_id=str(coco_id),
+                    image_path=str(image_path),
+                    split=name,
+                    captions=captions[coco_id],
+                    source="coco",
+                    meta={
+                        "coco_id": coco_id,
+                        "file_name": img["file_name"],
+                        "annotation_ids": ann_ids[coco_id],
+                        "width": img.get("width"),
+                        "height": img.get("height"),
+                    },
+                )
+            )
+    return result
+
+
+def _read_karpathy(root: Path, split: str | None, allow_missing: bool) -> ReadResult:
+    path = root / KARPATHY_FILE
+    data = load_json(path)
+    result = ReadResult()
+    seen: set[int] = set()
+    for entry in require_key(data, "images", path):
+        coco_id = require_key(entry, "cocoid", path, f"imgid {entry.get('imgid', '?')}")
+        raw_split = require_key(entry, "split", path, coco_id)
+        if raw_split not in KARPATHY_SPLITS:
+            raise DatasetFormatError(
+                path,
+                f"split {raw_split!r} is not one of {', '.join(KARPATHY_SPLITS)}",
+                coco_id,
+            )
+        if coco_id in seen:
+            raise DatasetFormatError(path, "duplicate cocoid", coco_id)
+        seen.add(coco_id)
+        ours = KARPATHY_SPLITS[raw_split]
+        if split is not None and ours != split:
+            continue
+        filepath = require_key(entry, "filepath", path, coco_id)
+        filename = require_key(entry, "filename", path, coco_id)
+        sentences = require_key(entry, "sentences", path, coco_id)
+        if not sentences:
+            raise DatasetFormatError(path, "image has no sentences: expected 5-7", coco_id)
+        captions = [
+            caption_text(require_key(s, "raw", path, coco_id), path, coco_id) for s in sentences
+        ]
+        image_path = root / filepath / filename
+        if not keep_image(result, image_path, coco_id, path, allow_missing):
+            continue
+        result.append(
+            CaptionedImage(
+                image_id=str(coco_id),
+                image_path=str(image_path),
+                split=ours,
+                captions=captions,
+                source="coco",
+                meta={
+                    "coco_id": coco_id,
+                    "file_name": filename,
+                    "karpathy_split": raw_split,
+                    "imgid": entry.get("imgid"),
+                    "sentids": [s.get("sentid") for s in sentences],
+                },
+            )
+        )
+    return result

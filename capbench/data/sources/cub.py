@@ -1,0 +1,255 @@
+"""CUB-200-2011 with Reed et al.'s ``cvpr2016_cub`` captions (formats.md §1.6-1.7).
+
+Expected under ``root``::
+
+    CUB_200_2011/images.txt, classes.txt, image_class_labels.txt, train_test_split.txt,
+                 bounding_boxes.txt (optional), images/<class>/<file>.jpg
+    cvpr2016_cub/trainvalclasses.txt, testclasses.txt, [trainclasses.txt, valclasses.txt],
+                 [allclasses.txt], text_c10/<class>/<image_stem>.txt (10 captions each)
+
+``split`` is Reed's zero-shot *class* split (``trainval``/``test``, and ``train``/``val`` where
+their class files exist); the dataset's own image-level split (``train_test_split.txt``, where
+**1 = train**) is kept in ``meta["image_split"]``. The Reed helpers here are shared with Flowers,
+whose ``cvpr2016_flowers`` archive has the same layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from capbench.data.errors import DatasetFormatError
+from capbench.data.records import CaptionedImage
+from capbench.data.sources import READERS
+from capbench.data.sources._common import ReadResult, keep_image, read_lines, require_dir
+
+CAPTIONS_PER_IMAGE = 10
+# Reed's class split files; ``train``/``val`` are optional (some copies ship only trainval/test).
+CLASS_SPLIT_FILES = {
+    "train": "trainclasses.txt",
+    "val": "valclasses.txt",
+    "trainval": "trainvalclasses.txt",
+    "test": "testclasses.txt",
+}
+
+
+def parse_columns(path: Path, n: int) -> list[tuple[int, list[str]]]:
+    """Lines of a space-separated file as ``(line_number, columns)``, each with exactly ``n`` columns.
+
+    The last column takes the rest of the line, so names never get split.
+    """
+    out = []
+    for lineno, line in enumerate(read_lines(path), start=1):
+        cols = line.split(maxsplit=n - 1)
+        if len(cols) != n:
+            raise DatasetFormatError(
+                path, f"line {lineno} {line!r}: expected {n} space-separated columns"
+            )
+        out.append((lineno, cols))
+    return out
+
+
+def parse_int(path: Path, lineno: int, value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DatasetFormatError(
+            path, f"line {lineno}: {what} {value!r} is not an integer"
+        ) from None
+
+
+def parse_id_table(path: Path) -> dict[int, str]:
+    """``<int id> <value>`` lines (CUB's images.txt, classes.txt, ...) -> {id: value}."""
+    table: dict[int, str] = {}
+    for lineno, (key, value) in parse_columns(path, 2):
+        idx = parse_int(path, lineno, key, "id")
+        if idx in table:
+            raise DatasetFormatError(path, f"line {lineno}: duplicate id", idx)
+        table[idx] = value
+    return table
+
+
+def read_class_splits(reed_dir: Path, known: set[str]) -> dict[str, list[str]]:
+    """Reed's zero-shot class split files present in ``reed_dir`` -> {split: [class names]}.
+
+    ``trainvalclasses.txt`` and ``testclasses.txt`` are required; ``trainclasses.txt`` and
+    ``valclasses.txt`` are read when present. Every name must be a known class.
+    """
+    splits: dict[str, list[str]] = {}
+    for split, fname in CLASS_SPLIT_FILES.items():
+        path = reed_dir / fname
+        if split in ("train", "val") and not path.is_file():
+            continue
+        names = read_lines(path) if path.is_file() else None
+        if names is None:
+            raise DatasetFormatError(path, f"missing Reed class split file for {split!r} classes")
+        for name in names:
+            if name not in known:
+                raise DatasetFormatError(path, "class not in the dataset's class list", name)
+        splits[split] = names
+    if ("train" in splits) != ("val" in splits):
+        missing = "valclasses.txt" if "train" in splits else "trainclasses.txt"
+        raise DatasetFormatError(
+            reed_dir / missing, "trainclasses.txt and valclasses.txt come as a pair"
+        )
+    return splits
+
+
+def class_split_of(splits: dict[str, list[str]], split_file: Path) -> dict[str, str]:
+    """Each class's finest split: train/val/test when train/val files exist, else trainval/test."""
+    finest = ("train", "val", "test") if "train" in splits else ("trainval", "test")
+    out: dict[str, str] = {}
+    for split in finest:
+        for name in splits[split]:
+            if name in out:
+                raise DatasetFormatError(
+                    split_file.parent / CLASS_SPLIT_FILES[split],
+                    f"class is in both the {out[name]!r} and {split!r} class split files",
+                    name,
+                )
+            out[name] = split
+    if "train" in splits:
+        trainval = set(splits["trainval"])
+        if trainval != set(splits["train"]) | set(splits["val"]):
+            raise DatasetFormatError(
+                split_file.parent / CLASS_SPLIT_FILES["trainval"],
+                "trainval classes must be exactly the train classes plus the val classes",
+            )
+    return out
+
+
+def check_split_name(split: str | None, splits: dict[str, list[str]], reed_dir: Path) -> None:
+    if split is None or split in splits:
+        return
+    if split in CLASS_SPLIT_FILES:
+        raise DatasetFormatError(
+            reed_dir / CLASS_SPLIT_FILES[split],
+            f"split {split!r} requested but its class file is missing",
+        )
+    raise ValueError(f"unknown split {split!r}; expected one of {sorted(splits)} or None")
+
+
+def keep_split(record_split: str, requested: str | None) -> bool:
+    if requested is None or requested == record_split:
+        return True
+    return requested == "trainval" and record_split in ("train", "val")
+
+
+def read_captions(path: Path, record_id: str, expected: int = CAPTIONS_PER_IMAGE) -> list[str]:
+    """One text_c10 file: exactly ``expected`` non-empty caption lines."""
+    if not path.is_file():
+        raise DatasetFormatError(
+            path, f"missing caption file: expected {expected} captions", record_id
+        )
+    captions = read_lines(path)
+    if len(captions) != expected:
+        raise DatasetFormatError(
+            path, f"expected exactly {expected} caption lines, found {len(captions)}", record_id
+        )
+    return captions
+
+
+def _find_base(root: Path) -> Path:
+    """Accept the folder holding ``CUB_200_2011/`` or ``CUB_200_2011/`` itself."""
+    if (root / "CUB_200_2011").is_dir():
+        return root
+    if root.name == "CUB_200_2011" and root.is_dir():
+        return root.parent
+    return require_dir(root / "CUB_200_2011", "CUB_200_2011 directory").parent
+
+
+@READERS.register("cub")
+def read_cub(
+    root: Path,
+    split: str | None = None,
+    *,
+    allow_missing_images: bool = False,
+    captions_per_image: int = CAPTIONS_PER_IMAGE,
+) -> ReadResult:
+    """Read CUB-200-2011 + Reed captions; ``split`` selects Reed's zero-shot class split."""
+    base = _find_base(Path(root))
+    cub = base / "CUB_200_2011"
+    reed = require_dir(base / "cvpr2016_cub", "Reed cvpr2016_cub directory")
+
+    images_txt = cub / "images.txt"
+    images = parse_id_table(images_txt)
+    classes_txt = cub / "classes.txt"
+    classes = parse_id_table(classes_txt)
+    labels_txt = cub / "image_class_labels.txt"
+    labels = parse_id_table(labels_txt)
+    split_txt = cub / "train_test_split.txt"
+    is_train = parse_id_table(split_txt)
+    bbox_txt = cub / "bounding_boxes.txt"
+    boxes: dict[int, list[float]] = {}
+    if bbox_txt.is_file():
+        for lineno, cols in parse_columns(bbox_txt, 5):
+            try:
+                boxes[int(cols[0])] = [float(v) for v in cols[1:]]
+            except ValueError:
+                raise DatasetFormatError(
+                    bbox_txt, f"line {lineno}: expected '<image_id> <x> <y> <width> <height>'"
+                ) from None
+
+    name_to_id = {name: cid for cid, name in classes.items()}
+    splits = read_class_splits(reed, set(name_to_id))
+    check_split_name(split, splits, reed)
+    split_of = class_split_of(splits, reed / CLASS_SPLIT_FILES["trainval"])
+    all_txt = reed / "allclasses.txt"
+    if all_txt.is_file():
+        for name in read_lines(all_txt):
+            if name not in name_to_id:
+                raise DatasetFormatError(all_txt, "class not in CUB_200_2011/classes.txt", name)
+
+    result = ReadResult()
+    for image_id, rel_path in images.items():
+        if image_id not in labels:
+            raise DatasetFormatError(labels_txt, "image has no class label", image_id)
+        if image_id not in is_train:
+            raise DatasetFormatError(split_txt, "image has no train/test entry", image_id)
+        if not labels[image_id].isdigit():
+            raise DatasetFormatError(
+                labels_txt, f"class id {labels[image_id]!r} is not an integer", image_id
+            )
+        class_id = int(labels[image_id])
+        if class_id not in classes:
+            raise DatasetFormatError(
+                labels_txt, f"class id {class_id} not in classes.txt", image_id
+            )
+        class_name = classes[class_id]
+        if class_name not in split_of:
+            raise DatasetFormatError(
+                reed / CLASS_SPLIT_FILES["trainval"],
+                "class is in no zero-shot class split file",
+                class_name,
+            )
+        record_split = split_of[class_name]
+        if not keep_split(record_split, split):
+            continue
+        flag = is_train[image_id]
+        if flag not in ("0", "1"):
+            raise DatasetFormatError(
+                split_txt, f"is_training_image must be 0 or 1, got {flag!r}", image_id
+            )
+        stem = Path(rel_path).stem
+        image_path = cub / "images" / rel_path
+        if not keep_image(result, image_path, image_id, images_txt, allow_missing_images):
+            continue
+        caption_file = reed / "text_c10" / class_name / f"{stem}.txt"
+        meta = {
+            "class_name": class_name,
+            "image_split": "train" if flag == "1" else "test",  # 1 = train in CUB
+            "cub_id": image_id,
+        }
+        if image_id in boxes:
+            meta["bbox"] = boxes[image_id]
+        result.append(
+            CaptionedImage(
+                image_id=stem,
+                image_path=str(image_path),
+                split=split if split is not None else record_split,
+                captions=read_captions(caption_file, stem, captions_per_image),
+                label=class_id - 1,
+                source="cub",
+                meta=meta,
+            )
+        )
+    return result

@@ -1,0 +1,118 @@
+"""The Arrow cache: exact round trip of nested region lists, a hit never parses JSON, and a
+changed source file invalidates its entry."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from capbench.data import Region, arrow_cache, read
+from capbench.data.writers import write
+from capbench.paths import cache_root
+
+
+def _region_file(tmp_path, n_images: int = 3):
+    rows = [
+        {
+            "id": i,
+            "regions": [
+                {"region_id": 100 * i + j, "width": 82 + j, "height": 139, "image_id": i,
+                 "phrase": f"the clock is green in colour {j} ", "y": 57, "x": 421 - j}
+                for j in range(i)  # the first image has no regions at all
+            ],
+        }
+        for i in range(n_images)
+    ]  # fmt: skip
+    path = tmp_path / "region_descriptions.json"
+    path.write_text(json.dumps(rows))
+    return path, rows
+
+
+def test_nested_regions_round_trip_exactly(tmp_path):
+    path, rows = _region_file(tmp_path)
+    built = arrow_cache.load_json_list(path)
+    cached = arrow_cache.load_json_list(path)
+    assert built.to_list() == rows
+    assert cached.to_list() == rows
+    assert isinstance(cached.to_list()[2]["regions"][0]["x"], int)
+    (entry,) = (cache_root() / "arrow").iterdir()
+    assert entry == arrow_cache.cache_dir_for(path)
+
+
+def _forbid_parsing(monkeypatch, forbidden: set[str]) -> None:
+    """Make ``json.load`` fail on the given source files (``datasets`` itself reads small
+    state.json files with it, which is fine)."""
+    real_load = json.load
+
+    def guarded(fh, *args, **kwargs):
+        if getattr(fh, "name", None) in forbidden:
+            raise AssertionError(f"{fh.name} was parsed on a cache hit")
+        return real_load(fh, *args, **kwargs)
+
+    monkeypatch.setattr(json, "load", guarded)
+
+
+def test_hit_does_not_parse_json(tmp_path, monkeypatch):
+    path, rows = _region_file(tmp_path)
+    arrow_cache.load_json_list(path)
+    _forbid_parsing(monkeypatch, {str(path)})
+    assert arrow_cache.load_json_list(path).to_list() == rows
+    # the guard is real: without the cache the same call fails
+    with pytest.raises(AssertionError, match="parsed on a cache hit"):
+        arrow_cache.load_json_list(path, use_cache=False)
+
+
+def test_changed_file_invalidates(tmp_path):
+    path, rows = _region_file(tmp_path)
+    arrow_cache.load_json_list(path)
+    old_dir = arrow_cache.cache_dir_for(path)
+    rows[2]["regions"][1]["phrase"] = "the clock is red in colour 1 "  # same size
+    path.write_text(json.dumps(rows))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # coarse-mtime filesystems
+    assert arrow_cache.cache_dir_for(path) != old_dir
+    assert arrow_cache.load_json_list(path).to_list() == rows
+    assert not old_dir.exists()  # the stale entry is removed when the new one is stored
+
+
+def test_use_cache_false_returns_parsed_json(tmp_path):
+    path, rows = _region_file(tmp_path)
+    assert arrow_cache.load_json_list(path, use_cache=False) == rows
+    assert not (cache_root() / "arrow").exists()
+
+
+def test_visual_genome_second_read_parses_no_json(tmp_path, make_items, monkeypatch):
+    specs = [
+        dict(image_id=str(i), split="train", regions=[Region(i, 2, 3, 4, f"phrase {i}")],
+             meta={"objects": [{"x": 1, "y": 2, "w": 3, "h": 4, "names": ["a"], "synsets": []}]})
+        for i in range(3)
+    ]  # fmt: skip
+    root = write("visual_genome", tmp_path, make_items(specs))
+    first = read("visual_genome", root)
+    assert len(list((cache_root() / "arrow").iterdir())) == 3  # image_data, regions, objects
+
+    sources = {
+        str(root / f) for f in ("image_data.json", "region_descriptions.json", "objects.json")
+    }
+    _forbid_parsing(monkeypatch, sources)
+    assert read("visual_genome", root) == first
+    with pytest.raises(AssertionError, match="parsed on a cache hit"):
+        read("visual_genome", root, use_cache=False)
+
+
+def test_non_list_json_is_refused(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"a": 1}')
+    with pytest.raises(Exception, match="JSON list"):
+        arrow_cache.load_json_list(path)
+
+
+def test_rows_arrow_cannot_type_are_not_cached(tmp_path):
+    """One key holding a list in one entry and a string in another: parse every time, no crash."""
+    path = tmp_path / "objects.json"
+    rows = [{"image_id": 1, "name": ["tree", "oak"]}, {"image_id": 2, "name": "clock"}]
+    path.write_text(json.dumps(rows))
+    assert arrow_cache.load_json_list(path) == rows
+    assert not (cache_root() / "arrow").exists()

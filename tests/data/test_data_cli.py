@@ -1,0 +1,151 @@
+"""``capbench data check|fixture|scenes``, data-card checksums and the dataset fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import types
+
+import pytest
+
+from capbench import cli
+from capbench.data import checksums
+from capbench.data.fingerprint import dataset_fingerprint
+from capbench.data.fixtures import write_fixture
+
+
+@pytest.fixture(scope="module")
+def cub_root(tmp_path_factory):
+    return write_fixture("cub", tmp_path_factory.mktemp("cub"))
+
+
+def test_check_prints_per_split_counts(cub_root, capsys):
+    assert cli.main(["data", "check", "cub", str(cub_root)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line and line.split()[0] in
+            ("train", "val", "test", "total")}  # fmt: skip
+    # the fixture: 4 classes of 3 photos, classes split train/train/val/test, 10 captions each
+    assert rows == {
+        "train": ["6", "60", "0", "2"],
+        "val": ["3", "30", "0", "1"],
+        "test": ["3", "30", "0", "1"],
+        "total": ["12", "120", "0", "4"],
+    }
+    assert "skipped: none" in out and out.rstrip().endswith("OK")
+
+
+def test_check_json_and_split_and_missing_images(cub_root, tmp_path, capsys):
+    assert cli.main(["data", "check", "cub", str(cub_root), "--json", "--split", "trainval"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and doc["splits"]["trainval"] == {
+        "images": 9,
+        "captions": 90,
+        "regions": 0,
+        "classes": 3,
+    }
+    root = write_fixture("cub", tmp_path / "cub")
+    next((root / "CUB_200_2011" / "images").rglob("*.jpg")).unlink()
+    assert cli.main(["data", "check", "cub", str(root)]) == 1
+    assert "image listed but absent" in capsys.readouterr().err
+    assert cli.main(["data", "check", "cub", str(root), "--allow-missing-images", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["skipped"] == {"missing_image": 1} and doc["splits"]["total"]["images"] == 11
+
+
+def test_reader_options_are_passed_through(cub_root, tmp_path, capsys):
+    root = write_fixture("graded_retrieval", tmp_path / "g")
+    assert (
+        cli.main(["data", "check", "graded_retrieval", str(root), "--layout", "median_annot"]) == 1
+    )
+    assert "MedianAnnot.mat" in capsys.readouterr().err
+    assert cli.main(["data", "check", "graded_retrieval", str(root), "-o", "layout=capbench"]) == 0
+    capsys.readouterr()
+    assert cli.main(["data", "check", "cub", str(cub_root), "-o", "captions_per_image=5"]) == 1
+    assert "expected exactly 5 caption lines, found 10" in capsys.readouterr().err
+    assert cli.main(["data", "check", "cub", str(cub_root), "--splits", "karpathy"]) == 1
+    assert "splits" in capsys.readouterr().err  # an option this reader does not take
+
+
+def test_unknown_reader_exits_nonzero(tmp_path, capsys):
+    assert cli.main(["data", "check", "no_such_format", str(tmp_path)]) == 1
+    assert "unknown dataset reader 'no_such_format'" in capsys.readouterr().err
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_checksums_from_the_card(cub_root, tmp_path, monkeypatch, capsys):
+    images_txt = cub_root / "CUB_200_2011" / "images.txt"
+    classes_txt = cub_root / "CUB_200_2011" / "classes.txt"
+    card = tmp_path / "cards" / "cub.md"
+    card.parent.mkdir()
+    card.write_text(
+        "# CUB\n\n```sha256\n# sha256sum output\n"
+        f"{_sha(images_txt)}  CUB_200_2011/images.txt\n"
+        f"{'0' * 64}  CUB_200_2011/classes.txt\n"
+        f"{'a' * 64}  CUB_200_2011/attributes/attributes.txt\n```\n"
+    )
+    monkeypatch.setattr(checksums, "cards_dir", lambda: card.parent)
+    assert cli.main(["data", "check", "cub", str(cub_root)]) == 1  # classes.txt does not match
+    out = capsys.readouterr().out
+    assert (
+        "1 verified, 1 mismatched, 1 not present" in out
+        and "MISMATCH CUB_200_2011/classes.txt" in out
+    )
+    card.write_text(card.read_text().replace("0" * 64, _sha(classes_txt)))
+    assert cli.main(["data", "check", "cub", str(cub_root), "--json"]) == 0
+    sums = json.loads(capsys.readouterr().out)["checksums"]
+    assert sums["verified"] == ["CUB_200_2011/images.txt", "CUB_200_2011/classes.txt"]
+    assert sums["absent"] == ["CUB_200_2011/attributes/attributes.txt"]
+
+
+def test_checksum_block_parsing_rejects_bad_lines():
+    assert checksums.parse_checksums("text\n```sha256\n```\n") == []
+    with pytest.raises(ValueError, match="bad checksum line"):
+        checksums.parse_checksums("```sha256\nabc  file.txt\n```\n")
+
+
+def test_every_card_checksum_block_parses():
+    for card in sorted(checksums.cards_dir().glob("*.md")):
+        checksums.parse_checksums(card.read_text(encoding="utf-8"))
+
+
+def test_fixture_subcommand(tmp_path, capsys):
+    assert cli.main(["data", "fixture", "flowers", str(tmp_path / "f")]) == 0
+    assert (tmp_path / "f" / "setid.mat").is_file()
+    assert cli.main(["data", "fixture", "flowers", str(tmp_path / "b"), "--broken"]) == 0
+    assert str(tmp_path / "b" / "setid.mat") in capsys.readouterr().out
+    assert cli.main(["data", "fixture", "nope", str(tmp_path / "n")]) == 2
+
+
+def test_scenes_delegates_to_the_scenes_cli(monkeypatch):
+    seen = {}
+    fake = types.ModuleType("capbench.data.scenes.cli")
+    fake.add_arguments = lambda p: (
+        p.add_argument("--out"),
+        p.add_argument("--size", default="tiny"),
+    )
+    fake.run = lambda args: seen.update(vars(args)) or 0
+    monkeypatch.setitem(sys.modules, "capbench.data.scenes.cli", fake)
+    assert cli.main(["data", "scenes", "--out", "/tmp/x", "--size", "demo"]) == 0
+    assert seen == {"out": "/tmp/x", "size": "demo"}
+
+
+def test_fingerprint_is_stable_and_sensitive(tmp_path):
+    a = write_fixture("voc2007", tmp_path / "a")
+    b = write_fixture("voc2007", tmp_path / "elsewhere" / "b")
+    fa, fb = dataset_fingerprint(a), dataset_fingerprint(b)
+    assert fa == fb  # relative paths only: same content, same fingerprint
+    assert fa["files"] == 12 + 12 + 4 + 4 * 20  # images, xml, split lists, class files
+    assert fa["annotation_files"] == 12 + 4 + 80
+    assert fa["bytes"] == sum(p.stat().st_size for p in a.rglob("*") if p.is_file())
+    rel = "VOCdevkit/VOC2007/ImageSets/Main/cat_test.txt"
+    assert fa["annotations"][rel] == _sha(a / rel)
+    (b / rel).write_text((b / rel).read_text().replace("-1", " 0", 1))
+    assert dataset_fingerprint(b)["sha256"] != fa["sha256"]
+    # an image is not hashed but its size counts
+    image = next((a / "VOCdevkit/VOC2007/JPEGImages").glob("*.jpg"))
+    image.write_bytes(image.read_bytes() + b"\0")
+    assert dataset_fingerprint(a)["sha256"] != fa["sha256"]
