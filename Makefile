@@ -45,3 +45,44 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# --- Gordo & Larlus 2017 (benchmarks/gordo2017): Tables 1-2, Figure 2 curves, Figure 3 pairs.
+# PROFILE=paper (default) needs Visual Genome at $CAPBENCH_DATA/visual_genome and an ImageNet
+# checkpoint (BACKBONE_WEIGHTS=/path/resnet101.pth); PROFILE=scenes writes the scenes data at demo
+# size when absent. Extra `capbench reproduce` options: REPRODUCE_ARGS="--seeds 3 --force".
+GORDO_VG := $(or $(CAPBENCH_DATA),data)/visual_genome
+GORDO_ARGS := $(if $(BACKBONE_WEIGHTS),--set model.backbone_weights=$(BACKBONE_WEIGHTS)) $(REPRODUCE_ARGS)
+
+.PHONY: gordo-data
+ifeq ($(PROFILE),scenes)
+gordo-data: setup
+	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+else
+gordo-data:
+	@test -f $(GORDO_VG)/region_descriptions.json || { \
+	  echo "error: Visual Genome not found at $(GORDO_VG) (no region_descriptions.json)." >&2; \
+	  echo "  See data_cards/visual_genome.md to obtain and lay it out, set CAPBENCH_DATA," >&2; \
+	  echo "  or run the embedded default: make reproduce-gordo PROFILE=scenes" >&2; exit 1; }
+endif
+
+reproduce-gordo: gordo-data setup
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce gordo2017 --profile $(PROFILE) $(GORDO_ARGS)
+	$(VENV)/bin/capbench leaderboard render --paper gordo2017
+	@echo "Figure 3 (grounded pairs): $(CAPBENCH_RESULTS)/gordo2017/figure3-$(PROFILE)/"
+
+# --- The leaderboard (capbench/bench): every paper under benchmarks/ with configs for PROFILE.
+# `make demo` is the README's main command: scenes data at demo size if absent, every implemented
+# paper on the scenes profile, then the leaderboard; it prints the path of index.html last.
+# A failing row still lets the leaderboard render; the exit status reports the failure.
+leaderboard: setup
+	$(VENV)/bin/capbench leaderboard render $(if $(PAPER),--paper $(PAPER))
+
+reproduce-all: setup
+	@if [ "$(PROFILE)" = scenes ]; then test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo; fi
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce all --profile $(PROFILE) $(REPRODUCE_ARGS); \
+	  rc=$$?; $(VENV)/bin/capbench leaderboard render; exit $$rc
+
+demo: setup
+	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce all --profile scenes $(REPRODUCE_ARGS); \
+	  rc=$$?; $(VENV)/bin/capbench leaderboard render; exit $$rc

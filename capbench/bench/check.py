@@ -1,0 +1,64 @@
+"""The regression gate: every cell with a reference must be reproduced within its tolerance.
+
+Paper profile: reference = the paper's reported number, tolerance from ``paper.yaml``.
+Scenes profile: reference = ``golden_scenes.yaml``. One line per failing cell, complete enough
+to act on without opening any file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from capbench.bench.catalog import Catalog
+from capbench.bench.golden import GOLDEN_NAME, load_golden
+from capbench.bench.summary import FAILING, NOT_RUN, fmt, summarize
+
+
+@dataclass
+class CheckResult:
+    failures: list[str]
+    notes: list[str]
+    checked: int  # cells with a reference
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def check(catalog: Catalog, results: Path, profile: str, paper: str | None = None) -> CheckResult:
+    failures: list[str] = []
+    notes: list[str] = []
+    checked = 0
+    papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
+    for p in papers:
+        if profile == "scenes" and not load_golden(p):
+            msg = f"{p.key}: no {GOLDEN_NAME}; write one with `capbench leaderboard golden {p.key}`"
+            (failures if paper else notes).append(("FAIL " if paper else "skip ") + msg)
+            continue
+        for s in summarize(catalog, results, profile, p.key):
+            for mkey, cell in s.cells.items():
+                if cell.reference is None or cell.status == "pending":
+                    continue
+                checked += 1
+                if cell.status not in FAILING:
+                    continue
+                where = f"{p.key} {s.ref.table.id} {s.ref.row.id} {mkey}"
+                if cell.status == NOT_RUN and profile not in s.ref.row.configs:
+                    failures.append(
+                        f"FAIL {where}: no {profile} config for this row (add {s.ref.row.id}.{profile}.yaml"
+                        f" or a configs entry in {p.path}); reference {fmt(cell.reference)}"
+                    )
+                    continue
+                if cell.status == NOT_RUN:
+                    extra = f" ({s.stale} record(s) of another config ignored)" if s.stale else ""
+                    failures.append(
+                        f"FAIL {where}: no {profile} record{extra}; reference {fmt(cell.reference)}"
+                        f" (run `capbench reproduce {p.key} --profile {profile} --table {s.ref.table.id} --rows {s.ref.row.id}`)"
+                    )
+                    continue
+                failures.append(
+                    f"FAIL {where}: reproduced {fmt(cell.mean)} (n={cell.n}) vs reference "
+                    f"{fmt(cell.reference)}, delta {cell.delta:+.4g}, tolerance {fmt(cell.tolerance)} -> {cell.status}"
+                )
+    return CheckResult(failures, notes, checked)

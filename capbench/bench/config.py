@@ -1,0 +1,135 @@
+"""Row configs: YAML with ``base:`` inheritance, CLI overrides, a stable hash, target lookup.
+
+The hash decides whether a row has already been run, so it covers exactly what can change a
+result (the resolved config minus the ``bench:`` labelling section) and is independent of key
+order and of which base file a value came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capbench.bench.paper import PaperSpecError
+
+# Keys that describe where a row shows up or which machine runs it, not what it computes:
+# excluded from the hash (a method that trains with DDP must fix its global batch itself).
+NON_HASHED_KEYS = ("bench", "slurm")
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else (lists included) in ``over`` replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise PaperSpecError(path, f"cannot read config: {err}") from err
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PaperSpecError(path, f"a config must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: Path | str, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Load a config and its ``base:`` chain (relative paths, a string or a list)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise PaperSpecError(path, f"circular base: {chain}")
+    raw = _read_yaml(path)
+    bases = raw.pop("base", None)
+    if bases is None:
+        return raw
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise PaperSpecError(path, "base must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for b in bases:
+        bpath = path.parent / b
+        if not bpath.is_file():
+            raise PaperSpecError(path, f"base config {bpath} does not exist")
+        merged = deep_merge(merged, load_config(bpath, (*_seen, path)))
+    return deep_merge(merged, raw)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["model.margin=0.2", "trainer.max_steps=10"]`` -> nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (dotted key), got {item!r}")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r} conflicts with another override")
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The config a row runs with: base chain, the file itself, then ``--set`` overrides."""
+    cfg = deep_merge(load_config(path), parse_overrides(overrides))
+    # JSON round trip: YAML dates etc. become strings now, so the record and the hash agree
+    cfg = json.loads(json.dumps(cfg, default=str))
+    if not isinstance(cfg.get("target"), str) or ":" not in cfg["target"]:
+        raise PaperSpecError(
+            path, f"'target' must be 'package.module:function', got {cfg.get('target')!r}"
+        )
+    return cfg
+
+
+def hashable_view(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in NON_HASHED_KEYS}
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of the config (sorted keys, no whitespace)."""
+    text = json.dumps(hashable_view(config), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def resolve_target(spec: str, search_paths: Iterable[Path] = ()) -> Callable[..., Any]:
+    """Import ``"package.module:function"``; if the module is not importable, retry with the
+    config's own folders on ``sys.path`` so an external folder can carry its method module."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"target must be 'package.module:function', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is None or not module_name.startswith(err.name.split(".")[0]):
+            raise
+        added = [str(p) for p in search_paths if str(p) not in sys.path]
+        if not added:
+            raise
+        sys.path[:0] = added
+        module = importlib.import_module(module_name)
+    try:
+        fn = getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"target {spec!r}: module {module_name} has no {attr!r}") from None
+    if not callable(fn):
+        raise TypeError(f"target {spec!r} is not callable")
+    return fn

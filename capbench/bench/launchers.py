@@ -1,0 +1,194 @@
+"""SLURM through submitit: one job per row, cluster settings from options or a profile file.
+
+Multi-GPU rows run one task per GPU; Lightning reads the SLURM environment and starts DDP,
+and the runner writes the record from global rank 0 only. ``cluster="local"`` uses
+submitit's local executor (same pickling and job files, no SLURM), which is how tests cover it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capbench.bench.runner import RowGroup, RowJob, group_jobs
+
+
+@dataclass
+class SlurmSettings:
+    """Submission parameters; ``None`` leaves the cluster default."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    mem_gb: int | None = None
+    time_min: int = 24 * 60
+    setup: list[str] = field(
+        default_factory=list
+    )  # shell lines run before the job (module load ...)
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> SlurmSettings:
+        """A cluster profile YAML with the same keys as this class."""
+        path = Path(path)
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a cluster profile must be a mapping")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**raw)
+
+    def updated(self, **kwargs: Any) -> SlurmSettings:
+        """Command-line options override the profile file where given (not None)."""
+        return dataclasses.replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+    def executor_parameters(self, name: str) -> dict[str, Any]:
+        """Arguments for ``submitit.AutoExecutor.update_parameters``."""
+        params: dict[str, Any] = {
+            "name": name,
+            "timeout_min": self.time_min,
+            "nodes": self.nodes,
+            "gpus_per_node": self.gpus_per_node,
+            "tasks_per_node": max(1, self.gpus_per_node),
+            "cpus_per_task": self.cpus_per_task,
+        }
+        if self.mem_gb is not None:
+            params["mem_gb"] = self.mem_gb
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(self, key) is not None:
+                params[f"slurm_{key}"] = getattr(self, key)
+        if self.setup:
+            params["slurm_setup"] = list(self.setup)
+        return params
+
+
+def row_settings(job: RowJob, settings: SlurmSettings) -> SlurmSettings:
+    """The row config's optional ``slurm:`` section (e.g. ``{gpus_per_node: 4, time_min: 600}``
+    for a row that trains with DDP) overrides the cluster settings for that row only."""
+    section = job.config.get("slurm") or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{job.config_path}: 'slurm' must be a mapping")
+    known = {f.name for f in dataclasses.fields(SlurmSettings)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ValueError(
+            f"{job.config_path}: slurm: unknown keys {unknown}; known: {sorted(known)}"
+        )
+    return settings.updated(**section)
+
+
+def apply_to_job(job: RowJob, settings: SlurmSettings) -> RowJob:
+    """Device fields of the row context that make the method start Lightning DDP."""
+    if settings.gpus_per_node > 0:
+        return dataclasses.replace(
+            job,
+            accelerator="gpu",
+            devices=settings.gpus_per_node,
+            num_nodes=settings.nodes,
+            progress=False,
+        )
+    return dataclasses.replace(
+        job, accelerator="cpu", devices=1, num_nodes=settings.nodes, progress=False
+    )
+
+
+def job_name(job: RowJob) -> str:
+    return f"capbench-{job.paper}-{job.row}-{job.profile}-s{job.seed}"
+
+
+def sbatch_preview(job: RowJob, settings: SlurmSettings, folder: Path) -> str:
+    """The ``#SBATCH`` script submitit would write for this job (for ``--dry-run``)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    return _make_sbatch_string(
+        command=f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {shlex.quote(str(folder))}",
+        folder=folder,
+        job_name=job_name(job),
+        partition=settings.partition,
+        time=settings.time_min,
+        nodes=settings.nodes,
+        ntasks_per_node=max(1, settings.gpus_per_node),
+        cpus_per_task=settings.cpus_per_task,
+        gpus_per_node=settings.gpus_per_node or None,
+        mem=f"{settings.mem_gb}GB" if settings.mem_gb is not None else None,
+        account=settings.account,
+        qos=settings.qos,
+        constraint=settings.constraint,
+        setup=list(settings.setup) or None,
+    )
+
+
+def slurm_folder(job: RowJob) -> Path:
+    return Path(job.results) / job.paper / "slurm" / "%j"
+
+
+def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
+    """Print what would be submitted (one SLURM job per group of identical rows); writes nothing."""
+    out = out or sys.stdout
+    groups = group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs)
+    for i, group in enumerate(groups, 1):
+        job = group.jobs[0]
+        mine = row_settings(job, settings)
+        print(f"== [{i}/{len(groups)}] {group.name}", file=out)
+        print(f"config: {job.config_path}", file=out)
+        print(f"workdir: {job.workdir}", file=out)
+        for j in group.jobs:
+            print(f"record: {j.record_path}", file=out)
+        print(
+            f"row context: accelerator={job.accelerator} devices={job.devices} num_nodes={job.num_nodes}",
+            file=out,
+        )
+        params = yaml.safe_dump(
+            mine.executor_parameters(job_name(job)), default_flow_style=True, sort_keys=True
+        )
+        print("executor parameters: " + params.strip(), file=out)
+        print(sbatch_preview(job, mine, slurm_folder(job)), file=out)
+    if not jobs:
+        print("nothing to submit", file=out)
+
+
+def submit(
+    jobs: list[RowJob],
+    settings: SlurmSettings,
+    cluster: str | None = None,
+    wait: bool = False,
+    out=None,
+) -> tuple[list[tuple[RowGroup, Any]], list[tuple[RowGroup, BaseException]]]:
+    """Submit one job per group of identical rows (``cluster='local'``: submitit's local
+    executor). Returns (submitted, failures); failures are filled only with ``wait``."""
+    import submitit
+
+    out = out or sys.stdout
+    submitted: list[tuple[RowGroup, Any]] = []
+    for group in group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs):
+        job = group.jobs[0]
+        executor = submitit.AutoExecutor(folder=slurm_folder(job), cluster=cluster)
+        executor.update_parameters(**row_settings(job, settings).executor_parameters(job_name(job)))
+        sjob = executor.submit(group)
+        print(
+            f"submitted {group.name} as job {sjob.job_id} (logs in {slurm_folder(job).parent})",
+            file=out,
+            flush=True,
+        )
+        submitted.append((group, sjob))
+    failures: list[tuple[RowGroup, BaseException]] = []
+    if wait:
+        for group, sjob in submitted:
+            try:
+                paths = sjob.result()
+                print(f"finished {group.name}: {', '.join(paths)}", file=out, flush=True)
+            except Exception as err:
+                print(f"FAILED {group.name}: {err}", file=out, flush=True)
+                failures.append((group, err))
+    return submitted, failures

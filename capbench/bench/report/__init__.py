@@ -1,0 +1,58 @@
+"""Render the leaderboard: Markdown per paper, PNG plots, one offline ``index.html``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from capbench.bench.catalog import Catalog
+from capbench.bench.golden import load_golden
+from capbench.bench.report.html import index_html
+from capbench.bench.report.plots import table_plots
+from capbench.bench.report.tables import paper_markdown
+from capbench.bench.summary import RowSummary, summarize
+
+
+@dataclass
+class Rendered:
+    index: Path
+    markdown: list[Path]
+    images: list[Path]
+
+
+def profiles_to_show(summaries: list[RowSummary], paper_key: str, has_golden: bool) -> list[str]:
+    """Always the paper profile (the reported numbers are worth showing alone); scenes when
+    there is anything to show for it."""
+    shown = ["paper"]
+    if has_golden or any(
+        s.records for s in summaries if s.ref.paper.key == paper_key and s.profile == "scenes"
+    ):
+        shown.insert(0, "scenes")
+    return shown
+
+
+def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None) -> Rendered:
+    papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
+    out.mkdir(parents=True, exist_ok=True)
+    summaries: list[RowSummary] = []
+    profiles: dict[str, list[str]] = {}
+    images: dict[tuple[str, str, str], list[str]] = {}
+    md_paths: list[Path] = []
+    for p in papers:
+        rows = summarize(catalog, results, "scenes", p.key) + summarize(
+            catalog, results, "paper", p.key
+        )
+        summaries += rows
+        profiles[p.key] = profiles_to_show(rows, p.key, bool(load_golden(p)))
+        per_paper: dict[tuple[str, str], list[str]] = {}
+        for t in p.tables.values():
+            for profile in profiles[p.key]:
+                imgs = table_plots(p, t, profile, rows, out)
+                images[(p.key, t.id, profile)] = imgs
+                per_paper[(t.id, profile)] = imgs
+        md = out / f"{p.key}.md"
+        md.write_text(paper_markdown(p, profiles[p.key], rows, per_paper) + "\n")
+        md_paths.append(md)
+    index = out / "index.html"
+    index.write_text(index_html(papers, profiles, summaries, images))
+    return Rendered(index, md_paths, [out / i for imgs in images.values() for i in imgs])

@@ -1,0 +1,91 @@
+"""One static ``index.html``: every table and plot, readable offline (no external assets)."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+
+from capbench.bench.paper import Paper
+from capbench.bench.report.tables import columns, table_cells
+from capbench.bench.summary import RowSummary
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f3f3f3}
+td.status-ok{background:#e3f4e3} td.status-within{background:#f6f6d8}
+td.status-regression,td.status-above,td.status-not{background:#f8d7d7}
+td.status-pending,td.status-na{color:#777}
+img{max-width:48%;margin:.3em;border:1px solid #eee}
+pre{background:#f7f7f7;padding:.5em;overflow:auto;font-size:.8em}
+nav a{margin-right:1em}
+"""
+
+
+def _status_class(status: str) -> str:
+    return "status-" + status.split(":")[0].split()[0].replace("/", "")
+
+
+def table_html(paper: Paper, table_id: str, profile: str, summaries: list[RowSummary]) -> str:
+    table = paper.tables[table_id]
+    cols = columns(profile)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for row in table_cells(table, profile, summaries):
+        tds = "".join(f"<td>{html.escape(c)}</td>" for c in row[:-1])
+        tds += f'<td class="{_status_class(row[-1])}">{html.escape(row[-1])}</td>'
+        body.append(f"<tr>{tds}</tr>")
+    tid = html.escape(f"{paper.key}-{table.id}-{profile}")
+    return (
+        f'<table id="{tid}" class="leaderboard" data-paper="{html.escape(paper.key)}" '
+        f'data-table="{html.escape(table.id)}" data-profile="{profile}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def index_html(
+    papers: list[Paper],
+    profiles: dict[str, list[str]],
+    summaries: list[RowSummary],
+    images: dict[tuple[str, str, str], list[str]],
+) -> str:
+    """The page; ``images[(paper, table, profile)]`` are paths relative to the page."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<link rel="icon" href="data:,">',
+        "<title>capbench leaderboard</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>capbench leaderboard</h1>",
+        f"<p>Generated {datetime.now(UTC).isoformat(timespec='seconds')}. Reproduced = mean ± std over seeds; "
+        "Δ against the paper's reported number (paper profile) or the golden scenes number (scenes profile). "
+        "n/a = not reported / not run; numbers are never filled in.</p>",
+        "<nav>"
+        + "".join(f'<a href="#{html.escape(p.key)}">{html.escape(p.key)}</a>' for p in papers)
+        + "</nav>",
+    ]
+    if not papers:
+        parts.append("<p>No papers found (benchmarks/*/paper.yaml or --include).</p>")
+    for p in papers:
+        cite = f"{', '.join(p.authors)}. {p.venue} {p.year or ''}"
+        md = html.escape(f"{p.key}.md")
+        parts.append(
+            f'<section id="{html.escape(p.key)}"><h2>{html.escape(p.title)}</h2>'
+            f'<p>{html.escape(cite)} · <a href="{md}">Markdown</a></p>'
+        )
+        for table in p.tables.values():
+            for profile in profiles[p.key]:
+                parts.append(
+                    f"<h3>{html.escape(table.title)} — {html.escape(table.source)} — {profile} profile</h3>"
+                )
+                parts.append(table_html(p, table.id, profile, summaries))
+                for img in images.get((p.key, table.id, profile), []):
+                    parts.append(f'<img src="{html.escape(img)}" alt="{html.escape(img)}">')
+        if p.bibtex:
+            parts.append(
+                f"<details><summary>BibTeX</summary><pre>{html.escape(p.bibtex)}</pre></details>"
+            )
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

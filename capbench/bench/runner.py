@@ -1,0 +1,427 @@
+"""Turn catalog rows into jobs and run them: seeds, skip-if-done, work dirs, run records.
+
+A :class:`RowJob` is one (row, profile, seed, config hash). It is a plain picklable object so
+the same code runs in this process (local launcher) or in a SLURM task (submitit). The method
+target owns training and evaluation; this module owns everything around it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import capbench
+from capbench import paths
+from capbench.bench.catalog import Catalog, RowRef
+from capbench.bench.config import config_hash, resolve_config, resolve_target
+from capbench.bench.provenance import dataset_info, device_info, git_info, package_versions
+from capbench.bench.record import RecordError, RunRecord, read_record, record_path, write_record
+from capbench.methods.protocol import RowContext, RowResult
+
+
+@dataclass
+class RunOptions:
+    """What ``capbench reproduce`` decides for every row of one invocation."""
+
+    profile: str = "scenes"
+    seeds: int = 1
+    force: bool = False
+    overrides: tuple[str, ...] = ()
+    wandb: bool = False
+    results: Path | None = None
+    data_root: Path | None = None
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    progress: bool = True
+
+
+@dataclass
+class RowJob:
+    """One unit of work; picklable, so submitit can ship it to a SLURM task."""
+
+    paper: str
+    table: str
+    row: str
+    profile: str
+    seed: int
+    config_path: str
+    config: dict[str, Any]
+    config_hash: str
+    results: str
+    data_root: str
+    search_paths: list[str] = field(default_factory=list)
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    wandb: bool = False
+    progress: bool = True
+    force: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.paper}/{self.table}/{self.row} [{self.profile} seed {self.seed} {self.config_hash[:8]}]"
+
+    @property
+    def workdir(self) -> Path:
+        """Stable per (row, profile, seed, config): a rerun after an interruption lands here."""
+        return (
+            Path(self.results)
+            / self.paper
+            / "work"
+            / f"{self.row}-{self.profile}-s{self.seed}-{self.config_hash[:8]}"
+        )
+
+    @property
+    def record_path(self) -> Path:
+        return record_path(
+            Path(self.results),
+            self.paper,
+            self.table,
+            self.row,
+            self.profile,
+            self.seed,
+            self.config_hash,
+        )
+
+    def is_done(self) -> bool:
+        """A complete, valid record exists (a malformed one raises, naming its path)."""
+        if not self.record_path.is_file():
+            return False
+        read_record(self.record_path)
+        return True
+
+    def __call__(self) -> str:
+        """Entry point inside a SLURM task: run unless done; returns the record path."""
+        if not self.force and self.is_done():
+            return str(self.record_path)
+        execute(self)
+        return str(self.record_path)
+
+
+@dataclass
+class RowGroup:
+    """Rows that share (profile, seed, config), e.g. one baseline listed in two tables: a SLURM
+    job computes them once and writes one record per row."""
+
+    jobs: list[RowJob]
+
+    @property
+    def name(self) -> str:
+        return self.jobs[0].name + "".join(f" + {j.table}/{j.row}" for j in self.jobs[1:])
+
+    def __call__(self) -> list[str]:
+        shared: dict[tuple[str, int, str], _Done] = {}
+        for job in self.jobs:
+            if job.force or not job.is_done():
+                execute(job, shared)
+        return [str(j.record_path) for j in self.jobs]
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """submitit calls this on preemption or timeout: requeue the same group; finished rows
+        are skipped by their records and the method resumes from its checkpoint in the workdir."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(RowGroup(self.jobs))
+
+
+def group_jobs(jobs: Iterable[RowJob]) -> list[RowGroup]:
+    """Jobs grouped by (profile, seed, config hash), in first-seen order."""
+    groups: dict[tuple[str, int, str], list[RowJob]] = {}
+    for job in jobs:
+        groups.setdefault(_shared_key(job), []).append(job)
+    return [RowGroup(g) for g in groups.values()]
+
+
+@dataclass
+class Plan:
+    jobs: list[RowJob]
+    skipped: list[tuple[str, str]]  # (row name, reason): done, pending, no config
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (row name, error): bad config
+
+
+def plan(
+    catalog: Catalog,
+    paper: str | None,
+    options: RunOptions,
+    table: str | None = None,
+    rows: Sequence[str] | None = None,
+) -> Plan:
+    """Jobs to run for the selection, in catalog order, and why the others are skipped."""
+    results = Path(options.results or paths.results_root()).resolve()
+    default_data = paths.scenes_root() if options.profile == "scenes" else paths.data_root()
+    data_root = Path(options.data_root or default_data).resolve()
+    jobs: list[RowJob] = []
+    skipped: list[tuple[str, str]] = []
+    errors: list[tuple[str, str]] = []
+    refs: list[RowRef] = list(catalog.rows(paper, table, rows))
+    for ref in refs:
+        if ref.row.pending:
+            skipped.append((ref.name, f"pending: {ref.row.pending}"))
+            continue
+        cfg_path = ref.row.configs.get(options.profile)
+        if cfg_path is None:
+            skipped.append((ref.name, f"no {options.profile} config"))
+            continue
+        try:
+            cfg = resolve_config(cfg_path, options.overrides)
+        except (ValueError, OSError) as err:  # PaperSpecError included: one bad row, not all
+            errors.append((ref.name, str(err)))
+            continue
+        h = config_hash(cfg)
+        for seed in range(options.seeds):
+            job = RowJob(
+                paper=ref.paper.key,
+                table=ref.table.id,
+                row=ref.row.id,
+                profile=options.profile,
+                seed=seed,
+                config_path=str(cfg_path),
+                config=cfg,
+                config_hash=h,
+                results=str(results),
+                data_root=str(data_root),
+                search_paths=sorted({str(Path(cfg_path).parent), str(ref.paper.dir)}),
+                accelerator=options.accelerator,
+                devices=options.devices,
+                num_nodes=options.num_nodes,
+                wandb=options.wandb,
+                progress=options.progress,
+                force=options.force,
+            )
+            try:
+                done = not options.force and job.is_done()
+            except RecordError as err:  # never overwrite or ignore a malformed record silently
+                errors.append((job.name, f"{err} (fix or delete it, or rerun with --force)"))
+                continue
+            if done:
+                skipped.append((job.name, f"done: {job.record_path}"))
+            else:
+                jobs.append(job)
+    return Plan(jobs, skipped, errors)
+
+
+def _jsonable(value: Any) -> Any:
+    """Numpy / torch scalars and arrays become numbers and lists, paths strings: a target's
+    ``extra`` must never make the record unwritable after hours of training."""
+
+    def default(obj: Any) -> Any:
+        if hasattr(obj, "tolist"):
+            return obj.tolist()
+        return str(obj)
+
+    return json.loads(json.dumps(value, default=default))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _rank() -> int:
+    """Non-zero on any process but the global rank 0 of a DDP / SLURM run (which alone writes
+    the record). Lightning's launcher sets LOCAL_RANK/NODE_RANK, torchrun RANK, SLURM PROCID."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) != 0:
+            return int(value)
+    return 0
+
+
+def _log_final(job: RowJob, result: RowResult) -> None:
+    """Lightning's CSV logger always; wandb (offline unless told otherwise) when asked."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(save_dir=str(job.workdir), name="runner")  # version_N per attempt
+    logger.log_hyperparams(
+        {"config_hash": job.config_hash, "seed": job.seed, "profile": job.profile}
+    )
+    logger.log_metrics({k: float(v) for k, v in result.metrics.items()})
+    logger.save()
+    if job.wandb:
+        os.environ.setdefault("WANDB_MODE", "offline")
+        import wandb
+
+        run = wandb.init(
+            project="capbench",
+            group=f"{job.paper}/{job.table}",
+            name=f"{job.row}-{job.profile}-s{job.seed}",
+            dir=str(job.workdir),
+            config=job.config,
+            reinit=True,
+        )
+        run.log(dict(result.metrics))
+        run.finish()
+
+
+@dataclass
+class _Done:
+    """A result already computed in this invocation for the same (profile, seed, config)."""
+
+    result: RowResult
+    wall: float
+    started: str
+    finished: str
+    name: str
+
+
+def _shared_key(job: RowJob) -> tuple[str, int, str]:
+    return (job.profile, job.seed, job.config_hash)
+
+
+def _call_target(job: RowJob) -> _Done:
+    from lightning.fabric.utilities.seed import seed_everything
+
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    seed_everything(job.seed, workers=True, verbose=False)
+    target = resolve_target(job.config["target"], [Path(p) for p in job.search_paths])
+    ctx = RowContext(
+        workdir=job.workdir,
+        seed=job.seed,
+        profile=job.profile,
+        data_root=Path(job.data_root),
+        accelerator=job.accelerator,
+        devices=job.devices,
+        num_nodes=job.num_nodes,
+        wandb=job.wandb,
+        progress=job.progress,
+    )
+    started, t0 = _now(), time.perf_counter()
+    result = target(dict(job.config), ctx)
+    wall = time.perf_counter() - t0
+    if not isinstance(result, RowResult):
+        raise TypeError(
+            f"target {job.config['target']} returned {type(result).__name__}, expected RowResult"
+        )
+    return _Done(result, wall, started, _now(), job.name)
+
+
+def _sibling_result(job: RowJob) -> _Done | None:
+    """A complete record of the same (profile, seed, config) under another table or row id:
+    reuse it instead of retraining (e.g. Table 1's visual baseline is Table 2's)."""
+    pattern = f"*/*/{job.profile}-s{job.seed}-{job.config_hash[:8]}.json"
+    for path in sorted((Path(job.results) / job.paper / "records").glob(pattern)):
+        if path == job.record_path:
+            continue
+        rec = read_record(path)
+        if rec.config_hash != job.config_hash:
+            continue
+        result = RowResult(
+            metrics=rec.metrics,
+            n_scored=rec.n_scored,
+            curves=rec.curves,
+            checkpoint=rec.checkpoint,
+            dataset=rec.dataset,
+            extra={k: v for k, v in rec.extra.items() if k != "result_from"},
+        )
+        name = f"{rec.paper}/{rec.table}/{rec.row} [{rec.profile} seed {rec.seed} {rec.hash8}]"
+        return _Done(result, rec.wall_time_s, rec.started, rec.finished, name)
+    return None
+
+
+def execute(job: RowJob, shared: dict[tuple[str, int, str], _Done] | None = None) -> RunRecord:
+    """Run one row in this process and write its record (rank 0 only).
+
+    A row that appears in two tables with the same config (e.g. the random baseline of
+    Tables 1 and 2) is computed once: within an invocation through ``shared``, across
+    invocations through the other row's record (unless ``force``). The second record reuses
+    the result and says so in ``extra.result_from``.
+    """
+    done = shared.get(_shared_key(job)) if shared is not None else None
+    if done is None and not job.force:
+        done = _sibling_result(job)
+    extra: dict[str, Any] = {}
+    if done is None:
+        done = _call_target(job)
+        if shared is not None:
+            shared[_shared_key(job)] = done
+    else:
+        extra["result_from"] = done.name
+    result = done.result
+    record = RunRecord(
+        paper=job.paper,
+        table=job.table,
+        row=job.row,
+        profile=job.profile,
+        seed=job.seed,
+        metrics={k: float(v) for k, v in result.metrics.items()},
+        curves={
+            k: {"x": [float(x) for x in c["x"]], "y": [float(y) for y in c["y"]]}
+            for k, c in result.curves.items()
+        },
+        n_scored=int(result.n_scored),
+        config=job.config,
+        config_hash=job.config_hash,
+        dataset=dataset_info(result.dataset),
+        capbench_version=capbench.__version__,
+        git=git_info(),
+        packages=package_versions(),
+        device=device_info(),
+        wall_time_s=round(done.wall, 3),
+        started=done.started,
+        finished=done.finished,
+        checkpoint=result.checkpoint,
+        extra=_jsonable({**result.extra, **extra}),
+    )
+    try:
+        record.validate(job.record_path)
+    except RecordError as err:
+        raise RecordError(
+            job.record_path, f"target {job.config['target']} returned an invalid result: {err}"
+        ) from err
+    if _rank() == 0:
+        if not extra:
+            _log_final(job, result)
+        write_record(record, Path(job.results))
+    return record
+
+
+@dataclass
+class Outcome:
+    job: RowJob
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
+    """Run jobs one after another in this process, with a progress line per row; a failing
+    row is reported (with its traceback) and the others still run."""
+    out = out or sys.stdout
+    jobs = list(jobs)
+    outcomes: list[Outcome] = []
+    shared: dict[tuple[str, int, str], _Done] = {}
+    t_start = time.perf_counter()
+    for i, job in enumerate(jobs, 1):
+        print(f"[{i}/{len(jobs)}] {job.name} ... (workdir {job.workdir})", file=out, flush=True)
+        t0 = time.perf_counter()
+        try:
+            rec = execute(job, shared)
+        except Exception as err:
+            secs = time.perf_counter() - t0
+            print(traceback.format_exc(), file=sys.stderr, flush=True)
+            print(
+                f"[{i}/{len(jobs)}] FAILED {job.name} after {secs:.1f}s: {type(err).__name__}: {err}",
+                file=out,
+                flush=True,
+            )
+            outcomes.append(Outcome(job, False, secs, f"{type(err).__name__}: {err}"))
+            continue
+        secs = time.perf_counter() - t0
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in rec.metrics.items())
+        reused = f" (result of {rec.extra['result_from']})" if "result_from" in rec.extra else ""
+        print(
+            f"[{i}/{len(jobs)}] done {job.row} in {secs:.1f}s{reused} "
+            f"(elapsed {time.perf_counter() - t_start:.1f}s): {metrics}",
+            file=out,
+            flush=True,
+        )
+        outcomes.append(Outcome(job, True, secs))
+    return outcomes

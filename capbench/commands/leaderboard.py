@@ -1,0 +1,101 @@
+"""``capbench leaderboard render|check|compare|golden``: tables, regression gate, deltas.
+
+Everything reads run records under ``$CAPBENCH_RESULTS`` (default ``results/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    r = sub.add_parser("render", help="Markdown tables, PNG plots and index.html")
+    r.add_argument("--paper")
+    r.add_argument("--out", type=Path, help="output folder (default $CAPBENCH_RESULTS/leaderboard)")
+    r.add_argument("--include", action="append", default=[], metavar="DIR")
+    c = sub.add_parser("check", help="exit non-zero if any cell is out of tolerance")
+    c.add_argument("--paper")
+    c.add_argument("--profile", choices=["scenes", "paper"], default="scenes")
+    c.add_argument("--include", action="append", default=[], metavar="DIR")
+    m = sub.add_parser("compare", help="explain the delta between two run records")
+    m.add_argument("run_a", type=Path)
+    m.add_argument("run_b", type=Path)
+    g = sub.add_parser(
+        "golden", help="write benchmarks/<paper>/golden_scenes.yaml from scenes records"
+    )
+    g.add_argument("paper")
+    g.add_argument("--include", action="append", default=[], metavar="DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from capbench import paths
+    from capbench.bench.catalog import Catalog
+    from capbench.bench.record import RecordError
+
+    results = paths.results_root()
+    try:
+        if args.action == "compare":
+            from capbench.bench.compare import compare
+            from capbench.bench.record import read_record
+
+            a, b = read_record(args.run_a), read_record(args.run_b)
+            print(f"A: {args.run_a}\nB: {args.run_b}")
+            print("\n".join(compare(a, b)))
+            return 0
+        catalog = Catalog.discover(args.include)
+        if args.action == "render":
+            from capbench.bench.report import render
+
+            out = args.out or results / "leaderboard"
+            rendered = render(catalog, results, out, args.paper)
+            for md in rendered.markdown:
+                print(f"markdown: {md}")
+            print(f"plots: {len(rendered.images)} PNG in {out / 'img'}")
+            print(rendered.index.resolve())
+            return 0
+        if args.action == "check":
+            from capbench.bench.check import check
+
+            res = check(catalog, results, args.profile, args.paper)
+            for line in res.notes:
+                print(line)
+            for line in res.failures:
+                print(line)
+            if res.failures:
+                print(
+                    f"{len(res.failures)} cell(s) out of tolerance or missing ({res.checked} checked)",
+                    file=sys.stderr,
+                )
+                return 1
+            if res.checked == 0:
+                print(
+                    f"nothing to check for the {args.profile} profile (no references)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"ok: {res.checked} cell(s) within tolerance ({args.profile} profile)")
+            return 0
+        if args.action == "golden":
+            from capbench.bench.golden import write_golden
+            from capbench.bench.summary import summarize
+
+            paper = catalog.paper(args.paper)
+            path, n = write_golden(paper, summarize(catalog, results, "scenes", paper.key))
+            if n == 0:
+                print(
+                    f"error: no scenes records for {paper.key} under {results}; run `capbench reproduce {paper.key} --profile scenes` first",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"wrote {n} golden value(s) to {path}")
+            return 0
+    except RecordError as err:
+        print(f"error: malformed run record: {err}", file=sys.stderr)
+        return 2
+    except (KeyError, ValueError, OSError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+    return 2

@@ -1,0 +1,203 @@
+"""``capbench reproduce PAPER``: run a paper's table rows (local or SLURM), write run records.
+
+Examples::
+
+    capbench reproduce --list
+    capbench reproduce gordo2017 --profile scenes --rows random,text_oracle
+    capbench reproduce all --profile scenes
+    capbench reproduce gordo2017 --profile paper --launcher slurm --cluster cluster.yaml --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paper", nargs="?", help="paper key, or 'all' (default with --list)")
+    p.add_argument("--table", help="only this table")
+    p.add_argument("--rows", help="comma-separated row ids")
+    p.add_argument("--profile", choices=["scenes", "paper"], default="scenes")
+    p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 (default 1)")
+    p.add_argument("--force", action="store_true", help="rerun rows that already have a record")
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would run / be submitted; write nothing"
+    )
+    p.add_argument(
+        "--wandb", action="store_true", help="also log to wandb (offline unless WANDB_MODE is set)"
+    )
+    p.add_argument(
+        "--include", action="append", default=[], metavar="DIR", help="extra papers / row configs"
+    )
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="override a config value (dotted key, YAML value); repeatable")  # fmt: skip
+    p.add_argument("--list", action="store_true", help="list papers, tables, rows and their status")
+    p.add_argument(
+        "--write-golden", action="store_true", help="after the run, write golden_scenes.yaml"
+    )
+    g = p.add_argument_group("local launcher")
+    g.add_argument("--accelerator", default="auto")
+    g.add_argument("--devices", default="auto")
+    s = p.add_argument_group("slurm launcher (options override --cluster)")
+    s.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="cluster profile YAML (partition, account, gpus_per_node, ...)",
+    )
+    s.add_argument("--partition")
+    s.add_argument("--account")
+    s.add_argument("--qos")
+    s.add_argument("--gpus-per-node", type=int)
+    s.add_argument("--nodes", type=int)
+    s.add_argument("--cpus-per-task", type=int)
+    s.add_argument("--mem-gb", type=int)
+    s.add_argument("--time-min", type=int, help="time limit in minutes")
+    s.add_argument(
+        "--wait", action="store_true", help="wait for the submitted jobs and report failures"
+    )
+    s.add_argument("--submitit-cluster", choices=["slurm", "local", "debug"], default=None,
+                   help=argparse.SUPPRESS)  # fmt: skip  # 'local' runs jobs via submitit's LocalExecutor (tests)
+
+
+def _devices(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def _print_list(catalog, results: Path) -> None:
+    from capbench.bench.catalog import RowRef
+    from capbench.bench.record import load_records
+    from capbench.bench.summary import current_hash
+
+    if not catalog.papers:
+        print("no papers found (looked in benchmarks/*/paper.yaml and --include folders)")
+    for p in catalog.papers.values():
+        records = load_records(results, p.key)
+        print(f"{p.key}: {p.title} ({p.venue} {p.year or ''}) [{p.dir}]")
+        for t in p.tables.values():
+            print(f"  {t.id}: {t.title} ({t.source}); metrics: {', '.join(t.metrics)}")
+            for r in t.rows.values():
+                parts = []
+                for profile in ("scenes", "paper"):
+                    if profile not in r.configs:
+                        parts.append(f"{profile}: no config")
+                        continue
+                    h = current_hash(RowRef(p, t, r), profile)
+                    mine = [
+                        x for x in records if (x.table, x.row, x.profile) == (t.id, r.id, profile)
+                    ]
+                    cur = sorted(x.seed for x in mine if x.config_hash == h)
+                    stale = len(mine) - len(cur)
+                    text = f"{profile}: {len(cur)} record(s)" + (f" seeds {cur}" if cur else "")
+                    parts.append(text + (f" (+{stale} for other configs)" if stale else ""))
+                state = f"pending: {r.pending}" if r.pending else "; ".join(parts)
+                user = " (user)" if r.user_added else ""
+                print(f"    {r.id}{user}: {r.label} -- {state}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from capbench import paths
+    from capbench.bench.catalog import Catalog
+    from capbench.bench.runner import RunOptions, plan, run_local
+
+    results = paths.results_root()
+    try:
+        catalog = Catalog.discover(args.include)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.list:
+        _print_list(catalog, results)
+        return 0
+    if not args.paper:
+        print("error: name a paper (or 'all'); see `capbench reproduce --list`", file=sys.stderr)
+        return 2
+    if args.seeds < 1:
+        print("error: --seeds must be >= 1", file=sys.stderr)
+        return 2
+    if args.wandb:
+        os.environ.setdefault("WANDB_MODE", "offline")
+    papers = list(catalog.papers) if args.paper == "all" else [args.paper]
+    options = RunOptions(
+        profile=args.profile,
+        seeds=args.seeds,
+        force=args.force,
+        overrides=tuple(args.overrides),
+        wandb=args.wandb,
+        results=results,
+        accelerator=args.accelerator,
+        devices=_devices(str(args.devices)),
+        progress=sys.stderr.isatty(),
+    )
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    jobs, errors = [], []
+    try:
+        for key in papers:
+            pl = plan(catalog, key, options, table=args.table, rows=rows)
+            for name, why in pl.skipped:
+                print(f"skip {name}: {why}")
+            for name, err in pl.errors:
+                print(f"ERROR {name}: {err}", file=sys.stderr)
+            jobs += pl.jobs
+            errors += pl.errors
+    except (KeyError, ValueError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+    failed = len(errors)
+    t0 = time.perf_counter()
+    if args.launcher == "slurm":
+        from capbench.bench.launchers import SlurmSettings, dry_run, row_settings, submit
+
+        try:
+            base = SlurmSettings.from_file(args.cluster) if args.cluster else SlurmSettings()
+            settings = base.updated(
+                partition=args.partition,
+                account=args.account,
+                qos=args.qos,
+                gpus_per_node=args.gpus_per_node,
+                nodes=args.nodes,
+                cpus_per_task=args.cpus_per_task,
+                mem_gb=args.mem_gb,
+                time_min=args.time_min,
+            )
+            for job in jobs:  # every row's own slurm: section is valid before anything is sent
+                row_settings(job, settings)
+        except (ValueError, TypeError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            dry_run(jobs, settings)
+            return 1 if failed else 0
+        _, failures = submit(jobs, settings, cluster=args.submitit_cluster, wait=args.wait)
+        failed += len(failures)
+    else:
+        if args.dry_run:
+            for i, job in enumerate(jobs, 1):
+                print(
+                    f"[{i}/{len(jobs)}] would run {job.name}: {job.config_path} -> {job.record_path}"
+                )
+            return 1 if failed else 0
+        outcomes = run_local(jobs)
+        failed += sum(not o.ok for o in outcomes)
+        print(
+            f"{len(jobs) - sum(not o.ok for o in outcomes)}/{len(jobs)} row run(s) succeeded in {time.perf_counter() - t0:.1f}s"
+        )
+    if args.write_golden:
+        from capbench.bench.golden import write_golden
+        from capbench.bench.summary import summarize
+
+        if args.profile != "scenes":
+            print("error: --write-golden is for the scenes profile", file=sys.stderr)
+            return 2
+        for key in papers:
+            paper = catalog.paper(key)
+            path, n = write_golden(paper, summarize(catalog, results, "scenes", key))
+            print(f"wrote {n} golden value(s) to {path}")
+    if failed:
+        print(f"{failed} row(s) failed; see the messages above", file=sys.stderr)
+        return 1
+    return 0

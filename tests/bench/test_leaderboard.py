@@ -1,0 +1,169 @@
+"""`capbench leaderboard render|check|golden|compare` on toy records."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from capbench.bench.paper import Metric
+from capbench.bench.record import iter_record_paths, read_record
+from capbench.bench.summary import ABOVE, NA, NOT_RUN, OK, PENDING, REGRESSION, WITHIN, status_of
+
+HI = Metric("m", "m", higher_is_better=True)
+LO = Metric("m", "m", higher_is_better=False)
+
+
+@pytest.mark.parametrize(
+    ("metric", "reference", "mean", "expected"),
+    [
+        (HI, 10.0, 10.0, OK),
+        (HI, 10.0, 10.4, OK),
+        (HI, 10.0, 9.6, WITHIN),
+        (HI, 10.0, 9.4, REGRESSION),
+        (HI, 10.0, 10.6, ABOVE),
+        (LO, 10.0, 9.6, OK),
+        (LO, 10.0, 10.4, WITHIN),
+        (LO, 10.0, 10.6, REGRESSION),
+        (HI, None, 3.0, NA),
+        (HI, 10.0, None, NOT_RUN),
+    ],
+)
+def test_status_rule(metric, reference, mean, expected):
+    assert status_of(metric, reference, 0.5, mean, pending=False) == expected
+    assert status_of(metric, reference, 0.5, mean, pending=True) == PENDING
+
+
+def test_render_writes_markdown_plots_and_html(cli, results, tmp_path):
+    assert cli("reproduce", "toypaper", "--seeds", "2")[0] == 0
+    out_dir = tmp_path / "board"
+    rc, out, _ = cli("leaderboard", "render", "--out", str(out_dir))
+    assert rc == 0
+    index = out_dir / "index.html"
+    assert out.strip().splitlines()[-1] == str(index.resolve())
+    md = (out_dir / "toypaper.md").read_text()
+    # Row A: mean of [1, 2, 3] over both seeds, reported 2 -> shown side by side; max not reported
+    assert "| Row A | Mean (u) | 2 | n/a | 2 ± 0 (n=2) | n/a | n/a |" in md  # scenes: no golden yet
+    assert (
+        "| Row A | Max | n/a | n/a | n/a | n/a |" in md
+    )  # paper profile: nothing reported, nothing run
+    assert "| Row B | Mean (u) | 10 ± 0.3 | n/a | n/a | not run |" in md
+    assert "pending: needs the toy METEOR scorer" in md
+    assert "| My method (user) |" in md
+    assert "| Row A again | Mean x100 | 200 | n/a | 200 ± 0 (n=2) |" in md  # scale applied
+    pngs = sorted(p.name for p in (out_dir / "img").glob("*.png"))
+    assert (
+        "toypaper_t1_scenes_bar_mean.png" in pngs
+        and "toypaper_t1_scenes_curve_prefix_mean.png" in pngs
+    )
+    assert all((out_dir / "img" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    html = index.read_text()
+    tables = set(re.findall(r'data-table="([^"]+)" data-profile="([^"]+)"', html))
+    assert tables == {("t1", "scenes"), ("t1", "paper"), ("t2", "scenes"), ("t2", "paper")}
+    for p in pngs:
+        assert f'src="img/{p}"' in html
+    assert "http://" not in html and "https://" not in html  # offline: no external assets
+
+
+def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
+    assert cli("reproduce", "toypaper", "--seeds", "2", "--write-golden")[0] == 0
+    golden = yaml.safe_load((toy / "toypaper" / "golden_scenes.yaml").read_text())
+    a = golden["tables"]["t1"]["a"]["mean"]
+    assert (a["value"], a["std"], a["n"]) == (2.0, 0.0, 2)
+    assert a["tolerance"] == pytest.approx(0.02 * 2.0)  # default: 2% of |value| when std = 0
+    b_recs = [
+        read_record(p) for p in iter_record_paths(results, "toypaper") if "/t1/b/" in p.as_posix()
+    ]
+    b_means = [r.metrics["mean"] for r in b_recs]
+    assert golden["tables"]["t1"]["b"]["mean"]["value"] == pytest.approx(sum(b_means) / 2)
+    assert golden["tables"]["t2"]["a2"]["mean"]["value"] == 200.0  # scaled like the tables
+    assert "c" not in golden["tables"]["t1"]  # pending rows have no golden numbers
+
+    rc, out, _ = cli("leaderboard", "check")
+    assert rc == 0 and "ok: 7 cell(s) within tolerance (scenes profile)" in out
+
+    path = next(p for p in iter_record_paths(results, "toypaper") if "/t1/a/" in p.as_posix())
+    raw = json.loads(path.read_text())
+    raw["metrics"]["mean"] -= 1.0  # seed 0 drops by 1 -> the mean over 2 seeds drops by 0.5
+    path.write_text(json.dumps(raw))
+    rc, out, err = cli("leaderboard", "check")
+    assert rc == 1 and "1 cell(s) out of tolerance" in err
+    fails = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert fails == [
+        "FAIL toypaper t1 a mean: reproduced 1.5 (n=2) vs reference 2, delta -0.5, tolerance 0.04 -> regression"
+    ]
+
+
+def test_check_paper_profile_reports_missing_and_out_of_tolerance(cli, results):
+    assert cli("reproduce", "toypaper", "--profile", "paper")[0] == 0
+    rc, out, _ = cli("leaderboard", "check", "--profile", "paper")
+    assert rc == 1
+    lines = sorted(line for line in out.splitlines() if line.startswith("FAIL"))
+    # a.paper: mean([1.5, 2.5, 2.0]) = 2.0 == reported 2.0 -> ok (max not reported)
+    # b.paper: mean([8, 10, 12]) = 10 == reported -> ok; max 12 == reported -> ok
+    # a2 has no paper config
+    assert len(lines) == 1 and lines[0].startswith("FAIL toypaper t2 a2 mean: no paper config")
+    # the scenes profile without golden numbers is a note, not a silent pass
+    rc, out, _err = cli("leaderboard", "check", "--paper", "toypaper")
+    assert rc == 1 and "no golden_scenes.yaml" in out
+
+
+def test_compare_explains_the_delta(cli, results, capsys):
+    assert cli("reproduce", "toypaper", "--table", "t1", "--rows", "b")[0] == 0
+    assert (
+        cli("reproduce", "toypaper", "--table", "t1", "--rows", "b", "--set", "model.noise=0.0")[0]
+        == 0
+    )
+    a, b = iter_record_paths(results, "toypaper")
+    ra, rb = read_record(a), read_record(b)
+    rc, out, _ = cli("leaderboard", "compare", str(a), str(b), include=False)
+    assert rc == 0
+    assert (
+        f"  model.noise: {ra.config['model']['noise']!r} -> {rb.config['model']['noise']!r}" in out
+    )
+    assert f"  mean (delta {rb.metrics['mean'] - ra.metrics['mean']:+.6g})" in out
+    assert "dataset: same" in out and "packages: same" in out and "code (git): same" in out
+
+
+def test_rows_run_with_overrides_are_shown_and_flagged(cli, tmp_path):
+    rc, _, _ = cli(
+        "reproduce", "toypaper", "--table", "t1", "--rows", "a", "--set", "data.values=[2.0, 4.0]"
+    )
+    assert rc == 0
+    out_dir = tmp_path / "board"
+    assert cli("leaderboard", "render", "--out", str(out_dir))[0] == 0
+    md = (out_dir / "toypaper.md").read_text()
+    assert re.search(
+        r"\| Row A \| Mean \(u\) \| 2 \| n/a \| 3 ± 0 \(n=1\) \[config [0-9a-f]{8}: overridden\] \|",
+        md,
+    )
+
+
+def test_malformed_golden_file_is_an_error_naming_it(cli, toy):
+    path = toy / "toypaper" / "golden_scenes.yaml"
+    path.write_text(
+        yaml.safe_dump({"tables": {"t1": {"a": {"mean": {"value": "two", "tolerance": 0.1}}}}})
+    )
+    rc, _, err = cli("leaderboard", "check")
+    assert rc == 2 and str(path) in err and "tables.t1.a.mean.value must be a number" in err
+
+
+def test_golden_refresh_keeps_rows_not_rerun(cli, toy, results):
+    assert cli("reproduce", "toypaper", "--table", "t1", "--rows", "a,b", "--write-golden")[0] == 0
+    path = toy / "toypaper" / "golden_scenes.yaml"
+    before = yaml.safe_load(path.read_text())["tables"]["t1"]
+    for p in iter_record_paths(results, "toypaper"):
+        if "/t1/b/" in p.as_posix():
+            p.unlink()
+    # a's golden numbers move with its records; b has no records now and keeps its own
+    path_a = next(p for p in iter_record_paths(results, "toypaper") if "/t1/a/" in p.as_posix())
+    raw = json.loads(path_a.read_text())
+    raw["metrics"]["mean"] = 4.0
+    path_a.write_text(json.dumps(raw))
+    rc, out, _ = cli("leaderboard", "golden", "toypaper")
+    assert rc == 0 and "wrote 2 golden value(s)" in out
+    after = yaml.safe_load(path.read_text())["tables"]["t1"]
+    assert after["b"] == before["b"]
+    assert after["a"]["mean"]["value"] == 4.0 and before["a"]["mean"]["value"] == 2.0

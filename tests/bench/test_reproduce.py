@@ -1,0 +1,158 @@
+"""`capbench reproduce` on the toy paper: records, skipping, --force, resume, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from capbench.bench.config import config_hash, resolve_config
+from capbench.bench.record import iter_record_paths, read_record
+
+
+def _values(toy: Path, name: str) -> list[float]:
+    return yaml.safe_load((toy / "toypaper" / name).read_text())["data"]["values"]
+
+
+def test_reproduce_writes_complete_records(cli, toy, results):
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t1", "--seeds", "2")
+    assert rc == 0, out
+    assert "skip toypaper/t1/c: pending: needs the toy METEOR scorer" in out
+    assert "[6/6]" in out  # a, b, mine x 2 seeds, with a progress counter
+    paths = iter_record_paths(results, "toypaper")
+    assert sorted(p.relative_to(results).as_posix() for p in paths)[:2] == [
+        f"toypaper/records/t1/a/scenes-s0-{config_hash(resolve_config(toy / 'toypaper/a.scenes.yaml'))[:8]}.json",
+        f"toypaper/records/t1/a/scenes-s1-{config_hash(resolve_config(toy / 'toypaper/a.scenes.yaml'))[:8]}.json",
+    ]
+    rec = read_record(paths[0])
+    values = _values(toy, "a.scenes.yaml")
+    assert rec.metrics == {"mean": float(np.mean(values)), "max": float(np.max(values))}
+    assert rec.n_scored == len(values)
+    assert rec.config["data"]["values"] == values and "base" not in rec.config  # resolved config
+    assert rec.config_hash == config_hash(rec.config)
+    assert rec.curves["prefix_mean"]["y"] == list(np.cumsum(values) / np.arange(1, len(values) + 1))
+    assert rec.packages["torch"] and rec.packages["lightning"]
+    assert rec.device["kind"] in {"cpu", "cuda"} and rec.device["count"] >= 1
+    assert rec.git["sha"] is None or len(rec.git["sha"]) == 40
+    assert rec.extra["seed_seen"] == 0 and rec.wall_time_s >= 0
+    # Lightning's CSV logger wrote the final metrics in the work dir
+    csv = next((results / "toypaper/work").glob("a-scenes-s0-*/runner/version_0/metrics.csv"))
+    assert "mean" in csv.read_text().splitlines()[0]
+    # seeds change noisy rows, within the noise amplitude of the true mean
+    b = [read_record(p) for p in paths if "/b/" in p.as_posix()]
+    b_values = _values(toy, "b.scenes.yaml")
+    assert b[0].metrics["mean"] != b[1].metrics["mean"]
+    assert all(abs(r.metrics["mean"] - np.mean(b_values)) <= 0.5 for r in b)
+
+
+def test_second_run_skips_and_force_reruns(cli, results):
+    assert cli("reproduce", "toypaper", "--rows", "a", "--table", "t1")[0] == 0
+    path = iter_record_paths(results, "toypaper")[0]
+    first = read_record(path)
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a", "--table", "t1")
+    assert rc == 0 and f"done: {path}" in out and "0/0 row run(s)" in out
+    assert read_record(path).started == first.started
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a", "--table", "t1", "--force")
+    assert rc == 0 and "1/1 row run(s) succeeded" in out
+    assert read_record(path).extra["attempts"] == 2  # same work dir, reused
+
+
+def test_changed_config_gets_a_new_record(cli, results):
+    assert cli("reproduce", "toypaper", "--rows", "a", "--table", "t1")[0] == 0
+    assert (
+        cli("reproduce", "toypaper", "--rows", "a", "--table", "t1", "--set", "model.noise=0.25")[0]
+        == 0
+    )
+    recs = [read_record(p) for p in iter_record_paths(results, "toypaper")]
+    assert len({r.config_hash for r in recs}) == 2
+    assert {r.config["model"]["noise"] for r in recs} == {0.0, 0.25}
+
+
+def test_interrupted_row_resumes_in_its_workdir(cli, results):
+    args = (
+        "reproduce",
+        "toypaper",
+        "--table",
+        "t1",
+        "--rows",
+        "a,mine",
+        "--set",
+        "trainer.crash_once=true",
+    )
+    rc, out, err = cli(*args)
+    assert rc == 1
+    assert "FAILED toypaper/t1/a" in out and "simulated interruption" in out
+    assert "FAILED toypaper/t1/mine" in out  # one failing row does not stop the others
+    assert "2 row(s) failed" in err and "Traceback" in err
+    assert not iter_record_paths(results, "toypaper")
+    rc, out, _ = cli(*args)
+    assert rc == 0, out
+    rec = read_record(iter_record_paths(results, "toypaper")[0])
+    assert rec.extra == {"attempts": 2, "resumed": True, "seed_seen": 0}
+    assert Path(rec.checkpoint).parent.name.startswith(f"a-scenes-s0-{rec.hash8}")
+
+
+def test_malformed_record_is_reported_with_its_path(cli, results):
+    assert cli("reproduce", "toypaper", "--rows", "a", "--table", "t1")[0] == 0
+    path = iter_record_paths(results, "toypaper")[0]
+    raw = json.loads(path.read_text())
+    raw["metrics"] = {"mean": "high"}
+    path.write_text(json.dumps(raw))
+    rc, _, err = cli("reproduce", "toypaper", "--rows", "a", "--table", "t1")
+    assert rc == 1 and str(path) in err and "metrics.mean" in err
+    rc, _, err = cli("leaderboard", "render")
+    assert rc == 2 and str(path) in err
+    assert cli("reproduce", "toypaper", "--rows", "a", "--table", "t1", "--force")[0] == 0
+    assert read_record(path).metrics["mean"] == 2.0
+
+
+def test_list_shows_rows_and_status(cli):
+    assert cli("reproduce", "toypaper", "--rows", "a", "--table", "t1", "--seeds", "2")[0] == 0
+    rc, out, _ = cli("reproduce", "--list")
+    assert rc == 0
+    assert "a: Row A -- scenes: 2 record(s) seeds [0, 1]; paper: 0 record(s)" in out
+    assert "c: Row C (needs data we lack) -- pending: needs the toy METEOR scorer" in out
+    assert "mine (user): My method -- scenes: 0 record(s); paper: no config" in out
+
+
+def test_unknown_row_is_an_error(cli):
+    rc, _, err = cli("reproduce", "toypaper", "--rows", "nope")
+    assert rc == 2 and "nope" in err
+
+
+def test_same_config_in_two_tables_runs_once(cli, results):
+    # toypaper t1/a and t2/a2 share a.scenes.yaml: one target call, two records
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a,a2")
+    assert rc == 0 and "(result of toypaper/t1/a" in out
+    recs = {r.table: r for r in map(read_record, iter_record_paths(results, "toypaper"))}
+    assert recs["t1"].metrics == recs["t2"].metrics
+    assert recs["t2"].extra["result_from"].startswith("toypaper/t1/a ")
+    assert recs["t1"].extra["attempts"] == 1  # the target really ran only once
+
+
+def test_target_dataset_root_gets_a_fingerprint(cli, toy, results):
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a",
+                     "--set", f"data.root={toy / 'toypaper'}")  # fmt: skip
+    assert rc == 0, out
+    rec = read_record(iter_record_paths(results, "toypaper")[0])
+    assert rec.dataset["name"] == "toy" and rec.dataset["root"] == str(toy / "toypaper")
+    files = [p for p in (toy / "toypaper").rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert rec.dataset["fingerprint"]["files"] == len(files)
+    assert len(rec.dataset["fingerprint"]["sha256"]) == 64
+
+
+def test_row_reuses_the_record_of_the_same_config_in_another_table(cli, results):
+    assert cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")[0] == 0
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t2", "--rows", "a2")
+    assert rc == 0 and "(result of toypaper/t1/a [scenes seed 0" in out
+    recs = {r.table: r for r in map(read_record, iter_record_paths(results, "toypaper"))}
+    assert recs["t2"].metrics == recs["t1"].metrics and recs["t2"].extra["attempts"] == 1
+    # --force recomputes: the target runs in a2's own work dir
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t2", "--rows", "a2", "--force")
+    assert rc == 0 and "result of" not in out
+    t2 = read_record(
+        next(p for p in iter_record_paths(results, "toypaper") if "/t2/" in p.as_posix())
+    )
+    assert "result_from" not in t2.extra and t2.extra["attempts"] == 1

@@ -1,0 +1,88 @@
+"""`--launcher slurm`: dry run prints valid sbatch parameters; submitit's local executor runs a row."""
+
+from __future__ import annotations
+
+import yaml
+
+from capbench.bench.launchers import SlurmSettings
+from capbench.bench.record import iter_record_paths, read_record
+
+
+def test_dry_run_prints_submission_and_writes_nothing(cli, results, tmp_path):
+    profile = tmp_path / "cluster.yaml"
+    profile.write_text(yaml.safe_dump({"partition": "gpu", "account": "proj1", "gpus_per_node": 2, "time_min": 90,
+                                       "setup": ["module load cuda"]}))  # fmt: skip
+    rc, out, _ = cli(
+        "reproduce", "toypaper", "--table", "t1", "--rows", "a", "--profile", "paper",
+        "--launcher", "slurm", "--cluster", str(profile), "--gpus-per-node", "4", "--nodes", "2", "--dry-run",
+    )  # fmt: skip
+    assert rc == 0, out
+    assert "== [1/1] toypaper/t1/a [paper seed 0" in out
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --account=proj1",
+        "#SBATCH --gpus-per-node=4",  # the option overrides the profile file
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",  # one task per GPU: Lightning DDP over SLURM
+        "#SBATCH --time=90",
+        "module load cuda",
+    ):
+        assert line in out
+    assert "row context: accelerator=gpu devices=4 num_nodes=2" in out
+    assert not results.exists()  # a dry run writes nothing
+
+
+def test_cluster_profile_rejects_unknown_keys(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("partiton: gpu\n")
+    try:
+        SlurmSettings.from_file(bad)
+    except ValueError as err:
+        assert "partiton" in str(err) and str(bad) in str(err)
+    else:
+        raise AssertionError("unknown key accepted")
+
+
+def test_submitit_local_executor_runs_a_row(cli, results):
+    # t1/a and t2/a2 share one config: one submitted job computes it once, writes two records
+    rc, out, err = cli(
+        "reproduce", "toypaper", "--rows", "a,a2", "--launcher", "slurm",
+        "--submitit-cluster", "local", "--gpus-per-node", "0", "--cpus-per-task", "1", "--time-min", "5", "--wait",
+    )  # fmt: skip
+    assert rc == 0, out + err
+    assert out.count("submitted ") == 1 and "submitted toypaper/t1/a [scenes seed 0" in out
+    assert "+ t2/a2 as job" in out and "finished toypaper/t1/a" in out
+    recs = {r.table: r for r in map(read_record, iter_record_paths(results, "toypaper"))}
+    assert recs["t1"].metrics == {"mean": 2.0, "max": 3.0} == recs["t2"].metrics
+    assert recs["t2"].extra["result_from"].startswith("toypaper/t1/a ")
+    assert list((results / "toypaper" / "slurm").glob("*/*_log.out"))  # submitit's job logs
+
+
+def test_preempted_group_is_requeued_with_the_same_rows(toy, results):
+    from capbench.bench.catalog import Catalog
+    from capbench.bench.runner import RowGroup, RunOptions, group_jobs, plan
+
+    jobs = plan(
+        Catalog.discover([toy]), "toypaper", RunOptions(seeds=2), rows=["a", "a2", "b"]
+    ).jobs
+    groups = group_jobs(jobs)
+    # (a, seed 0) + (a2, seed 0) share a config; so do the seed-1 pair; b has two seeds alone
+    assert [[j.row for j in g.jobs] for g in groups] == [["a", "a2"], ["a", "a2"], ["b"], ["b"]]
+    resubmission = groups[0].checkpoint()
+    assert isinstance(resubmission.function, RowGroup)
+    assert resubmission.function.jobs == groups[0].jobs
+
+
+def test_row_slurm_section_overrides_cluster_settings_without_changing_the_hash(cli, results):
+    base = ("reproduce", "toypaper", "--table", "t1", "--rows", "a", "--launcher", "slurm",
+            "--gpus-per-node", "1", "--dry-run")  # fmt: skip
+    rc, plain, _ = cli(*base)
+    assert rc == 0 and "#SBATCH --gpus-per-node=1" in plain
+    rc, out, _ = cli(*base, "--set", "slurm.gpus_per_node=8", "--set", "slurm.time_min=600")
+    assert rc == 0
+    assert "#SBATCH --gpus-per-node=8" in out and "#SBATCH --time=600" in out
+    assert "row context: accelerator=gpu devices=8 num_nodes=1" in out
+    record_line = next(line for line in plain.splitlines() if line.startswith("record: "))
+    assert record_line in out  # same config hash, same record
+    rc, _, err = cli(*base, "--set", "slurm.gpu=8")
+    assert rc == 2 and "slurm: unknown keys ['gpu']" in err

@@ -1,0 +1,44 @@
+"""Toy row target for tests/bench: real statistics of the numbers in the config.
+
+``metrics.mean`` / ``metrics.max`` are the mean / max of ``data.values`` after adding
+``model.noise * uniform(-1, 1)`` noise from ``random.Random(seed)``, so the tests can
+recompute them independently. A "checkpoint" in the work dir counts attempts; with
+``trainer.crash_once`` the first attempt dies after writing it (an interrupted run).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from itertools import accumulate
+
+from capbench.methods.protocol import RowContext, RowResult
+
+
+def run(config: dict, ctx: RowContext) -> RowResult:
+    values = [float(v) for v in config["data"]["values"]]
+    noise = float(config["model"].get("noise", 0.0))
+    ckpt = ctx.workdir / "toy.ckpt"
+    state = json.loads(ckpt.read_text()) if ckpt.exists() else {"attempts": 0}
+    resumed = state["attempts"] > 0
+    state["attempts"] += 1
+    ckpt.write_text(json.dumps(state))
+    if config["trainer"].get("crash_once") and state["attempts"] == 1:
+        raise RuntimeError("simulated interruption after the first checkpoint")
+    root = config["data"].get("root")
+    rng = random.Random(ctx.seed)
+    xs = [v + noise * rng.uniform(-1.0, 1.0) for v in values]
+    prefix = [s / (i + 1) for i, s in enumerate(accumulate(xs))]
+    return RowResult(
+        metrics={"mean": sum(xs) / len(xs), "max": max(xs)},
+        n_scored=len(xs),
+        curves={"prefix_mean": {"x": list(range(1, len(xs) + 1)), "y": prefix}},
+        checkpoint=str(ckpt),
+        # with data.root the runner fingerprints that folder; without, the toy names its own
+        dataset={
+            "name": "toy",
+            "root": root,
+            "fingerprint": None if root else f"toy-{len(values)}",
+        },
+        extra={"attempts": state["attempts"], "resumed": resumed, "seed_seen": ctx.seed},
+    )
