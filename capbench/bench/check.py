@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capbench.bench.catalog import Catalog
-from capbench.bench.golden import GOLDEN_NAME, load_golden
+from capbench.bench.golden import golden_name, load_golden
 from capbench.bench.summary import FAILING, NOT_RUN, fmt, summarize
 
 
@@ -32,8 +32,11 @@ def check(catalog: Catalog, results: Path, profile: str, paper: str | None = Non
     checked = 0
     papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
     for p in papers:
-        if profile == "scenes" and not load_golden(p):
-            msg = f"{p.key}: no {GOLDEN_NAME}; write one with `capbench leaderboard golden {p.key}`"
+        if profile != "paper" and not load_golden(p, profile):
+            msg = (
+                f"{p.key}: no {golden_name(profile)}; write one with "
+                f"`capbench leaderboard golden {p.key} --profile {profile}`"
+            )
             (failures if paper else notes).append(("FAIL " if paper else "skip ") + msg)
             continue
         for s in summarize(catalog, results, profile, p.key):

@@ -1,4 +1,5 @@
-"""Golden numbers for the scenes profile: ``benchmarks/<paper>/golden_scenes.yaml``.
+"""Golden numbers for the scenes profiles: ``benchmarks/<paper>/golden_<profile>.yaml``
+(``scenes``: demo-size data; ``ci``: the tiny size CI runs inside ``make test``).
 
 The scenes data are not the paper's data, so the paper's numbers cannot gate them; instead we
 record our own numbers once (from run records, mean over seeds) and the regression check
@@ -16,11 +17,15 @@ import yaml
 from capbench.bench.paper import Metric, Paper, PaperSpecError
 from capbench.bench.provenance import git_info
 
-GOLDEN_NAME = "golden_scenes.yaml"
+GOLDEN_NAME = "golden_scenes.yaml"  # the default profile's file
 
 
-def golden_path(paper: Paper) -> Path:
-    return paper.dir / GOLDEN_NAME
+def golden_name(profile: str = "scenes") -> str:
+    return f"golden_{profile}.yaml"
+
+
+def golden_path(paper: Paper, profile: str = "scenes") -> Path:
+    return paper.dir / golden_name(profile)
 
 
 def default_tolerance(metric: Metric, value: float, std: float) -> float:
@@ -30,9 +35,11 @@ def default_tolerance(metric: Metric, value: float, std: float) -> float:
     return max(3.0 * std, 0.02 * abs(value), 1e-6)
 
 
-def load_golden(paper: Paper) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+def load_golden(
+    paper: Paper, profile: str = "scenes"
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
     """``{table: {row: {metric: {"value", "tolerance", ...}}}}``; empty when there is no file."""
-    path = golden_path(paper)
+    path = golden_path(paper, profile)
     if not path.is_file():
         return {}
     try:
@@ -57,18 +64,20 @@ def load_golden(paper: Paper) -> dict[str, dict[str, dict[str, dict[str, Any]]]]
     return tables
 
 
-def write_golden(paper: Paper, summaries: list[Any], path: Path | None = None) -> tuple[Path, int]:
+def write_golden(
+    paper: Paper, summaries: list[Any], path: Path | None = None, profile: str = "scenes"
+) -> tuple[Path, int]:
     """Write the golden file from scenes-profile row summaries (see ``summary.summarize``).
 
     Returns (path, number of cells written). Rows measured now replace their old entries;
     rows without records keep theirs, so golden numbers can be refreshed row by row.
     """
     tables: dict[str, dict[str, dict[str, dict[str, Any]]]] = (
-        load_golden(paper) if path is None else {}
+        load_golden(paper, profile) if path is None else {}
     )
     n = 0
     for s in summaries:
-        if s.profile != "scenes" or s.ref.paper.key != paper.key or not s.records:
+        if s.profile != profile or s.ref.paper.key != paper.key or not s.records:
             continue
         row: dict[str, dict[str, Any]] = {}
         for mkey, cell in s.cells.items():
@@ -86,13 +95,13 @@ def write_golden(paper: Paper, summaries: list[Any], path: Path | None = None) -
             tables.setdefault(s.ref.table.id, {})[s.ref.row.id] = row
     doc = {
         "paper": paper.key,
-        "profile": "scenes",
+        "profile": profile,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_sha": git_info().get("sha"),
         "note": "written by `capbench leaderboard golden`; regenerate, do not edit",
         "tables": tables,
     }
-    path = path or golden_path(paper)
+    path = path or golden_path(paper, profile)
     if n == 0:
         return path, 0
     tmp = path.with_suffix(".yaml.tmp")

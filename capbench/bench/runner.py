@@ -157,7 +157,7 @@ def plan(
 ) -> Plan:
     """Jobs to run for the selection, in catalog order, and why the others are skipped."""
     results = Path(options.results or paths.results_root()).resolve()
-    default_data = paths.scenes_root() if options.profile == "scenes" else paths.data_root()
+    default_data = paths.data_root() if options.profile == "paper" else paths.scenes_root()
     data_root = Path(options.data_root or default_data).resolve()
     jobs: list[RowJob] = []
     skipped: list[tuple[str, str]] = []

@@ -128,7 +128,7 @@ def summarize(
             by_row[(r.paper, r.table, r.row)].append(r)
     out: list[RowSummary] = []
     for p in papers:
-        golden = load_golden(p) if profile == "scenes" else {}
+        golden = load_golden(p, profile) if profile != "paper" else {}
         for ref in catalog.rows(p.key):
             recs = by_row.get((p.key, ref.table.id, ref.row.id), [])
             h = current_hash(ref, profile)

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from capbench.bench.paper import GOLDEN_PROFILES, PROFILES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -18,15 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--include", action="append", default=[], metavar="DIR")
     c = sub.add_parser("check", help="exit non-zero if any cell is out of tolerance")
     c.add_argument("--paper")
-    c.add_argument("--profile", choices=["scenes", "paper"], default="scenes")
+    c.add_argument("--profile", choices=list(PROFILES), default="scenes")
     c.add_argument("--include", action="append", default=[], metavar="DIR")
     m = sub.add_parser("compare", help="explain the delta between two run records")
     m.add_argument("run_a", type=Path)
     m.add_argument("run_b", type=Path)
     g = sub.add_parser(
-        "golden", help="write benchmarks/<paper>/golden_scenes.yaml from scenes records"
+        "golden", help="write benchmarks/<paper>/golden_<profile>.yaml from that profile's records"
     )
     g.add_argument("paper")
+    g.add_argument("--profile", choices=list(GOLDEN_PROFILES), default="scenes")
     g.add_argument("--include", action="append", default=[], metavar="DIR")
 
 
@@ -83,10 +86,12 @@ def run(args: argparse.Namespace) -> int:
             from capbench.bench.summary import summarize
 
             paper = catalog.paper(args.paper)
-            path, n = write_golden(paper, summarize(catalog, results, "scenes", paper.key))
+            path, n = write_golden(
+                paper, summarize(catalog, results, args.profile, paper.key), profile=args.profile
+            )
             if n == 0:
                 print(
-                    f"error: no scenes records for {paper.key} under {results}; run `capbench reproduce {paper.key} --profile scenes` first",
+                    f"error: no {args.profile} records for {paper.key} under {results}; run `capbench reproduce {paper.key} --profile {args.profile}` first",
                     file=sys.stderr,
                 )
                 return 1

@@ -16,12 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+from capbench.bench.paper import GOLDEN_PROFILES, PROFILES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paper", nargs="?", help="paper key, or 'all' (default with --list)")
     p.add_argument("--table", help="only this table")
     p.add_argument("--rows", help="comma-separated row ids")
-    p.add_argument("--profile", choices=["scenes", "paper"], default="scenes")
+    p.add_argument("--profile", choices=list(PROFILES), default="scenes")
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 (default 1)")
     p.add_argument("--force", action="store_true", help="rerun rows that already have a record")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local")
@@ -82,7 +84,9 @@ def _print_list(catalog, results: Path) -> None:
             print(f"  {t.id}: {t.title} ({t.source}); metrics: {', '.join(t.metrics)}")
             for r in t.rows.values():
                 parts = []
-                for profile in ("scenes", "paper"):
+                # the two main profiles always; others (ci) only where the row has a config
+                shown = [pr for pr in PROFILES if pr in ("scenes", "paper") or pr in r.configs]
+                for profile in shown:
                     if profile not in r.configs:
                         parts.append(f"{profile}: no config")
                         continue
@@ -190,12 +194,14 @@ def run(args: argparse.Namespace) -> int:
         from capbench.bench.golden import write_golden
         from capbench.bench.summary import summarize
 
-        if args.profile != "scenes":
-            print("error: --write-golden is for the scenes profile", file=sys.stderr)
+        if args.profile not in GOLDEN_PROFILES:
+            print("error: --write-golden is for the golden profiles (scenes, ci)", file=sys.stderr)
             return 2
         for key in papers:
             paper = catalog.paper(key)
-            path, n = write_golden(paper, summarize(catalog, results, "scenes", key))
+            path, n = write_golden(
+                paper, summarize(catalog, results, args.profile, key), profile=args.profile
+            )
             print(f"wrote {n} golden value(s) to {path}")
     if failed:
         print(f"{failed} row(s) failed; see the messages above", file=sys.stderr)

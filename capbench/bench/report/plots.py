@@ -49,7 +49,7 @@ def bar_plot(
         ax.scatter(rx, [r for r in reported if r is not None], marker="x", color="#222222", zorder=3,
                    label="reported (paper)")  # fmt: skip
     gx = [x for x, r in zip(xs, refs) if r is not None]
-    if profile == "scenes" and gx:
+    if profile != "paper" and gx:
         ax.scatter(
             gx,
             [r for r in refs if r is not None],

@@ -14,7 +14,7 @@ def reproduced_text(mean: float | None, std: float | None, n: int) -> str:
 
 def columns(profile: str) -> list[str]:
     cols = ["Row", "Metric", "Reported"]
-    if profile == "scenes":
+    if profile != "paper":
         cols.append("Golden")
     return [*cols, "Reproduced (mean ± std, n)", "Δ", "Status"]
 
@@ -35,7 +35,7 @@ def table_cells(table: Table, profile: str, summaries: list[RowSummary]) -> list
                 c.metric.label + (f" ({c.metric.unit})" if c.metric.unit else ""),
                 reported,
             ]
-            if profile == "scenes":
+            if profile != "paper":
                 line.append(fmt(c.reference))
             delta = "n/a" if c.delta is None else f"{c.delta:+.3g}"
             status = c.status
