@@ -1,0 +1,151 @@
+"""Embedding extraction for one split, with record ids, exact under DDP.
+
+``DistributedSampler`` pads the last ranks by repeating records, so a naive gather scores some
+records twice; a wrong sampler can also silently drop records. Here every embedding travels
+with its record id, duplicates are removed (after checking they agree), and the result is
+checked against the split's expected ids: each record scored exactly once, or a clear error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+
+@dataclass
+class Embeddings:
+    """Embeddings of one split: ``emb[i]`` belongs to record ``ids[i]``; ``n_scored`` unique ids."""
+
+    ids: list[str]
+    emb: torch.Tensor
+    n_scored: int
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != self.emb.shape[0]:
+            raise ValueError(f"{len(self.ids)} ids for {self.emb.shape[0]} embeddings")
+
+    def position(self) -> dict[str, int]:
+        """id -> row, for aligning with other id-keyed data (relevance, user-study triplets)."""
+        return {i: p for p, i in enumerate(self.ids)}
+
+
+def _batch_ids(batch: Mapping[str, Any], id_key: str) -> list[str]:
+    if id_key in batch:
+        raw = batch[id_key]
+    elif "index" in batch:
+        raw = batch["index"]
+    else:
+        raise KeyError(f"batch has neither {id_key!r} nor 'index' (keys: {sorted(batch)})")
+    if isinstance(raw, torch.Tensor):
+        raw = raw.tolist()
+    return [str(x) for x in raw]
+
+
+def merge_gathered(
+    per_rank: Sequence[tuple[Sequence[str], torch.Tensor]],
+    expected_ids: Sequence[str] | None = None,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+) -> Embeddings:
+    """Merge per-rank (ids, embeddings) into one de-duplicated, validated :class:`Embeddings`.
+
+    Duplicates are allowed only as ``DistributedSampler`` padding (at most world_size - 1 extra
+    rows) and must carry the same embedding within tolerance (a difference means the model was
+    not deterministic at evaluation, e.g. dropout or augmentation left on). With
+    ``expected_ids`` the output follows that order and must cover it exactly; without, it
+    follows first appearance, rank by rank.
+    """
+    first: dict[str, torch.Tensor] = {}
+    order: list[str] = []
+    n_rows = 0
+    for rank, (ids, emb) in enumerate(per_rank):
+        if len(ids) != emb.shape[0]:
+            raise ValueError(f"rank {rank}: {len(ids)} ids for {emb.shape[0]} embeddings")
+        n_rows += len(ids)
+        for i, e in zip(ids, emb):
+            if i not in first:
+                first[i] = e
+                order.append(i)
+            elif not torch.allclose(first[i].float(), e.float(), atol=atol, rtol=rtol):
+                raise ValueError(
+                    f"record {i!r} was scored twice with different embeddings (rank {rank}); "
+                    "is the model in eval mode with deterministic preprocessing?"
+                )
+    extra = n_rows - len(order)
+    if extra > max(len(per_rank) - 1, 0):
+        raise ValueError(
+            f"{extra} duplicate rows across {len(per_rank)} ranks; DistributedSampler padding "
+            f"adds at most {len(per_rank) - 1}: records were scored more than once"
+        )
+    if expected_ids is not None:
+        expected = list(expected_ids)
+        if len(set(expected)) != len(expected):
+            raise ValueError("expected_ids contain duplicates")
+        missing = [i for i in expected if i not in first]
+        unexpected = sorted(set(first) - set(expected))
+        if missing or unexpected:
+            raise ValueError(
+                f"split not scored exactly once: {len(missing)} missing (e.g. {missing[:5]}), "
+                f"{len(unexpected)} not in the split (e.g. {unexpected[:5]})"
+            )
+        order = expected
+    if not order:
+        raise ValueError("no embedding was produced")
+    return Embeddings(ids=order, emb=torch.stack([first[i] for i in order]), n_scored=len(order))
+
+
+def _gather_all(ids: list[str], emb: torch.Tensor) -> list[tuple[list[str], torch.Tensor]]:
+    """all_gather_object for ids, all_gather for the padded tensor (shapes must match)."""
+    world = dist.get_world_size()
+    all_ids: list[Any] = [None] * world
+    dist.all_gather_object(all_ids, ids)
+    counts = [len(x) for x in all_ids]
+    pad = torch.zeros((max(counts), *emb.shape[1:]), dtype=emb.dtype, device=emb.device)
+    pad[: emb.shape[0]] = emb
+    bufs = [torch.empty_like(pad) for _ in range(world)]
+    dist.all_gather(bufs, pad)
+    return [(all_ids[r], bufs[r][: counts[r]].cpu()) for r in range(world)]
+
+
+@torch.no_grad()
+def extract_embeddings(
+    model_fn: Callable[[torch.Tensor], torch.Tensor],
+    dataloader: Iterable[Mapping[str, Any]],
+    expected_ids: Sequence[str] | None = None,
+    device: torch.device | str | None = None,
+    input_key: str = "image",
+    id_key: str = "image_id",
+    progress: bool = True,
+) -> Embeddings:
+    """Run ``model_fn`` over a split; under DDP gather from every rank and de-duplicate.
+
+    Batches are dicts with ``input_key`` (a tensor) and ``id_key`` (record ids; ``index`` is
+    used when absent). Every rank returns the same merged result. ``expected_ids`` (the split's
+    record ids) turns on the exactly-once check.
+    """
+    ids: list[str] = []
+    chunks: list[torch.Tensor] = []
+    rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    for batch in tqdm(dataloader, desc="extract", disable=not (progress and rank0)):
+        x = batch[input_key]
+        if device is not None:
+            x = x.to(device)
+        out = model_fn(x)
+        batch_ids = _batch_ids(batch, id_key)
+        if out.shape[0] != len(batch_ids):
+            raise ValueError(f"model returned {out.shape[0]} rows for {len(batch_ids)} ids")
+        ids.extend(batch_ids)
+        chunks.append(out.detach())
+    if not chunks:
+        raise ValueError("the dataloader produced no batch")
+    emb = torch.cat(chunks)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        per_rank = _gather_all(ids, emb)
+    else:
+        per_rank = [(ids, emb.cpu())]
+    return merge_gathered(per_rank, expected_ids)
