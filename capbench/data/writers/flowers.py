@@ -16,7 +16,7 @@ import numpy as np
 import scipy.io
 
 from capbench.data.writers import BREAKERS, WRITERS, WritableImage
-from capbench.data.writers._files import save_jpeg, write_lines
+from capbench.data.writers._files import save_jpeg, savemat_deterministic, write_lines
 from capbench.data.writers.cub import check_captions, class_names_and_splits, write_class_splits
 
 SETID_KEYS = {"trn": "trnid", "val": "valid", "tst": "tstid"}
@@ -51,8 +51,10 @@ def write_flowers(
         captions = check_captions(rec, captions_per_image)
         write_lines(reed / "text_c10" / names[rec.label] / f"{stem}.txt", captions)  # type: ignore[index]
 
-    scipy.io.savemat(out / "imagelabels.mat", {"labels": row_vector(labels)})
-    scipy.io.savemat(out / "setid.mat", {SETID_KEYS[s]: row_vector(ids) for s, ids in sets.items()})
+    savemat_deterministic(out / "imagelabels.mat", {"labels": row_vector(labels)})
+    savemat_deterministic(
+        out / "setid.mat", {SETID_KEYS[s]: row_vector(ids) for s, ids in sets.items()}
+    )
     write_class_splits(reed, names, splits)
     return out
 
@@ -63,5 +65,5 @@ def break_flowers(root: Path) -> Path:
     path = Path(root) / "setid.mat"
     mat = scipy.io.loadmat(path)
     kept = {k: v for k, v in mat.items() if not k.startswith("__") and k != "valid"}
-    scipy.io.savemat(path, kept)
+    savemat_deterministic(path, kept)
     return path
