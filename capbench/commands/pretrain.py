@@ -1,0 +1,51 @@
+"""``capbench pretrain-backbone``: train (or find cached) the scenes stand-in for an ImageNet trunk."""
+
+from __future__ import annotations
+
+import argparse
+
+# scenes: a small ResNet at the scenes resolution, minutes on 2 CPU cores; the values live in
+# ``capbench.methods.backbone_pretrain.SCENES_PROFILE`` (shared with the Gordo rows' cache key).
+PROFILES = ("scenes",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default="scenes")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="VOC 2007 layout of labelled images disjoint from the retrieval splits (default: $CAPBENCH_SCENES/scenes_pretrain, written by `capbench data scenes`)",
+    )
+    parser.add_argument("--arch", default=None, help="backbone name, e.g. timm::resnet18")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--out", default=None, help="write the trunk here instead of the cache")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from capbench.methods.backbone_pretrain import SCENES_PROFILE, pretrain_backbone, pretrain_info
+
+    opts = dict(SCENES_PROFILE)
+    for key in ("arch", "epochs", "image_size"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    path = pretrain_backbone(
+        data=args.data,
+        out=args.out,
+        seed=args.seed,
+        accelerator=args.accelerator,
+        progress=not args.no_progress,
+        **opts,
+    )
+    try:
+        info = pretrain_info(path)
+        print(
+            f"held-out mAP {info['held_out_mAP']:.3f} ({info['n_train']} train / {info['n_held_out']} held-out images)"
+        )
+    except FileNotFoundError:
+        pass
+    print(path)
+    return 0

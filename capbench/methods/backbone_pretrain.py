@@ -1,0 +1,232 @@
+"""The scenes profile's stand-in for "pretrained on ImageNet": a trunk trained on multi-label
+object classes (BCE) of labelled images that are disjoint from the retrieval splits.
+
+The paper's models start from an ImageNet ResNet-101; nothing can be downloaded here, and a
+randomly initialised trunk would make the "visual baseline" meaningless. So capbench pretrains
+the scenes backbone on the scenes object labels alone (read through the ``voc2007`` reader, the
+layout ``capbench data scenes`` writes under ``scenes_pretrain/``, images disjoint from the
+Visual Genome style splits), then every Gordo row starts from that trunk exactly as
+the paper's start from ImageNet. The result is cached under
+``cache_root()/backbones/<arch>-<fingerprint>.pt`` (the fingerprint hashes the labelled records,
+their image file sizes and every training option), written atomically; a second call returns the
+path without training. Held-out mAP goes to a ``.json`` file beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from capbench.data.records import CaptionedImage
+from capbench.models.backbones import create_backbone
+
+log = logging.getLogger(__name__)
+
+
+class LabelledImages(Dataset):
+    """``{"image": tensor, "target": multi-hot float (n_classes,)}`` of VOC-style records."""
+
+    def __init__(self, records: Sequence[CaptionedImage], n_classes: int, transform: Any) -> None:
+        self.records = list(records)
+        self.n_classes = n_classes
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        from capbench.data.images import load_rgb
+
+        rec = self.records[i]
+        target = torch.zeros(self.n_classes)
+        target[list(rec.labels)] = 1.0
+        return {"image": self.transform(load_rgb(rec.image_path)), "target": target}
+
+
+class BackbonePretrainer(L.LightningModule):
+    """Trunk + global average pooling + linear head, trained with BCE on multi-labels."""
+
+    def __init__(
+        self,
+        arch: str = "timm::resnet18",
+        n_classes: int = 20,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        epochs: int = 10,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.trunk, channels = create_backbone(arch)
+        self.head = nn.Linear(channels, n_classes)
+        from torchmetrics.classification import MultilabelAveragePrecision
+
+        self.val_map = MultilabelAveragePrecision(num_labels=n_classes, average="macro")
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.trunk(images).mean(dim=(2, 3)))
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = F.binary_cross_entropy_with_logits(self(batch["image"]), batch["target"])
+        self.log("train/bce", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.val_map.update(torch.sigmoid(self(batch["image"])), batch["target"].long())
+        self.log(
+            "val/mAP",
+            self.val_map,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch["image"].shape[0],
+        )
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(1, int(self.hparams.epochs))
+        )
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+
+def _fingerprint(records: Sequence[CaptionedImage], options: dict[str, Any]) -> str:
+    h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    for r in sorted(records, key=lambda r: (r.split, r.image_id)):
+        size = os.path.getsize(r.image_path) if os.path.exists(r.image_path) else -1
+        h.update(f"{r.split}\t{r.image_id}\t{sorted(r.labels)}\t{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def default_data_root() -> Path:
+    from capbench.paths import scenes_root
+
+    return scenes_root() / "scenes_pretrain"
+
+
+def cached_path(arch: str, fingerprint: str) -> Path:
+    from capbench.paths import cache_root
+
+    return (
+        cache_root() / "backbones" / f"{arch.replace('::', '-').replace('/', '_')}-{fingerprint}.pt"
+    )
+
+
+# The scenes profile. ``capbench pretrain-backbone --profile scenes`` and the Gordo rows'
+# ``backbone_weights: scenes-pretrain`` both call ``pretrain_backbone`` with these defaults, so
+# they share one cached file (the cache key hashes every option).
+SCENES_PROFILE: dict[str, Any] = {
+    "arch": "timm::resnet18",
+    "epochs": 3,
+    "image_size": 64,
+    "batch_size": 32,
+    "lr": 1e-3,
+}
+
+
+def pretrain_backbone(
+    data: str | Path | None = None,
+    arch: str = SCENES_PROFILE["arch"],
+    epochs: int = SCENES_PROFILE["epochs"],
+    out: str | Path | None = None,
+    image_size: int = SCENES_PROFILE["image_size"],
+    batch_size: int = SCENES_PROFILE["batch_size"],
+    lr: float = SCENES_PROFILE["lr"],
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    train_split: str = "train",
+    eval_split: str = "val",
+    num_workers: int = 0,
+    accelerator: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Train (or find cached) the scenes backbone; returns the trunk state-dict file."""
+    from capbench.data import read
+    from capbench.data.images import build_transform
+
+    root = Path(data) if data is not None else default_data_root()
+    if not root.exists():
+        raise FileNotFoundError(
+            f"{root}: no labelled images for backbone pretraining (a VOC 2007 layout; "
+            "generate the scenes dataset with `capbench data scenes` or pass --data DIR)"
+        )
+    train = read("voc2007", root, train_split)
+    held_out = read("voc2007", root, eval_split)
+    classes = list((train[0].meta or {}).get("classes") or [])
+    n_classes = len(classes) or 1 + max(max(r.labels, default=0) for r in train)
+    options = {
+        "v": 1, "arch": arch, "epochs": epochs, "image_size": image_size, "batch_size": batch_size,
+        "lr": lr, "weight_decay": weight_decay, "seed": seed, "train_split": train_split,
+        "eval_split": eval_split, "n_classes": n_classes,
+    }  # fmt: skip
+    target = (
+        Path(out)
+        if out is not None
+        else cached_path(arch, _fingerprint([*train, *held_out], options))
+    )
+    if target.is_file():
+        log.info("cached scenes backbone: %s", target)
+        return target
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    t_train = build_transform(longest_side=image_size, pad_to_square=True, hflip=True)
+    t_eval = build_transform(longest_side=image_size, pad_to_square=True)
+    loaders = [
+        DataLoader(
+            LabelledImages(recs, n_classes, t),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=num_workers,
+        )
+        for recs, t, shuffle in ((train, t_train, True), (held_out, t_eval, False))
+    ]
+    model = BackbonePretrainer(arch, n_classes, lr=lr, weight_decay=weight_decay, epochs=epochs)
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, loaders[0])
+    held_map = float(trainer.validate(model, loaders[1], verbose=False)[0]["val/mAP"])
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    torch.save({k: v.detach().cpu() for k, v in model.trunk.state_dict().items()}, tmp)
+    os.replace(tmp, target)
+    info = {
+        **options,
+        "data": str(root),
+        "held_out_mAP": held_map,
+        "n_train": len(train),
+        "n_held_out": len(held_out),
+        "classes": classes,
+    }
+    sidecar = target.with_suffix(".json")
+    tmp_json = sidecar.with_name(f".tmp-{sidecar.name}")
+    tmp_json.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    os.replace(tmp_json, sidecar)
+    log.info("scenes backbone %s: held-out mAP %.3f", target, held_map)
+    return target
+
+
+def pretrain_info(path: str | Path) -> dict[str, Any]:
+    """The options and held-out mAP recorded beside a pretrained trunk."""
+    return json.loads(Path(path).with_suffix(".json").read_text(encoding="utf-8"))

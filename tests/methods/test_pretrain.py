@@ -1,0 +1,65 @@
+"""Scenes backbone pretraining: trains on a VOC layout, caches, and loads as a trunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from capbench.data.records import CaptionedImage
+from capbench.data.writers import WritableImage, write
+from capbench.methods import backbone_pretrain
+from capbench.methods.backbone_pretrain import pretrain_backbone, pretrain_info
+from capbench.models.backbones import create_backbone
+
+torch.set_num_threads(1)
+
+CLASSES = ["circle", "square", "triangle"]
+COLOURS = [(220, 30, 30), (30, 200, 30), (30, 30, 220)]
+
+
+def _voc(tmp_path, n_train=24, n_val=12):
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(n_train + n_val):
+        labels = sorted(rng.choice(3, size=rng.integers(1, 3), replace=False).tolist())
+        arr = np.full((32, 32, 3), 128, dtype=np.uint8)
+        for c in labels:  # each class paints its colour in its own third
+            arr[:, c * 10 : c * 10 + 10] = COLOURS[c]
+        split = "train" if i < n_train else "val"
+        rec = CaptionedImage(image_id=f"{i:06d}", image_path="", split=split, labels=labels)
+        items.append(WritableImage(rec, Image.fromarray(arr)))
+    return write("voc2007", tmp_path / "voc", items, classes=CLASSES)
+
+
+def test_pretrain_caches_and_loads(tmp_path, monkeypatch):
+    root = _voc(tmp_path)
+    kw = {
+        "arch": "timm::resnet18",
+        "epochs": 2,
+        "image_size": 32,
+        "batch_size": 8,
+        "progress": False,
+    }
+    path = pretrain_backbone(root, **kw)
+    assert path.is_file() and path.parent.name == "backbones"
+    info = pretrain_info(path)
+    assert 0.0 <= info["held_out_mAP"] <= 1.0 and info["n_train"] == 24 and info["n_held_out"] == 12
+    trunk, _ = create_backbone("timm::resnet18", path)  # the file is a trunk state dict
+    saved = torch.load(path, weights_only=True)
+    torch.testing.assert_close(trunk.state_dict()["conv1.weight"], saved["conv1.weight"])
+
+    def no_training(*a, **k):
+        raise AssertionError("a cached backbone must not be retrained")
+
+    monkeypatch.setattr(backbone_pretrain.L.Trainer, "fit", no_training)
+    assert pretrain_backbone(root, **kw) == path
+    # a different option is a different backbone
+    with pytest.raises(AssertionError, match="retrained"):
+        pretrain_backbone(root, **{**kw, "epochs": 3})
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="capbench data scenes"):
+        pretrain_backbone(tmp_path / "nowhere")
