@@ -68,6 +68,7 @@ endif
 reproduce-gordo: gordo-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce gordo2017 --profile $(PROFILE) $(GORDO_ARGS)
 	$(VENV)/bin/capbench leaderboard render --paper gordo2017
+	@cat $(CAPBENCH_RESULTS)/leaderboard/gordo2017.md
 	@echo "Figure 3 (grounded pairs): $(CAPBENCH_RESULTS)/gordo2017/figure3-$(PROFILE)/"
 
 # --- The leaderboard (capbench/bench): every paper under benchmarks/ with configs for PROFILE.
