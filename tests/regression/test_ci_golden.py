@@ -1,0 +1,71 @@
+"""CI's regression gate: every implemented paper's scenes rows, at CI size, against golden numbers.
+
+This is what makes `make test` (and so CI) fail when a change moves a reproduced number: each
+paper with scenes configs must have ``golden_ci.yaml``; its ``ci`` rows run end to end on the
+tiny scenes data (training included) and ``capbench leaderboard check --profile ci`` must pass.
+Regenerate the golden file after an intended change with
+``capbench reproduce PAPER --profile ci --force --write-golden``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from capbench.bench.catalog import Catalog
+from capbench.bench.golden import golden_path
+from capbench.cli import main
+
+PAPERS = sorted(
+    key
+    for key, paper in Catalog.discover().papers.items()
+    if any("scenes" in row.configs for t in paper.tables.values() for row in t.rows.values())
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_scenes(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scenes") / "tiny"
+    assert main(["data", "scenes", "--out", str(out), "--size", "tiny"]) == 0
+    return out
+
+
+def test_some_paper_is_implemented():
+    assert "gordo2017" in PAPERS
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_implemented_paper_has_ci_golden_numbers(paper):
+    catalog = Catalog.discover()
+    assert golden_path(catalog.paper(paper), "ci").is_file(), (
+        f"{paper} has scenes rows but no golden_ci.yaml: CI would not check it"
+    )
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_ci_rows_reproduce_their_golden_numbers(paper, tiny_scenes, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("CAPBENCH_SCENES", str(tiny_scenes))
+    assert main(["reproduce", paper, "--profile", "ci"]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "check", "--paper", paper, "--profile", "ci"]) == 0, (
+        capsys.readouterr().out
+    )
+    assert "within tolerance" in capsys.readouterr().out
+
+    # The gate is live: move one reproduced number by 10 points and the check must name it.
+    from capbench import paths
+
+    records = sorted((paths.results_root() / paper / "records").rglob("ci-s0-*.json"))
+    # a record computed by its own row (not a copy of another table's identical row)
+    record, doc = next(
+        (r, d)
+        for r in records
+        if "result_from" not in (d := json.loads(r.read_text())).get("extra", {})
+    )
+    metric = sorted(doc["metrics"])[0]
+    doc["metrics"][metric] += 10.0
+    record.write_text(json.dumps(doc))
+    assert main(["leaderboard", "check", "--paper", paper, "--profile", "ci"]) == 1
+    out = capsys.readouterr()
+    assert f"{doc['row']} {metric}" in out.out + out.err
