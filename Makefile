@@ -15,7 +15,7 @@ SCENES_DIR ?= $(or $(CAPBENCH_SCENES),scenes_data)
 export CAPBENCH_RESULTS ?= results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow lint demo bench leaderboard reproduce-all reproduce-gordo clean
+.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ setup: $(VENV)/.installed
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-slow: setup
+# The slow suite includes the leaderboard page in a real headless browser (Debian's chromium).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "error: the slow tests need chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+test-slow: setup browser
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: setup

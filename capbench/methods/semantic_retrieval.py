@@ -561,12 +561,14 @@ def train_semantic_retrieval(
     devices: int | str = "auto",
     progress: bool = True,
     data: TrainingData | None = None,
+    loggers: list[Any] | None = None,
 ) -> tuple[SemanticRetrieval, Path]:
     """Fit a model with Lightning (checkpoints in ``workdir/checkpoints``; resumes from
     ``last.ckpt`` there) and return it in eval mode with its last checkpoint.
 
     ``tfidf_train``: a fitted ``StemmedTfidf`` or the training records' tf-idf matrix; ``data``
-    replaces the records-based wiring (tests, custom datasets).
+    replaces the records-based wiring (tests, custom datasets); ``loggers`` defaults to a CSV
+    logger in ``workdir`` (rows pass ``capbench.methods.loggers.make_loggers(ctx)``).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -592,7 +594,7 @@ def train_semantic_retrieval(
         reload_dataloaders_every_n_epochs=1,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        logger=L.pytorch.loggers.CSVLogger(str(workdir), name="logs"),
+        logger=loggers or L.pytorch.loggers.CSVLogger(str(workdir), name="logs"),
         callbacks=[
             ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=1, every_n_epochs=1)
         ],

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from capbench.data.records import CaptionedImage
+from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
 
 log = logging.getLogger(__name__)
@@ -421,6 +422,7 @@ def _row_model(config: dict[str, Any], ctx: RowContext, ev: EvalData) -> RowResu
             accelerator=ctx.accelerator,
             devices=ctx.devices,
             progress=ctx.progress,
+            loggers=make_loggers(ctx, f"gordo2017-{row.get('name', 'trained')}"),
         )
         extra = {"train": row.get("train", "V"), "test": test_mode}
     extra.update(getattr(model, "provenance", {}) or {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from capbench.methods.logging import make_loggers
+from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext
 
 
