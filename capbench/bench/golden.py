@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from capbench.atomic import atomic_write_text
 from capbench.bench.paper import Metric, Paper, PaperSpecError
 from capbench.bench.provenance import git_info
 
@@ -104,7 +105,5 @@ def write_golden(
     path = path or golden_path(paper, profile)
     if n == 0:
         return path, 0
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
     return path, n

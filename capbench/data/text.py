@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from capbench.atomic import atomic_write_text
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -27,19 +28,6 @@ def regex_tokenize(text: str) -> list[str]:
     Punctuation is dropped. Deterministic and data-free, unlike ``nltk.word_tokenize``.
     """
     return _WORD_RE.findall(text.lower())
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _pad_or_cut(ids: list[int], max_len: int | None, pad_id: int) -> list[int]:
@@ -165,7 +153,7 @@ class WordVocab:
         return " ".join(self.itos[i] for i in ids if i not in skip)
 
     def save(self, path: str | Path) -> None:
-        _atomic_write_text(
+        atomic_write_text(
             Path(path), json.dumps({"specials": list(self.specials), "itos": self.itos})
         )
 

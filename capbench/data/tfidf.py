@@ -13,8 +13,6 @@ broken by the smaller index.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from capbench.atomic import atomic_path
 from capbench.data.records import CaptionedImage
 from capbench.data.text import regex_tokenize
 
@@ -133,16 +132,8 @@ class StemmedTfidf:
 
     def save(self, path: str | Path) -> None:
         """Pickle with joblib, written atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             joblib.dump(self, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | Path) -> StemmedTfidf:
@@ -337,14 +328,7 @@ def cached_tfidf(
         return StemmedTfidf.load(model_path), sp.csr_matrix(sp.load_npz(matrix_path))
     model = StemmedTfidf(**tfidf_options).fit(fit_docs)
     X = model.transform(all_docs)
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".tfidf-", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(matrix_path, suffix=".npz") as tmp:
         sp.save_npz(tmp, X)
-        os.replace(tmp, matrix_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     model.save(model_path)
     return model, X

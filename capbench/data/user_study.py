@@ -16,12 +16,11 @@ File layout (JSON, documented in data_cards/scenes.md)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capbench.atomic import atomic_write_text
 from capbench.data.errors import DatasetFormatError
 
 CHOICES = ("a", "b", "neither")
@@ -132,15 +131,5 @@ def write_user_study(
     path: str | Path, dataset: str, split: str, annotators: list[str], triplets: list[Triplet]
 ) -> Path:
     """Write a user-study file atomically (temp file + rename): a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(UserStudy(dataset, split, annotators, triplets).to_json(), indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)

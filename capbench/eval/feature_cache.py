@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import torch
 
 from capbench import paths
+from capbench.atomic import atomic_path
 from capbench.eval.extract import Embeddings
 
 REQUIRED_PARTS = ("checkpoint", "preprocessing", "split", "data_fingerprint")
@@ -80,15 +80,8 @@ class FeatureCache:
 
     def put(self, key_parts: Mapping[str, Any], value: Any) -> Path:
         p = self.path(key_parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(_to_payload(value, key_parts), f)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(p) as tmp:
+            torch.save(_to_payload(value, key_parts), tmp)
         return p
 
     def get_or_compute(self, key_parts: Mapping[str, Any], compute_fn: Callable[[], Any]) -> Any:

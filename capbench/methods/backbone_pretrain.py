@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from capbench.atomic import atomic_path, atomic_write_text
 from capbench.data.records import CaptionedImage
 from capbench.models.backbones import create_backbone
 
@@ -206,11 +206,8 @@ def pretrain_backbone(
     trainer.fit(model, loaders[0])
     held_map = float(trainer.validate(model, loaders[1], verbose=False)[0]["val/mAP"])
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    torch.save({k: v.detach().cpu() for k, v in model.trunk.state_dict().items()}, tmp)
-    os.replace(tmp, target)
+    with atomic_path(target, suffix=".pt") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.trunk.state_dict().items()}, tmp)
     info = {
         **options,
         "data": str(root),
@@ -219,10 +216,7 @@ def pretrain_backbone(
         "n_held_out": len(held_out),
         "classes": classes,
     }
-    sidecar = target.with_suffix(".json")
-    tmp_json = sidecar.with_name(f".tmp-{sidecar.name}")
-    tmp_json.write_text(json.dumps(info, indent=2), encoding="utf-8")
-    os.replace(tmp_json, sidecar)
+    atomic_write_text(target.with_suffix(".json"), json.dumps(info, indent=2))
     log.info("scenes backbone %s: held-out mAP %.3f", target, held_map)
     return target
 

@@ -18,7 +18,9 @@ from typing import Any, Protocol
 class RowContext:
     """What the runner hands a row: where to work and under which conditions."""
 
-    workdir: Path  # per (row, profile, seed, config hash); checkpoints live here (resume = reuse it)
+    workdir: (
+        Path  # per (row, profile, seed, config hash); checkpoints live here (resume = reuse it)
+    )
     seed: int
     profile: str  # "scenes" | "paper"
     data_root: Path  # $CAPBENCH_DATA, or the scenes output folder for the scenes profile
@@ -35,9 +37,13 @@ class RowResult:
 
     metrics: dict[str, float]
     n_scored: int  # how many queries/items were scored, each exactly once
-    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # name -> {"x": [...], "y": [...]}
+    curves: dict[str, dict[str, list[float]]] = field(
+        default_factory=dict
+    )  # name -> {"x": [...], "y": [...]}
     checkpoint: str | None = None
-    dataset: dict[str, Any] = field(default_factory=dict)  # {"name": ..., "root": ..., "fingerprint": ...}
+    dataset: dict[str, Any] = field(
+        default_factory=dict
+    )  # {"name": ..., "root": ..., "fingerprint": ...}
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"backbone_init": "random"}
 
 

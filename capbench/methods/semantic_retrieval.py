@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from capbench.atomic import atomic_path
 from capbench.data.records import CaptionedImage
 from capbench.data.sampling import MiningConfig, sample_pool, select_hard_triplets, triplet_batches
 from capbench.losses import gordo_text_losses, gordo_visual_loss, wsabie_loss
@@ -515,8 +516,6 @@ def load_semantic_retrieval(path: str | Path, map_location: str = "cpu") -> Sema
 
 def _save_plain_checkpoint(model: SemanticRetrieval, path: Path) -> None:
     """A Lightning-loadable checkpoint written without a Trainer (the untrained baseline)."""
-    import os
-    import tempfile
 
     ckpt = {
         "state_dict": model.state_dict(),
@@ -524,11 +523,8 @@ def _save_plain_checkpoint(model: SemanticRetrieval, path: Path) -> None:
         "pytorch-lightning_version": L.__version__,
         "capbench_provenance": dict(model.provenance),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".ckpt")
-    os.close(fd)
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".ckpt") as tmp:
+        torch.save(ckpt, tmp)
 
 
 def build_visual_baseline(

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from capbench.atomic import atomic_path, atomic_write_text
 from capbench.data.records import CaptionedImage
 from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
@@ -547,9 +546,8 @@ def save_index(
     out_dir.mkdir(parents=True, exist_ok=True)
     if len(records) != len(embeddings):
         raise ValueError(f"{len(records)} records but {len(embeddings)} embeddings")
-    tmp = out_dir / f".{EMBEDDINGS_FILE}.tmp.npy"
-    np.save(tmp, np.asarray(embeddings, dtype=np.float32))
-    os.replace(tmp, out_dir / EMBEDDINGS_FILE)
+    with atomic_path(out_dir / EMBEDDINGS_FILE, suffix=".npy") as tmp:
+        np.save(tmp, np.asarray(embeddings, dtype=np.float32))
     tfidf.save(out_dir / TFIDF_FILE)
     meta = {
         "format": "capbench-gordo-index",
@@ -561,10 +559,7 @@ def save_index(
         "embeddings": EMBEDDINGS_FILE,
         "image_config": dict(image_config or {}),
     }
-    fd, tmp_json = tempfile.mkstemp(dir=out_dir, prefix=".index.", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh)
-    os.replace(tmp_json, out_dir / INDEX_FILE)
+    atomic_write_text(out_dir / INDEX_FILE, json.dumps(meta))
     return out_dir
 
 

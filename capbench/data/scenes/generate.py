@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from capbench.atomic import atomic_write_text
 from capbench.data.records import CaptionedImage, Region
 from capbench.data.scenes.captions import region_phrases, sentence_captions
 from capbench.data.scenes.finegrained import (
@@ -448,9 +448,7 @@ def manifest_matches(out: Path, request: dict[str, Any]) -> bool:
 
 
 def _write_json(path: Path, doc: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def write_format(data: SceneSet, fmt: str, out: Path) -> dict[str, Any]:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from capbench.atomic import atomic_write_text
 from capbench.data.arrow_cache import JsonListSource
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage, Region
@@ -89,15 +88,7 @@ def split_file(root: Path, seed: int) -> Path:
 def write_split_file(path: Path, splits: dict[str, list[int]], seed: int) -> None:
     """Write a split file atomically (temp file + rename): readers never see half a file."""
     payload = {"seed": seed, "splits": {s: sorted(splits.get(s, [])) for s in SPLITS}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the dataset's files are shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(payload))
 
 
 def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[int, str]:
