@@ -18,11 +18,10 @@ from typing import Any, Protocol
 class RowContext:
     """What the runner hands a row: where to work and under which conditions."""
 
-    workdir: (
-        Path  # per (row, profile, seed, config hash); checkpoints live here (resume = reuse it)
-    )
+    # per (row, profile, seed, config hash); checkpoints live here, so resuming = reusing it
+    workdir: Path
     seed: int
-    profile: str  # "scenes" | "paper"
+    profile: str  # "scenes" | "ci" | "paper"
     data_root: Path  # $CAPBENCH_DATA, or the scenes output folder for the scenes profile
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -37,13 +36,11 @@ class RowResult:
 
     metrics: dict[str, float]
     n_scored: int  # how many queries/items were scored, each exactly once
-    curves: dict[str, dict[str, list[float]]] = field(
-        default_factory=dict
-    )  # name -> {"x": [...], "y": [...]}
+    # curve name -> {"x": [...], "y": [...]}
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     checkpoint: str | None = None
-    dataset: dict[str, Any] = field(
-        default_factory=dict
-    )  # {"name": ..., "root": ..., "fingerprint": ...}
+    # {"name": ..., "root": ..., "fingerprint": ...}
+    dataset: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"backbone_init": "random"}
 
 
