@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("check", help="exit non-zero if any cell is out of tolerance")
     c.add_argument("--paper")
     c.add_argument("--profile", choices=list(PROFILES), default="scenes")
+    c.add_argument("--table", help="only this table (e.g. table2)")
+    c.add_argument("--rows", help="only these rows, comma-separated (as given to reproduce)")
     c.add_argument("--include", action="append", default=[], metavar="DIR")
     m = sub.add_parser("compare", help="explain the delta between two run records")
     m.add_argument("run_a", type=Path)
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "check":
             from capbench.bench.check import check
 
-            res = check(catalog, results, args.profile, args.paper)
+            rows = set(args.rows.split(",")) if args.rows else None
+            res = check(catalog, results, args.profile, args.paper, args.table, rows)
             for line in res.notes:
                 print(line)
             for line in res.failures:

@@ -167,3 +167,15 @@ def test_golden_refresh_keeps_rows_not_rerun(cli, toy, results):
     after = yaml.safe_load(path.read_text())["tables"]["t1"]
     assert after["b"] == before["b"]
     assert after["a"]["mean"]["value"] == 4.0 and before["a"]["mean"]["value"] == 2.0
+
+
+def test_check_can_be_narrowed_to_the_rows_a_partial_run_made(cli, results):
+    assert (
+        cli("reproduce", "toypaper", "--profile", "paper", "--table", "t1", "--rows", "a")[0] == 0
+    )
+    # all rows: the ones not run are failures (CI cannot pass by running less)
+    rc, out, _ = cli("leaderboard", "check", "--profile", "paper")
+    assert rc == 1 and "FAIL toypaper t1 b mean: no paper record" in out
+    # only what was run: passes
+    rc, out, _ = cli("leaderboard", "check", "--profile", "paper", "--table", "t1", "--rows", "a")
+    assert rc == 0 and "within tolerance" in out
