@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--profile", choices=list(PROFILES), default="scenes")
     c.add_argument("--table", help="only this table (e.g. table2)")
     c.add_argument("--rows", help="only these rows, comma-separated (as given to reproduce)")
+    c.add_argument(
+        "--strict", action="store_true", help="a row with no record fails (what CI uses)"
+    )
     c.add_argument("--include", action="append", default=[], metavar="DIR")
     m = sub.add_parser("compare", help="explain the delta between two run records")
     m.add_argument("run_a", type=Path)
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             from capbench.bench.check import check
 
             rows = set(args.rows.split(",")) if args.rows else None
-            res = check(catalog, results, args.profile, args.paper, args.table, rows)
+            res = check(catalog, results, args.profile, args.paper, args.table, rows, args.strict)
             for line in res.notes:
                 print(line)
             for line in res.failures:

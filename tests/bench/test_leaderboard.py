@@ -173,9 +173,12 @@ def test_check_can_be_narrowed_to_the_rows_a_partial_run_made(cli, results):
     assert (
         cli("reproduce", "toypaper", "--profile", "paper", "--table", "t1", "--rows", "a")[0] == 0
     )
-    # all rows: the ones not run are failures (CI cannot pass by running less)
-    rc, out, _ = cli("leaderboard", "check", "--profile", "paper")
+    # --strict (CI): rows not run are failures, so CI cannot pass by running less
+    rc, out, _ = cli("leaderboard", "check", "--profile", "paper", "--table", "t1", "--strict")
     assert rc == 1 and "FAIL toypaper t1 b mean: no paper record" in out
-    # only what was run: passes
+    # by default they are listed, and what was run is checked
+    rc, out, _ = cli("leaderboard", "check", "--profile", "paper", "--table", "t1")
+    assert rc == 0 and "not run toypaper t1 b mean: no paper record" in out
+    # narrowed to exactly the partial run: nothing left to list
     rc, out, _ = cli("leaderboard", "check", "--profile", "paper", "--table", "t1", "--rows", "a")
-    assert rc == 0 and "within tolerance" in out
+    assert rc == 0 and "within tolerance" in out and "not run" not in out

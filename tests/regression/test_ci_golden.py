@@ -2,7 +2,7 @@
 
 This is what makes `make test` (and so CI) fail when a change moves a reproduced number: each
 paper with scenes configs must have ``golden_ci.yaml``; its ``ci`` rows run end to end on the
-tiny scenes data (training included) and ``capbench leaderboard check --profile ci`` must pass.
+tiny scenes data (training included) and ``capbench leaderboard check --profile ci --strict`` must pass.
 Regenerate the golden file after an intended change with
 ``capbench reproduce PAPER --profile ci --force --write-golden``.
 """
@@ -48,7 +48,7 @@ def test_ci_rows_reproduce_their_golden_numbers(paper, tiny_scenes, monkeypatch,
     monkeypatch.setenv("CAPBENCH_SCENES", str(tiny_scenes))
     assert main(["reproduce", paper, "--profile", "ci"]) == 0
     capsys.readouterr()
-    assert main(["leaderboard", "check", "--paper", paper, "--profile", "ci"]) == 0, (
+    assert main(["leaderboard", "check", "--paper", paper, "--profile", "ci", "--strict"]) == 0, (
         capsys.readouterr().out
     )
     assert "within tolerance" in capsys.readouterr().out
@@ -66,6 +66,6 @@ def test_ci_rows_reproduce_their_golden_numbers(paper, tiny_scenes, monkeypatch,
     metric = sorted(doc["metrics"])[0]
     doc["metrics"][metric] += 10.0
     record.write_text(json.dumps(doc))
-    assert main(["leaderboard", "check", "--paper", paper, "--profile", "ci"]) == 1
+    assert main(["leaderboard", "check", "--paper", paper, "--profile", "ci", "--strict"]) == 1
     out = capsys.readouterr()
     assert f"{doc['row']} {metric}" in out.out + out.err
