@@ -152,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     failed = len(errors)
+    if jobs and not args.dry_run:
+        from capbench.bench.runner import ensure_scenes_data
+
+        ensure_scenes_data(args.profile, options.data_root)
     t0 = time.perf_counter()
     if args.launcher == "slurm":
         from capbench.bench.launchers import SlurmSettings, dry_run, row_settings, submit
