@@ -427,22 +427,23 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     return outcomes
 
 
-# The scenes data size each golden profile is defined on.
-SCENES_SIZE = {"scenes": "demo", "ci": "tiny"}
-
-
-def ensure_scenes_data(profile: str, root: Path | None = None) -> Path | None:
-    """Write the scenes dataset for a scenes profile when none exists yet, so that
-    ``capbench reproduce PAPER --profile scenes`` works from a clean clone. An existing scenes
-    folder is never rewritten (it may hold another size on purpose); the paper profile reads
-    real data only. Returns the folder written, or None when nothing was done."""
-    if profile not in SCENES_SIZE:
+def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
+    """Write the scenes dataset that the jobs' configs ask for (``scenes_data: demo|tiny``) when
+    their data folder holds none yet, so ``capbench reproduce PAPER --profile scenes`` works from
+    a clean clone. An existing scenes folder is never rewritten (it may hold another size on
+    purpose). Returns the folder written, or None when nothing was done."""
+    wanted = {(job.data_root, job.config.get("scenes_data")) for job in jobs}
+    wanted = {(root, size) for root, size in wanted if size}
+    if not wanted:
         return None
-    root = Path(root or paths.scenes_root())
+    if len(wanted) > 1:
+        raise ValueError(f"rows ask for different scenes data: {sorted(wanted)}")
+    root, size = next(iter(wanted))
+    root = Path(root)
     if (root / "scenes.json").is_file():
         return None
     from capbench.data.scenes.generate import generate
 
-    print(f"no scenes data at {root}: writing it ({SCENES_SIZE[profile]} size) ...", flush=True)
-    generate(root, size=SCENES_SIZE[profile], workers=max(1, min(4, os.cpu_count() or 1)))
+    print(f"no scenes data at {root}: writing it ({size} size) ...", flush=True)
+    generate(root, size=size, workers=max(1, min(4, os.cpu_count() or 1)))
     return root

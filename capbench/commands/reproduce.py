@@ -155,7 +155,11 @@ def run(args: argparse.Namespace) -> int:
     if jobs and not args.dry_run:
         from capbench.bench.runner import ensure_scenes_data
 
-        ensure_scenes_data(args.profile, options.data_root)
+        try:
+            ensure_scenes_data(jobs)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     t0 = time.perf_counter()
     if args.launcher == "slurm":
         from capbench.bench.launchers import SlurmSettings, dry_run, row_settings, submit
