@@ -1,7 +1,7 @@
 """The regression gate: every cell with a reference must be reproduced within its tolerance.
 
 Paper profile: reference = the paper's reported number, tolerance from ``paper.yaml``.
-Scenes profile: reference = ``golden_scenes.yaml``. One line per failing cell, complete enough
+Scenes and ci profiles: reference = ``golden_<profile>.yaml``. One line per failing cell, complete enough
 to act on without opening any file.
 """
 

@@ -18,8 +18,6 @@ from capbench.atomic import atomic_write_text
 from capbench.bench.paper import Metric, Paper, PaperSpecError
 from capbench.bench.provenance import git_info
 
-GOLDEN_NAME = "golden_scenes.yaml"  # the default profile's file
-
 
 def golden_name(profile: str = "scenes") -> str:
     return f"golden_{profile}.yaml"

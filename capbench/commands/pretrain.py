@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 # scenes: a small ResNet at the scenes resolution, minutes on 2 CPU cores; the values live in
 # ``capbench.methods.backbone_pretrain.SCENES_PROFILE`` (shared with the Gordo rows' cache key).
@@ -26,20 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from capbench.data.errors import DatasetFormatError
     from capbench.methods.backbone_pretrain import SCENES_PROFILE, pretrain_backbone, pretrain_info
 
     opts = dict(SCENES_PROFILE)
     for key in ("arch", "epochs", "image_size"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
-    path = pretrain_backbone(
-        data=args.data,
-        out=args.out,
-        seed=args.seed,
-        accelerator=args.accelerator,
-        progress=not args.no_progress,
-        **opts,
-    )
+    try:
+        path = pretrain_backbone(
+            data=args.data,
+            out=args.out,
+            seed=args.seed,
+            accelerator=args.accelerator,
+            progress=not args.no_progress,
+            **opts,
+        )
+    except (FileNotFoundError, DatasetFormatError) as err:  # bad data: one clear line, no trace
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     try:
         info = pretrain_info(path)
         print(

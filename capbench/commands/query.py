@@ -151,7 +151,14 @@ def run(args: argparse.Namespace) -> int:
     from capbench.methods.semantic_retrieval import load_image_tensor, load_semantic_retrieval
     from capbench.methods.semantic_retrieval_rows import load_index
 
-    index = load_index(args.index)
+    if not Path(args.image).is_file():
+        print(f"capbench query: no such image file: {args.image}", file=sys.stderr)
+        return 1
+    try:
+        index = load_index(args.index)
+    except FileNotFoundError as err:
+        print(f"capbench query: {err}", file=sys.stderr)
+        return 1
     if not index.checkpoint:
         raise SystemExit(f"{args.index}: the index names no checkpoint to embed the query with")
     model = load_semantic_retrieval(index.checkpoint).eval()

@@ -40,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a config value (dotted key, YAML value); repeatable")  # fmt: skip
     p.add_argument("--list", action="store_true", help="list papers, tables, rows and their status")
     p.add_argument(
-        "--write-golden", action="store_true", help="after the run, write golden_scenes.yaml"
+        "--write-golden",
+        action="store_true",
+        help="after the run, write golden_<profile>.yaml (scenes or ci)",
     )
     g = p.add_argument_group("local launcher")
     g.add_argument("--accelerator", default="auto")

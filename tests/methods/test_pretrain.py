@@ -63,3 +63,25 @@ def test_pretrain_caches_and_loads(tmp_path, monkeypatch):
 def test_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="capbench data scenes"):
         pretrain_backbone(tmp_path / "nowhere")
+
+
+def test_cli_verb_trains_reports_and_writes_the_trunk(tmp_path, capsys):
+    from capbench.cli import main
+
+    root = _voc(tmp_path, n_train=8, n_val=4)
+    out = tmp_path / "trunk.pt"
+    argv = ["pretrain-backbone", "--data", str(root), "--epochs", "1", "--image-size", "32"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == str(out) and out.is_file()
+    assert printed[0].startswith("held-out mAP ") and "(8 train / 4 held-out images)" in printed[0]
+    create_backbone("timm::resnet18", out)  # a loadable trunk
+
+
+def test_cli_verb_names_the_missing_data(tmp_path, capsys):
+    from capbench.cli import main
+
+    missing = tmp_path / "nowhere"
+    assert main(["pretrain-backbone", "--data", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err and "capbench data scenes" in err

@@ -133,3 +133,13 @@ def test_explain_writes_the_pair(index_dir, tmp_path, capsys):
     assert "similarity" in capsys.readouterr().out
     pixels = np.asarray(img.convert("RGB"), dtype=np.float32)
     assert pixels.std() > 5.0  # an overlay, not a blank canvas
+
+
+def test_missing_image_or_index_is_one_clear_line(index_dir, tmp_path, capsys):
+    out, query, _ = index_dir
+    absent = tmp_path / "absent.jpg"
+    assert main(["query", str(absent), "--index", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == f"capbench query: no such image file: {absent}"
+    assert main(["query", str(query), "--index", str(tmp_path / "noindex")]) == 1
+    err = capsys.readouterr().err
+    assert "noindex" in err and "--build-index" in err and "Traceback" not in err
