@@ -2,21 +2,26 @@
 
 Writes a synthetic VG dataset of realistic shape (default 20,000 images x 50 regions = 1M
 regions, ~140 MB of region_descriptions.json; the real file has ~5.4M regions, ~700 MB) and
-times, in one process:
+times, in one process, each read starting from the same heap:
 
-* ``load``: ``visual_genome.load_annotations`` - the stage the cache serves. First read = JSON
+* ``load``: ``visual_genome.load_annotations``, the stage the cache serves. First read = JSON
   parse + validation + building the Arrow cache; second read = from the cache (best of 3).
-  **Gate: >= 10x.**
-* ``read``: the whole ``read_visual_genome`` (adds the split, image stats and building one
-  ``Region`` object per region, which costs the same on both reads), reported for context.
+* ``read``: the whole ``capbench.data.read("visual_genome", root)``: split, image checks and
+  the records. Records build their ``Region`` objects on first access (``LazyRegions``).
+* ``read + regions``: the read, then every record's regions used once (what tf-idf does).
+  Building ~1M small Python objects costs the same on both reads, so this ratio is lower;
+  it is reported, not gated.
 
-Run: ``python benchmarks/perf/arrow_cache.py [--images N] [--regions R]``; exits 1 when the
-``load`` speed-up is below ``--min-speedup`` (10).
+**Gate: ``load`` and ``read`` both >= ``--min-speedup`` (10x).**
+
+Run: ``python benchmarks/perf/arrow_cache.py [--images N] [--regions R]``; exits 1 below the gate.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import hashlib
 import json
 import os
 import sys
@@ -93,13 +98,38 @@ def write_synthetic_vg(root: Path, n_images: int, n_regions: int, seed: int = 0)
 
 def timed(fn, *args, repeat: int = 1, **kwargs) -> tuple[float, object]:
     """Best of ``repeat`` wall times (as ``timeit`` does: load on a shared machine only adds
-    time) and the last result. Only the cached reads are repeated: the first read is once."""
+    time) and the last result. Only the cached reads are repeated: the first read is once.
+
+    Each call starts from the same heap: the previous result is freed and a full collection
+    run *before* the clock starts, so freeing a million Regions of the last repetition (or
+    collecting them) is never charged to the next read.
+    """
     best, out = float("inf"), None
     for _ in range(repeat):
+        out = None
+        gc.collect()
         start = time.perf_counter()
         out = fn(*args, **kwargs)
         best = min(best, time.perf_counter() - start)
     return best, out
+
+
+def read_with_regions(root: Path) -> list:
+    """The read, then every record's regions used once (tf-idf reads every phrase)."""
+    from capbench.data.sources.visual_genome import read_visual_genome
+
+    records = read_visual_genome(root)
+    for record in records:
+        record.regions  # noqa: B018  (the access builds them)
+    return records
+
+
+def records_digest(records: list) -> str:
+    """A digest of every field of every record, to compare two reads without holding both."""
+    h = hashlib.sha256()
+    for rec in records:
+        h.update(repr(rec).encode())
+    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,25 +153,34 @@ def main(argv: list[str] | None = None) -> int:
         t_load1, first = timed(load_annotations, root)
         t_load2, second = timed(load_annotations, root, repeat=3)
         assert first.regions == second.regions and first.ids == second.ids, "cache changed the data"
-        # the whole reader: a fresh cache for its first read
-        os.environ["CAPBENCH_CACHE"] = str(Path(tmp) / "cache_read")
-        t_read1, recs1 = timed(read_visual_genome, root)
-        t_read2, recs2 = timed(read_visual_genome, root, repeat=3)
-        assert recs1 == recs2, "cached read returned different records"
+        del first, second  # every read below starts from the same heap
+        times: dict[str, tuple[float, float]] = {"load": (t_load1, t_load2)}
+        for name, fn in (("read", read_visual_genome), ("read + regions", read_with_regions)):
+            # a fresh cache per measurement, so its first read parses the JSON again
+            os.environ["CAPBENCH_CACHE"] = str(Path(tmp) / f"cache_{len(times)}")
+            t1, recs = timed(fn, root)
+            n_records, digest = len(recs), records_digest(recs)
+            del recs
+            t2, recs = timed(fn, root, repeat=3)
+            assert records_digest(recs) == digest, "cached read returned different records"
+            del recs
+            times[name] = (t1, t2)
 
-    load_ratio, read_ratio = t_load1 / t_load2, t_read1 / t_read2
-    print(f"load  first (parse + validate + build cache): {t_load1:7.2f} s")
-    print(
-        f"load  second (from cache, best of 3):         {t_load2:7.2f} s   speed-up {load_ratio:5.1f}x"
-    )
-    print(f"read  first (whole reader, {len(recs1)} records):     {t_read1:7.2f} s")
-    print(
-        f"read  second (whole reader, cached, best 3):  {t_read2:7.2f} s   speed-up {read_ratio:5.1f}x"
-    )
-    if load_ratio < args.min_speedup:
-        print(f"FAIL: cached load speed-up {load_ratio:.1f}x < {args.min_speedup:.0f}x")
+    print(f"{n_records} records; first = parse + validate + build the cache, second = best of 3")
+    failed = []
+    for name, (t1, t2) in times.items():
+        ratio = t1 / t2
+        gated = name in ("load", "read")
+        print(
+            f"{name:15s} first {t1:6.2f} s   second {t2:6.2f} s   speed-up {ratio:5.1f}x"
+            + ("" if gated else "   (reported, not gated)")
+        )
+        if gated and ratio < args.min_speedup:
+            failed.append(f"{name} {ratio:.1f}x")
+    if failed:
+        print(f"FAIL: below {args.min_speedup:.0f}x: {', '.join(failed)}")
         return 1
-    print(f"OK: cached load speed-up {load_ratio:.1f}x >= {args.min_speedup:.0f}x")
+    print(f"OK: load and read speed-ups >= {args.min_speedup:.0f}x")
     return 0
 
 

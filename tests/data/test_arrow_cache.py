@@ -116,3 +116,21 @@ def test_rows_arrow_cannot_type_are_not_cached(tmp_path):
     path.write_text(json.dumps(rows))
     assert arrow_cache.load_json_list(path) == rows
     assert not (cache_root() / "arrow").exists()
+
+
+def test_visual_genome_regions_are_built_on_first_use(tmp_path, make_items):
+    """A read that never looks at regions builds none; a use builds them all, equal to the
+    regions written, on the parsing read and the cached one alike."""
+    from capbench.data.records import LazyRegions
+
+    specs = [
+        dict(image_id=str(i), split="train",
+             regions=[Region(i, 2, 3, 4, f"phrase {i}"), Region(0, 0, 5, 5, "sky")])
+        for i in range(1, 4)
+    ]  # fmt: skip
+    root = write("visual_genome", tmp_path, make_items(specs))
+    for _ in range(2):  # parse (and cache), then from the cache
+        records = read("visual_genome", root)
+        assert all(type(r.__dict__["regions"]) is LazyRegions for r in records)
+        by_id = {r.image_id: r.regions for r in records}
+        assert by_id == {s["image_id"]: s["regions"] for s in specs}

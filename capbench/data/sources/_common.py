@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -70,15 +71,50 @@ def read_lines(path: Path) -> list[str]:
         return [line.strip() for line in fh if line.strip()]
 
 
+class FileListing:
+    """Which files exist, answered from one directory listing per folder instead of one stat
+    per image: a reader checks ~100k images, and listing their folder once is ~20x cheaper.
+
+    Only for folders that do not change during a read (a dataset's image folders).
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[str, frozenset[str]] = {}
+
+    def _names(self, folder: str) -> frozenset[str]:
+        names = self._folders.get(folder)
+        if names is None:
+            try:
+                with os.scandir(folder) as entries:
+                    names = frozenset(e.name for e in entries if e.is_file())
+            except (FileNotFoundError, NotADirectoryError):
+                names = frozenset()
+            self._folders[folder] = names
+        return names
+
+    def has(self, folder: str, name: str) -> bool:
+        """True if ``folder`` holds a file called ``name``."""
+        return name in self._names(folder)
+
+    def is_file(self, path: str | Path) -> bool:
+        folder, name = os.path.split(os.fspath(path))
+        return name in self._names(folder)
+
+
 def keep_image(
     result: ReadResult,
-    image_path: Path,
+    image_path: str | Path,
     record_id: str | int,
     annotation_file: Path,
     allow_missing_images: bool,
+    listing: FileListing | None = None,
 ) -> bool:
-    """True if the image exists. If absent: raise, or (when allowed) count it and return False."""
-    if image_path.is_file():
+    """True if the image exists. If absent: raise, or (when allowed) count it and return False.
+
+    ``listing`` answers from folder listings (fast for whole datasets); else one stat per image.
+    """
+    exists = listing.is_file(image_path) if listing is not None else os.path.isfile(image_path)
+    if exists:
         return True
     if not allow_missing_images:
         raise DatasetFormatError(
