@@ -53,3 +53,22 @@ def test_keep_image_raises_by_default_and_counts_when_allowed(tmp_path):
     assert not keep_image(result, tmp_path / "b.jpg", "b", ann, allow_missing_images=True)
     assert not keep_image(result, tmp_path / "c.jpg", "c", ann, allow_missing_images=True)
     assert result.missing_images == 2
+
+
+def test_file_listing_answers_like_the_file_system(tmp_path):
+    """One listing per folder gives the same answers as a stat per file (folders are not
+    files, an absent folder holds nothing), and keep_image uses it when given."""
+    from capbench.data.sources._common import FileListing
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "imgs" / "sub.jpg").mkdir()
+    listing = FileListing()
+    for path in ("imgs/a.jpg", "imgs/b.jpg", "imgs/sub.jpg", "absent/a.jpg"):
+        assert listing.is_file(tmp_path / path) == (tmp_path / path).is_file(), path
+    assert listing.has(str(tmp_path / "imgs"), "a.jpg")
+    result = ReadResult()
+    ann = tmp_path / "ann.json"
+    assert keep_image(result, tmp_path / "imgs" / "a.jpg", "a", ann, False, listing)
+    assert not keep_image(result, tmp_path / "imgs" / "b.jpg", "b", ann, True, listing)
+    assert result.missing_images == 1
