@@ -1,0 +1,126 @@
+"""Why PCC AUC behaves as it does on scenes: relevance vs scene type vs shared shapes.
+
+Scenes data carry their ground truth (``scenes_truth.json``: scene type and objects of every
+image), so the tf-idf relevance that NDCG and PCC score against can be taken apart:
+
+* how much of it is the scene type (mean relevance within and across scene types);
+* how much of what is left follows the shapes two images share (within-scene Pearson r);
+* what a truth oracle gets: images scored by their true shape sets + scene type, no pixels;
+* for each row index given (``<work>/index/`` of a gordo2017 row): NDCG/PCC AUC, the share of
+  its top ``r_max`` results with the query's scene type, and its within-scene PCC (Pearson r of
+  its scores and relevance over the top results of the query's own scene type).
+
+Run after ``capbench reproduce gordo2017 --profile scenes`` (the README's analysis)::
+
+    python benchmarks/gordo2017/diagnose_scenes_pcc.py --scenes scenes_data \\
+        --index results/gordo2017/work/visual_baseline-*/index results/gordo2017/work/proposed_v_v-*/index
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from capbench.bench.config import resolve_config
+from capbench.methods import semantic_retrieval_rows as rows
+from capbench.methods.protocol import RowContext
+
+CONFIG = Path(__file__).with_name("visual_baseline.scenes.yaml")
+
+
+def truth_oracle(truth: list[dict], scene_weight: float = 1.0) -> np.ndarray:
+    """Unit vectors of (shapes present, one-hot scene type x ``scene_weight``) from the truth."""
+    shapes = sorted({o["shape"] for t in truth for o in t["objects"]})
+    scenes = sorted({t["scene"] for t in truth})
+    x = np.zeros((len(truth), len(shapes) + len(scenes)), dtype=np.float32)
+    for i, t in enumerate(truth):
+        for o in t["objects"]:
+            x[i, shapes.index(o["shape"])] = 1.0
+        x[i, len(shapes) + scenes.index(t["scene"])] = scene_weight
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def within_scene_shape_r(rel: np.ndarray, queries: np.ndarray, truth: list[dict]) -> float:
+    """Mean over queries of Pearson r(relevance, Jaccard of shape sets), same scene type only."""
+    shape_sets = [{o["shape"] for o in t["objects"]} for t in truth]
+    scene = np.array([t["scene"] for t in truth])
+    rs = []
+    for i, q in enumerate(queries):
+        mask = scene == scene[q]
+        mask[q] = False
+        jac = [len(shape_sets[q] & shape_sets[j]) / max(1, len(shape_sets[q] | shape_sets[j]))
+               for j in np.flatnonzero(mask)]  # fmt: skip
+        if np.std(jac) > 0:
+            rs.append(np.corrcoef(jac, rel[i][mask])[0, 1])
+    return float(np.mean(rs))
+
+
+def top_r_stats(
+    scores: np.ndarray, rel: np.ndarray, queries: np.ndarray, scene: np.ndarray, r_max: int
+) -> tuple[float, float]:
+    """(share of the top ``r_max`` with the query's scene type, mean within-scene Pearson r)."""
+    scores = scores.copy()
+    scores[np.arange(len(queries)), queries] = -np.inf
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :r_max]
+    same = scene[top] == scene[queries][:, None]
+    rs = []
+    for i in range(len(queries)):
+        s, r = scores[i, top[i]][same[i]], rel[i, top[i]][same[i]]
+        if len(s) > 2 and np.std(s) > 0 and np.std(r) > 0:
+            rs.append(np.corrcoef(s, r)[0, 1])
+    return float(same.mean()), float(np.mean(rs)) if rs else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=Path, required=True, help="scenes data folder")
+    parser.add_argument("--index", type=Path, nargs="*", default=[], help="row index folders")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="scenes row config (eval)")
+    args = parser.parse_args(argv)
+
+    truth_file = args.scenes / "scenes_truth.json"
+    if not truth_file.is_file():
+        print(f"error: {truth_file}: no scenes truth (write it with `capbench data scenes`)")
+        return 1
+    config = resolve_config(args.config)
+    ctx = RowContext(workdir=Path("."), seed=0, profile="scenes", data_root=args.scenes)
+    ev = rows.load_eval_data(config, ctx)
+    db = ev.images[: ev.n_database]
+    by_id = json.loads(truth_file.read_text(encoding="utf-8"))["visual_genome"]
+    truth = [by_id[r.image_id] for r in db]
+    scene = np.array([t["scene"] for t in truth])
+    rel = rows.relevance_fn(ev)(ev.queries)
+    same = scene[ev.queries][:, None] == scene[None, :]
+    r_max = int(ev.rs[-1])
+    print(f"{len(ev.queries)} queries x {ev.n_database} images, R <= {r_max}")
+    print(f"relevance: same scene type {rel[same].mean():.3f}, other types {rel[~same].mean():.3f}")
+    print(
+        f"within scene type, r(relevance, shared shapes) = {within_scene_shape_r(rel, ev.queries, truth):.2f}"
+    )
+
+    def report(name: str, query_emb: np.ndarray, db_emb: np.ndarray) -> None:
+        metrics, _, _ = rows.retrieval_scores(ev, rows.dense_pred_fn(query_emb, db_emb))
+        scores = query_emb[ev.queries] @ db_emb.T
+        share, r_within = top_r_stats(scores, rel, ev.queries, scene, r_max)
+        print(
+            f"{name:40s} NDCG {metrics['ndcg_auc']:5.1f}  PCC {metrics['pcc_auc']:5.1f}  "
+            f"same-scene share of top {r_max} {share:.2f}  within-scene r {r_within:.3f}"
+        )
+
+    oracle = truth_oracle(truth)
+    report("truth oracle (shapes + scene type)", oracle, oracle)
+    for index_dir in args.index:
+        index = rows.load_index(index_dir)
+        if index.ids != [r.image_id for r in db]:
+            print(f"error: {index_dir}: its database is not this config's evaluation database")
+            return 1
+        report(index_dir.parent.name, index.embeddings, index.embeddings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
