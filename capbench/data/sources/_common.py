@@ -97,8 +97,7 @@ class FileListing:
         return name in self._names(folder)
 
     def is_file(self, path: str | Path) -> bool:
-        folder, name = os.path.split(os.fspath(path))
-        return name in self._names(folder)
+        return self.has(*os.path.split(os.fspath(path)))
 
 
 def keep_image(

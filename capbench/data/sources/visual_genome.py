@@ -135,8 +135,9 @@ class RegionColumns:
 
     Both the parsing read and the cached read produce this. ``x, y, w, h, phrase`` may be given
     as a function that makes them (the cached read converts its Arrow columns only when some
-    record's regions are first used), and ``Region`` objects are only built per record, on
-    access (see ``LazyRegions``): building ~5M small objects would dominate a cached read.
+    record's regions are first used). Records get ``LazyRegions``: the first access of any
+    record's ``regions`` builds every ``Region`` of the file (``all_regions``) and each record
+    keeps its slice. A read that never touches regions builds none of the ~5M objects.
     """
 
     def __init__(
