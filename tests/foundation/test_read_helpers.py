@@ -72,3 +72,7 @@ def test_file_listing_answers_like_the_file_system(tmp_path):
     assert keep_image(result, tmp_path / "imgs" / "a.jpg", "a", ann, False, listing)
     assert not keep_image(result, tmp_path / "imgs" / "b.jpg", "b", ann, True, listing)
     assert result.missing_images == 1
+    # a file the listing does not hold is checked on disk: keep_image answers as a stat would
+    (tmp_path / "imgs" / "c.jpg").write_bytes(b"x")
+    assert not listing.is_file(tmp_path / "imgs" / "c.jpg")
+    assert keep_image(result, tmp_path / "imgs" / "c.jpg", "c", ann, False, listing)

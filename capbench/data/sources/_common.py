@@ -110,10 +110,13 @@ def keep_image(
 ) -> bool:
     """True if the image exists. If absent: raise, or (when allowed) count it and return False.
 
-    ``listing`` answers from folder listings (fast for whole datasets); else one stat per image.
+    ``listing`` answers from folder listings (fast for whole datasets, and on network file
+    systems); a file it does not list is checked with a stat, so the answer is the file
+    system's even where names are case-insensitive (macOS).
     """
-    exists = listing.is_file(image_path) if listing is not None else os.path.isfile(image_path)
-    if exists:
+    if listing is not None and listing.is_file(image_path):
+        return True
+    if os.path.isfile(image_path):
         return True
     if not allow_missing_images:
         raise DatasetFormatError(

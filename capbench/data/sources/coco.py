@@ -21,7 +21,13 @@ from typing import Any
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
 from capbench.data.sources import READERS
-from capbench.data.sources._common import ReadResult, keep_image, load_json, require_key
+from capbench.data.sources._common import (
+    FileListing,
+    ReadResult,
+    keep_image,
+    load_json,
+    require_key,
+)
 
 OFFICIAL_FILES = {
     "train": "annotations/captions_train2014.json",
@@ -67,6 +73,7 @@ def read_coco(
 
 def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadResult:
     result = ReadResult()
+    listing = FileListing()  # one folder listing instead of a stat per image
     for name, rel in OFFICIAL_FILES.items():
         if split is not None and name != split:
             continue
@@ -100,7 +107,7 @@ def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadRe
             if not captions[coco_id]:
                 raise DatasetFormatError(path, "image has no caption: expected 5-7", coco_id)
             image_path = image_dir / img["file_name"]
-            if not keep_image(result, image_path, coco_id, path, allow_missing):
+            if not keep_image(result, image_path, coco_id, path, allow_missing, listing):
                 continue
             result.append(
                 CaptionedImage(
@@ -125,6 +132,7 @@ def _read_karpathy(root: Path, split: str | None, allow_missing: bool) -> ReadRe
     path = root / KARPATHY_FILE
     data = load_json(path)
     result = ReadResult()
+    listing = FileListing()  # one folder listing instead of a stat per image
     seen: set[int] = set()
     for entry in require_key(data, "images", path):
         coco_id = require_key(entry, "cocoid", path, f"imgid {entry.get('imgid', '?')}")
@@ -150,7 +158,7 @@ def _read_karpathy(root: Path, split: str | None, allow_missing: bool) -> ReadRe
             caption_text(require_key(s, "raw", path, coco_id), path, coco_id) for s in sentences
         ]
         image_path = root / filepath / filename
-        if not keep_image(result, image_path, coco_id, path, allow_missing):
+        if not keep_image(result, image_path, coco_id, path, allow_missing, listing):
             continue
         result.append(
             CaptionedImage(

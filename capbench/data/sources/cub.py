@@ -20,7 +20,13 @@ from pathlib import Path
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
 from capbench.data.sources import READERS
-from capbench.data.sources._common import ReadResult, keep_image, read_lines, require_dir
+from capbench.data.sources._common import (
+    FileListing,
+    ReadResult,
+    keep_image,
+    read_lines,
+    require_dir,
+)
 
 CAPTIONS_PER_IMAGE = 10
 # Reed's class split files; ``train``/``val`` are optional (some copies ship only trainval/test).
@@ -200,6 +206,7 @@ def read_cub(
                 raise DatasetFormatError(all_txt, "class not in CUB_200_2011/classes.txt", name)
 
     result = ReadResult()
+    listing = FileListing()  # one folder listing instead of a stat per image
     for image_id, rel_path in images.items():
         if image_id not in labels:
             raise DatasetFormatError(labels_txt, "image has no class label", image_id)
@@ -231,7 +238,7 @@ def read_cub(
             )
         stem = Path(rel_path).stem
         image_path = cub / "images" / rel_path
-        if not keep_image(result, image_path, image_id, images_txt, allow_missing_images):
+        if not keep_image(result, image_path, image_id, images_txt, allow_missing_images, listing):
             continue
         caption_file = reed / "text_c10" / class_name / f"{stem}.txt"
         meta = {

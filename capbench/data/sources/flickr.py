@@ -25,6 +25,7 @@ from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
 from capbench.data.sources import READERS
 from capbench.data.sources._common import (
+    FileListing,
     ReadResult,
     keep_image,
     load_json,
@@ -113,9 +114,10 @@ def _records(
     source: str,
     allow_missing: bool,
 ) -> ReadResult:
+    listing = FileListing()  # one folder listing instead of a stat per image
     for filename, split, captions, meta in items:
         image_path = image_dir / filename
-        if not keep_image(result, image_path, filename, annotation_file, allow_missing):
+        if not keep_image(result, image_path, filename, annotation_file, allow_missing, listing):
             continue
         result.append(
             CaptionedImage(

@@ -22,7 +22,13 @@ import scipy.io
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
 from capbench.data.sources import READERS
-from capbench.data.sources._common import ReadResult, keep_image, require_file, require_key
+from capbench.data.sources._common import (
+    FileListing,
+    ReadResult,
+    keep_image,
+    require_file,
+    require_key,
+)
 from capbench.data.sources.cub import (
     CAPTIONS_PER_IMAGE,
     CLASS_SPLIT_FILES,
@@ -117,6 +123,7 @@ def read_flowers(
     split_of = class_split_of(splits, reed / CLASS_SPLIT_FILES["trainval"])
 
     result = ReadResult()
+    listing = FileListing()  # one folder listing instead of a stat per image
     for num, label in enumerate(labels.tolist(), start=1):
         name = class_name(label)
         if name not in split_of:
@@ -130,7 +137,7 @@ def read_flowers(
             continue
         stem = f"image_{num:05d}"
         image_path = base / "jpg" / f"{stem}.jpg"
-        if not keep_image(result, image_path, stem, labels_path, allow_missing_images):
+        if not keep_image(result, image_path, stem, labels_path, allow_missing_images, listing):
             continue
         meta: dict[str, Any] = {"class_name": name, "image_number": num}
         if num in splits_by_image:

@@ -37,6 +37,7 @@ from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
 from capbench.data.sources import READERS
 from capbench.data.sources._common import (
+    FileListing,
     ReadResult,
     keep_image,
     load_json,
@@ -106,12 +107,13 @@ def read_benchmark_json(root: Path, split: str | None, allow_missing_images: boo
         grades[qid] = {rid: _check_grade(g, path, qid, rid) for rid, g in judged.items()}
 
     result = ReadResult()
+    listing = FileListing()  # one folder listing instead of a stat per image
     for image_id, entry in files.items():
         record_split = "query" if image_id in query_set else "reference"
         if not _keep(split, record_split):
             continue
         image_path = root / str(entry["file"])
-        if not keep_image(result, image_path, image_id, path, allow_missing_images):
+        if not keep_image(result, image_path, image_id, path, allow_missing_images, listing):
             continue
         captions = entry.get("captions", [])
         if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):

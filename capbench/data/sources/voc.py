@@ -20,7 +20,13 @@ from pathlib import Path
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
 from capbench.data.sources import READERS
-from capbench.data.sources._common import ReadResult, keep_image, read_lines, require_dir
+from capbench.data.sources._common import (
+    FileListing,
+    ReadResult,
+    keep_image,
+    read_lines,
+    require_dir,
+)
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -113,6 +119,7 @@ def read_voc2007(
     found = class_files(main)
     classes = class_list(found, voc)
     result = ReadResult()
+    listing = FileListing()  # one folder listing instead of a stat per image
     for name in splits_to_read(split, found, main):
         per_class = {}
         for cls in classes:
@@ -143,7 +150,9 @@ def read_voc2007(
                 elif value == 0:
                     difficult.append(idx)
             image_path = voc / "JPEGImages" / f"{image_id}.jpg"
-            if not keep_image(result, image_path, image_id, list_file, allow_missing_images):
+            if not keep_image(
+                result, image_path, image_id, list_file, allow_missing_images, listing
+            ):
                 continue
             result.append(
                 CaptionedImage(
