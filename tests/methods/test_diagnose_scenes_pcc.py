@@ -1,0 +1,53 @@
+"""The statistics of ``benchmarks/gordo2017/diagnose_scenes_pcc.py`` on hand-built cases."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gordo2017" / "diagnose_scenes_pcc.py"
+
+
+@pytest.fixture(scope="module")
+def diag():
+    spec = importlib.util.spec_from_file_location("diagnose_scenes_pcc", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _image(scene: str, *shapes: str) -> dict:
+    return {"scene": scene, "objects": [{"shape": s} for s in shapes]}
+
+
+def test_truth_oracle_scores_shared_shapes_and_scene(diag):
+    truth = [_image("beach", "circle"), _image("beach", "circle"), _image("road", "star")]
+    x = diag.truth_oracle(truth)
+    assert np.allclose(np.linalg.norm(x, axis=1), 1.0)
+    sim = x @ x.T
+    assert sim[0, 1] == pytest.approx(1.0)  # same shapes, same scene
+    assert sim[0, 2] == pytest.approx(0.0)  # nothing shared
+
+
+def test_top_r_stats_share_and_within_scene_correlation(diag):
+    scene = np.array(["a", "a", "a", "a", "b", "b"])
+    queries = np.array([0])
+    rel = np.array([[1.0, 0.9, 0.5, 0.1, 0.8, 0.7]])
+    # scores follow relevance inside scene "a" exactly; the self column is ignored
+    scores = np.array([[9.0, 3.0, 2.0, 1.0, 0.5, 0.4]])
+    share, r = diag.top_r_stats(scores, rel, queries, scene, r_max=4)
+    assert share == pytest.approx(3 / 4)  # top 4: images 1, 2, 3 (scene a) and 4 (scene b)
+    assert r == pytest.approx(np.corrcoef([3.0, 2.0, 1.0], [0.9, 0.5, 0.1])[0, 1])
+    # reversed scores inside the scene: a perfect negative correlation
+    share, r = diag.top_r_stats(-scores + 10 * (scene == "a"), rel, queries, scene, r_max=3)
+    assert share == pytest.approx(1.0) and r < -0.9
+
+
+def test_within_scene_shape_r_follows_shared_shapes(diag):
+    truth = [_image("a", "circle", "star"), _image("a", "circle", "star"),
+             _image("a", "circle"), _image("a", "heart"), _image("b", "circle", "star")]  # fmt: skip
+    rel = np.array([[1.0, 0.9, 0.5, 0.0, 0.6]])  # relevance rises with shape overlap
+    assert diag.within_scene_shape_r(rel, np.array([0]), truth) > 0.9
