@@ -8,7 +8,9 @@ image), so the tf-idf relevance that NDCG and PCC score against can be taken apa
 * what a truth oracle gets: images scored by their true shape sets + scene type, no pixels;
 * for each row index given (``<work>/index/`` of a gordo2017 row): NDCG/PCC AUC, the share of
   its top ``r_max`` results with the query's scene type, and its within-scene PCC (Pearson r of
-  its scores and relevance over the top results of the query's own scene type).
+  its scores and relevance over the top results of the query's own scene type);
+* with ``--r-max``: the same AUCs on R grids that end at other values, to show how PCC depends
+  on whether the top R can hold more than one scene type (each is about 1/7 of the database).
 
 Run after ``capbench reproduce gordo2017 --profile scenes`` (the README's analysis)::
 
@@ -19,6 +21,7 @@ Run after ``capbench reproduce gordo2017 --profile scenes`` (the README's analys
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from capbench.bench.config import resolve_config
+from capbench.eval.metrics import default_r_grid
 from capbench.methods import semantic_retrieval_rows as rows
 from capbench.methods.protocol import RowContext
 
@@ -75,11 +79,25 @@ def top_r_stats(
     return float(same.mean()), float(np.mean(rs)) if rs else float("nan")
 
 
+def with_r_max(ev: rows.EvalData, r_max: int) -> rows.EvalData:
+    """``ev`` scored on a linear R grid ending at ``r_max``, with as many points as its own."""
+    return dataclasses.replace(
+        ev, rs=[int(r) for r in default_r_grid(ev.n_database, r_max, len(ev.rs))]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=Path, required=True, help="scenes data folder")
     parser.add_argument("--index", type=Path, nargs="*", default=[], help="row index folders")
     parser.add_argument("--config", type=Path, default=CONFIG, help="scenes row config (eval)")
+    parser.add_argument(
+        "--r-max",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also score every index on R grids ending here (same number of points)",
+    )
     args = parser.parse_args(argv)
 
     truth_file = args.scenes / "scenes_truth.json"
@@ -101,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"within scene type, r(relevance, shared shapes) = {within_scene_shape_r(rel, ev.queries, truth):.2f}"
     )
+    types, counts = np.unique(scene, return_counts=True)
+    print(
+        f"{len(types)} scene types; the largest holds {counts.max()} images "
+        f"({100 * counts.max() / len(scene):.0f}% of the database), R <= {r_max}"
+    )
+    sweeps = [(r, with_r_max(ev, r)) for r in args.r_max]
 
     def report(name: str, query_emb: np.ndarray, db_emb: np.ndarray) -> None:
         metrics, _, _ = rows.retrieval_scores(ev, rows.dense_pred_fn(query_emb, db_emb))
@@ -110,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:40s} NDCG {metrics['ndcg_auc']:5.1f}  PCC {metrics['pcc_auc']:5.1f}  "
             f"same-scene share of top {r_max} {share:.2f}  within-scene r {r_within:.3f}"
         )
+        for r, ev_r in sweeps:
+            m, _, _ = rows.retrieval_scores(ev_r, rows.dense_pred_fn(query_emb, db_emb))
+            print(f"{'':40s} R <= {r:5d}: NDCG {m['ndcg_auc']:5.1f}  PCC {m['pcc_auc']:5.1f}")
 
     oracle = truth_oracle(truth)
     report("truth oracle (shapes + scene type)", oracle, oracle)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -51,3 +52,16 @@ def test_within_scene_shape_r_follows_shared_shapes(diag):
              _image("a", "circle"), _image("a", "heart"), _image("b", "circle", "star")]  # fmt: skip
     rel = np.array([[1.0, 0.9, 0.5, 0.0, 0.6]])  # relevance rises with shape overlap
     assert diag.within_scene_shape_r(rel, np.array([0]), truth) > 0.9
+
+
+def test_with_r_max_keeps_the_points_and_moves_the_end(diag):
+    @dataclasses.dataclass
+    class Ev:  # the two fields with_r_max reads and replaces
+        rs: list
+        n_database: int
+
+    ev = Ev(rs=list(range(1, 151, 3)), n_database=1500)
+    out = diag.with_r_max(ev, 600)
+    assert out.rs[0] == 1 and out.rs[-1] == 600 and len(out.rs) == len(ev.rs)
+    assert ev.rs[-1] == 148  # the original is left alone
+    assert diag.with_r_max(ev, 5000).rs[-1] == 1499  # capped by the database (query removed)
