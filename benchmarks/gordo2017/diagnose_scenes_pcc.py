@@ -15,7 +15,8 @@ image), so the tf-idf relevance that NDCG and PCC score against can be taken apa
 Run after ``capbench reproduce gordo2017 --profile scenes`` (the README's analysis)::
 
     python benchmarks/gordo2017/diagnose_scenes_pcc.py --scenes scenes_data \\
-        --index results/gordo2017/work/visual_baseline-*/index results/gordo2017/work/proposed_v_v-*/index
+        --index results/gordo2017/work/visual_baseline-*/index results/gordo2017/work/proposed_v_v-*/index \\
+        --r-max 300 600 1000
 """
 
 from __future__ import annotations
@@ -86,6 +87,17 @@ def with_r_max(ev: rows.EvalData, r_max: int) -> rows.EvalData:
     )
 
 
+def _r_max(text: str) -> int:
+    """argparse type for ``--r-max``: PCC@R needs at least two results, so R_max >= 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{value}: R_max must be at least 2 (PCC@1 is undefined)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=Path, required=True, help="scenes data folder")
@@ -93,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG, help="scenes row config (eval)")
     parser.add_argument(
         "--r-max",
-        type=int,
+        type=_r_max,
         nargs="*",
         default=[],
         help="also score every index on R grids ending here (same number of points)",

@@ -65,3 +65,11 @@ def test_with_r_max_keeps_the_points_and_moves_the_end(diag):
     assert out.rs[0] == 1 and out.rs[-1] == 600 and len(out.rs) == len(ev.rs)
     assert ev.rs[-1] == 148  # the original is left alone
     assert diag.with_r_max(ev, 5000).rs[-1] == 1499  # capped by the database (query removed)
+
+
+@pytest.mark.parametrize("bad", ["1", "0", "ten"])
+def test_r_max_below_two_or_not_a_number_is_refused(diag, tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as exc:
+        diag.main(["--scenes", str(tmp_path), "--r-max", bad])
+    assert exc.value.code == 2
+    assert "--r-max" in capsys.readouterr().err
