@@ -10,7 +10,8 @@ image), so the tf-idf relevance that NDCG and PCC score against can be taken apa
   its top ``r_max`` results with the query's scene type, and its within-scene PCC (Pearson r of
   its scores and relevance over the top results of the query's own scene type);
 * with ``--r-max``: the same AUCs on R grids that end at other values, to show how PCC depends
-  on whether the top R can hold more than one scene type (each is about 1/7 of the database).
+  on whether the top R can hold more than one scene type (generator 1.0 had 7 types, the
+  largest 15% of the database; 2.0 has 36 of about 3% each).
 
 Run after ``capbench reproduce gordo2017 --profile scenes`` (the README's analysis)::
 

@@ -427,11 +427,32 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     return outcomes
 
 
+def check_scenes_version(root: Path) -> None:
+    """Refuse scenes data written by another generator version: its images, captions and
+    relevance differ, so its numbers would not be comparable with the golden files."""
+    from capbench.data.scenes.generate import GENERATOR_VERSION, MANIFEST
+
+    path = Path(root) / MANIFEST
+    try:
+        request = json.loads(path.read_text(encoding="utf-8")).get("request") or {}
+    except (OSError, json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"{path}: unreadable scenes manifest ({err})") from None
+    found = request.get("generator_version")
+    if found != GENERATOR_VERSION:
+        size = request.get("size", "demo")
+        raise ValueError(
+            f"{path}: scenes data written by generator version {found!r}, but this capbench "
+            f"writes {GENERATOR_VERSION!r} (see data_cards/scenes.md); rewrite it with "
+            f"`capbench data scenes --out {root} --size {size}` or delete the folder"
+        )
+
+
 def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
     """Write the scenes dataset that the jobs' configs ask for (``scenes_data: demo|tiny``) when
     their data folder holds none yet, so ``capbench reproduce PAPER --profile scenes`` works from
     a clean clone. An existing scenes folder is never rewritten (it may hold another size on
-    purpose). Returns the folder written, or None when nothing was done."""
+    purpose), but one written by another generator version is refused with a clear error.
+    Returns the folder written, or None when nothing was done."""
     wanted = {(job.data_root, job.config.get("scenes_data")) for job in jobs}
     wanted = {(root, size) for root, size in wanted if size}
     if not wanted:
@@ -440,9 +461,11 @@ def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
         raise ValueError(f"rows ask for different scenes data: {sorted(wanted)}")
     root, size = next(iter(wanted))
     root = Path(root)
-    if (root / "scenes.json").is_file():
-        return None
     from capbench.data.scenes.generate import generate
+
+    if (root / "scenes.json").is_file():
+        check_scenes_version(root)
+        return None
 
     print(f"no scenes data at {root}: writing it ({size} size) ...", flush=True)
     generate(root, size=size, workers=max(1, min(4, os.cpu_count() or 1)))

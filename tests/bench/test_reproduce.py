@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from capbench.bench.config import config_hash, resolve_config
 from capbench.bench.record import iter_record_paths, read_record
+from capbench.bench.runner import check_scenes_version
+from capbench.data.scenes.generate import GENERATOR_VERSION
 
 
 def _values(toy: Path, name: str) -> list[float]:
@@ -156,3 +159,16 @@ def test_row_reuses_the_record_of_the_same_config_in_another_table(cli, results)
         next(p for p in iter_record_paths(results, "toypaper") if "/t2/" in p.as_posix())
     )
     assert "result_from" not in t2.extra and t2.extra["attempts"] == 1
+
+
+def test_scenes_data_of_another_generator_version_is_refused(tmp_path):
+    """Old scenes data would give numbers that no golden file describes: say how to rewrite it."""
+    (tmp_path / "scenes.json").write_text(
+        json.dumps({"complete": True, "request": {"generator_version": "1.0", "size": "demo"}})
+    )
+    with pytest.raises(ValueError, match=r"generator version '1.0'.*capbench data scenes --out"):
+        check_scenes_version(tmp_path)
+    (tmp_path / "scenes.json").write_text(
+        json.dumps({"request": {"generator_version": GENERATOR_VERSION}})
+    )
+    check_scenes_version(tmp_path)  # the current version passes

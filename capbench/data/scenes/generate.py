@@ -40,7 +40,7 @@ from capbench.data.scenes.simulate_users import StudySize, leave_one_out_agreeme
 from capbench.data.scenes.vocab import COLOURS, SCENE_BY_NAME, SHAPE_BY_NAME, SHAPES
 from capbench.data.user_study import Triplet, write_user_study
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"  # 2.0: 36 flat scene types (was 7)
 MANIFEST = "scenes.json"
 TRUTH = "scenes_truth.json"
 DEFAULT_IMAGE_SIZE = 96

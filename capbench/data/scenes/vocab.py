@@ -1,4 +1,6 @@
-"""The scenes vocabulary: shapes, colours, sizes, patterns, scene types, relations and their words.
+"""The scenes vocabulary: shapes, colours, sizes, patterns, relations and their words.
+
+The scene types live in ``scene_types.py`` (with their looks) and are re-exported here.
 
 Every concept has a canonical name (used for labels, synsets and the true semantics) and a
 list of surface words. Captions draw their words from the lists, so two captions of the same
@@ -9,6 +11,8 @@ scene rarely share every word: tf-idf over many region phrases still recovers th
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from capbench.data.scenes.scene_types import SCENE_BY_NAME, SCENES, SceneType
 
 
 @dataclass(frozen=True)
@@ -24,14 +28,6 @@ class Colour:
     name: str
     rgb: tuple[int, int, int]
     words: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SceneType:
-    name: str
-    synset: str
-    words: tuple[str, ...]  # nouns: "beach", "seaside", ...
-    phrases: tuple[str, ...]  # whole-image region phrases
 
 
 SHAPES: tuple[Shape, ...] = (
@@ -74,51 +70,6 @@ PATTERNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "checkered": (("checkered", "checked", "chequered"), ("checks", "squares", "a checkerboard")),
 }
 
-SCENES: tuple[SceneType, ...] = (
-    SceneType(
-        "beach",
-        "beach.n.01",
-        ("beach", "seaside", "shore"),
-        ("sandy beach", "sand on the shore", "the sea behind the beach", "beach with sand"),
-    ),
-    SceneType(
-        "field",
-        "field.n.01",
-        ("field", "meadow", "grassland"),
-        ("green grassy field", "grass in a meadow", "a field of grass", "open meadow"),
-    ),
-    SceneType(
-        "sky",
-        "sky.n.01",
-        ("sky", "cloudy sky", "heavens"),
-        ("blue sky with clouds", "clouds in the sky", "a clear sky", "white clouds above"),
-    ),
-    SceneType(
-        "room",
-        "room.n.01",
-        ("room", "living room", "interior"),
-        ("wooden floor of a room", "wall of a room", "an indoor room", "floor boards indoors"),
-    ),
-    SceneType(
-        "road",
-        "road.n.01",
-        ("road", "street", "highway"),
-        ("grey asphalt road", "lane markings on the street", "a paved road", "street surface"),
-    ),
-    SceneType(
-        "forest",
-        "forest.n.01",
-        ("forest", "woods", "trees"),
-        ("dark forest with trees", "tree trunks in the woods", "a dense forest", "woodland"),
-    ),
-    SceneType(
-        "snow",
-        "snow.n.01",
-        ("snow", "snowfield", "winter"),
-        ("white snow on the ground", "a snowy landscape", "snow covered ground", "winter snow"),
-    ),
-)
-
 RELATIONS: dict[str, tuple[str, ...]] = {
     "left of": ("to the left of", "left of", "on the left side of"),
     "right of": ("to the right of", "right of", "on the right side of"),
@@ -142,4 +93,8 @@ NUMBER_WORDS = ("no", "one", "two", "three", "four", "five")
 
 SHAPE_BY_NAME = {s.name: s for s in SHAPES}
 COLOUR_BY_NAME = {c.name: c for c in COLOURS}
-SCENE_BY_NAME = {s.name: s for s in SCENES}
+
+__all__ = [
+    "COLOURS", "COLOUR_BY_NAME", "FILLER_PHRASES", "NUMBER_WORDS", "PATTERNS", "RELATIONS",
+    "SCENES", "SCENE_BY_NAME", "SHAPES", "SHAPE_BY_NAME", "SIZES", "Colour", "SceneType", "Shape",
+]  # fmt: skip
