@@ -9,6 +9,8 @@ image), so the tf-idf relevance that NDCG and PCC score against can be taken apa
 * for each row index given (``<work>/index/`` of a gordo2017 row): NDCG/PCC AUC, the share of
   its top ``r_max`` results with the query's scene type, and its within-scene PCC (Pearson r of
   its scores and relevance over the top results of the query's own scene type);
+* with ``--probe``: what a linear read-out (cross-validated) finds in each index's descriptors:
+  shape presence (mAP against its prior) and scene type (accuracy);
 * with ``--r-max``: the same AUCs on R grids that end at other values, to show how PCC depends
   on whether the top R can hold more than one scene type (generator 1.0 had 7 types, the
   largest 15% of the database; 2.0 has 36 of about 3% each).
@@ -17,7 +19,7 @@ Run after ``capbench reproduce gordo2017 --profile scenes`` (the README's analys
 
     python benchmarks/gordo2017/diagnose_scenes_pcc.py --scenes scenes_data \\
         --index results/gordo2017/work/visual_baseline-*/index results/gordo2017/work/proposed_v_v-*/index \\
-        --r-max 300 600 1000
+        --r-max 300 600 1000 --probe
 """
 
 from __future__ import annotations
@@ -81,6 +83,43 @@ def top_r_stats(
     return float(same.mean()), float(np.mean(rs)) if rs else float("nan")
 
 
+def probe_descriptors(
+    emb: np.ndarray, truth: list[dict], folds: int = 3, min_visible: float = 0.35
+) -> dict[str, float]:
+    """What a linear read-out finds in the descriptors: shape presence and scene type.
+
+    Cross-validated logistic regression (scikit-learn). ``shape_map`` is the mean average
+    precision over shapes of "this shape is in the image" (objects at least ``min_visible``
+    visible), to be read against ``shape_prior`` (the share of positives, what a descriptor
+    without shape information scores); ``scene_acc`` is the accuracy of naming the scene type.
+    Relevance follows shared shapes (see ``within_scene_shape_r``), so descriptors that carry no
+    shape information cannot follow it, however they are trained.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import average_precision_score
+    from sklearn.model_selection import cross_val_predict
+
+    shapes = sorted({o["shape"] for t in truth for o in t["objects"]})
+    y = np.array(
+        [[any(o["shape"] == s and o["visible"] >= min_visible for o in t["objects"]) for s in shapes]
+         for t in truth]
+    )  # fmt: skip
+    aps = []
+    for k in range(len(shapes)):
+        if 0 < y[:, k].sum() < len(y) - folds:
+            p = cross_val_predict(
+                LogisticRegression(max_iter=2000), emb, y[:, k], cv=folds, method="predict_proba"
+            )[:, 1]
+            aps.append(average_precision_score(y[:, k], p))
+    scene = np.array([t["scene"] for t in truth])
+    pred = cross_val_predict(LogisticRegression(max_iter=2000), emb, scene, cv=folds)
+    return {
+        "shape_map": float(np.mean(aps)),
+        "shape_prior": float(y.mean()),
+        "scene_acc": float(np.mean(pred == scene)),
+    }
+
+
 def with_r_max(ev: rows.EvalData, r_max: int) -> rows.EvalData:
     """``ev`` scored on a linear R grid ending at ``r_max``, with as many points as its own."""
     return dataclasses.replace(
@@ -110,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[],
         help="also score every index on R grids ending here (same number of points)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also probe each index's descriptors linearly for shapes and scene type",
     )
     args = parser.parse_args(argv)
 
@@ -147,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:40s} NDCG {metrics['ndcg_auc']:5.1f}  PCC {metrics['pcc_auc']:5.1f}  "
             f"same-scene share of top {r_max} {share:.2f}  within-scene r {r_within:.3f}"
         )
+        if args.probe:
+            p = probe_descriptors(db_emb, truth)
+            print(
+                f"{'':40s} linear probe: shape mAP {p['shape_map']:.3f} "
+                f"(prior {p['shape_prior']:.3f}), scene type accuracy {p['scene_acc']:.3f}"
+            )
         for r, ev_r in sweeps:
             m, _, _ = rows.retrieval_scores(ev_r, rows.dense_pred_fn(query_emb, db_emb))
             print(f"{'':40s} R <= {r:5d}: NDCG {m['ndcg_auc']:5.1f}  PCC {m['pcc_auc']:5.1f}")

@@ -21,7 +21,25 @@ def diag():
 
 
 def _image(scene: str, *shapes: str) -> dict:
-    return {"scene": scene, "objects": [{"shape": s} for s in shapes]}
+    return {"scene": scene, "objects": [{"shape": s, "visible": 1.0} for s in shapes]}
+
+
+def test_probe_finds_shapes_only_where_the_descriptors_hold_them(diag):
+    rng = np.random.default_rng(0)
+    names = ["circle", "star", "heart"]
+    truth = [
+        _image(f"s{i % 4}", *[n for n in names if rng.random() < 0.4] or ["ring"])
+        for i in range(240)
+    ]
+    has = np.array([[any(o["shape"] == n for o in t["objects"]) for n in names] for t in truth])
+    scene = np.eye(4)[[int(t["scene"][1]) for t in truth]]
+    noise = rng.normal(size=(240, 8))
+    with_shapes = diag.probe_descriptors(np.hstack([3 * has, scene, noise]), truth)
+    scene_only = diag.probe_descriptors(np.hstack([scene, noise]), truth)
+    assert with_shapes["shape_map"] > 0.95 and with_shapes["scene_acc"] > 0.95
+    assert scene_only["shape_map"] < with_shapes["shape_prior"] + 0.15  # near chance
+    assert scene_only["scene_acc"] > 0.95
+    assert with_shapes["shape_prior"] == pytest.approx(scene_only["shape_prior"])
 
 
 def test_truth_oracle_scores_shared_shapes_and_scene(diag):
