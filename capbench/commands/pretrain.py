@@ -51,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"held-out mAP {info['held_out_mAP']:.3f} ({info['n_train']} train / {info['n_held_out']} held-out images)"
         )
+        per_class = info.get("held_out_AP") or {}
+        if per_class:
+            print(
+                "held-out AP per class: " + ", ".join(f"{k} {v:.2f}" for k, v in per_class.items())
+            )
     except FileNotFoundError:
         pass
     print(path)

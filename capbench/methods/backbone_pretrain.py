@@ -73,6 +73,10 @@ class BackbonePretrainer(L.LightningModule):
         from torchmetrics.classification import MultilabelAveragePrecision
 
         self.val_map = MultilabelAveragePrecision(num_labels=n_classes, average="macro")
+        # Per class too: a macro mAP can hide that one label group (on scenes, the colours)
+        # carries it while another (the shapes) stays at chance.
+        self.val_ap = MultilabelAveragePrecision(num_labels=n_classes, average=None)
+        self.val_ap_per_class: list[float] = []
 
     def forward(self, images: Tensor) -> Tensor:
         return self.head(self.trunk(images).mean(dim=(2, 3)))
@@ -83,7 +87,9 @@ class BackbonePretrainer(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self.val_map.update(torch.sigmoid(self(batch["image"])), batch["target"].long())
+        scores, target = torch.sigmoid(self(batch["image"])), batch["target"].long()
+        self.val_map.update(scores, target)
+        self.val_ap.update(scores, target)
         self.log(
             "val/mAP",
             self.val_map,
@@ -91,6 +97,10 @@ class BackbonePretrainer(L.LightningModule):
             prog_bar=True,
             batch_size=batch["image"].shape[0],
         )
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_ap_per_class = [float(x) for x in self.val_ap.compute().tolist()]
+        self.val_ap.reset()
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(
@@ -212,6 +222,10 @@ def pretrain_backbone(
         **options,
         "data": str(root),
         "held_out_mAP": held_map,
+        "held_out_AP": {
+            name: round(ap, 4)
+            for name, ap in zip(classes or map(str, range(n_classes)), model.val_ap_per_class)
+        },
         "n_train": len(train),
         "n_held_out": len(held_out),
         "classes": classes,

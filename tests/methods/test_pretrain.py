@@ -46,6 +46,9 @@ def test_pretrain_caches_and_loads(tmp_path, monkeypatch):
     assert path.is_file() and path.parent.name == "backbones"
     info = pretrain_info(path)
     assert 0.0 <= info["held_out_mAP"] <= 1.0 and info["n_train"] == 24 and info["n_held_out"] == 12
+    per_class = info["held_out_AP"]  # one AP per class, named; their mean is the mAP
+    assert list(per_class) == CLASSES
+    assert np.mean(list(per_class.values())) == pytest.approx(info["held_out_mAP"], abs=1e-3)
     trunk, _ = create_backbone("timm::resnet18", path)  # the file is a trunk state dict
     saved = torch.load(path, weights_only=True)
     torch.testing.assert_close(trunk.state_dict()["conv1.weight"], saved["conv1.weight"])
