@@ -92,12 +92,15 @@ class RowJob:
             self.config_hash,
         )
 
-    def is_done(self) -> bool:
-        """A complete, valid record exists (a malformed one raises, naming its path)."""
+    def is_done(self, fingerprints: dict[str, Any] | None = None) -> bool:
+        """A complete, valid record exists (a malformed one raises, naming its path) and was
+        computed on the data that is on disk now: when its dataset root still exists but its
+        fingerprint changed (new data, another generator version), the row is not done.
+        ``fingerprints`` memoises the fingerprint per root over one plan."""
         if not self.record_path.is_file():
             return False
-        read_record(self.record_path)
-        return True
+        record = read_record(self.record_path)
+        return not dataset_changed(record.dataset, fingerprints)
 
     def __call__(self) -> str:
         """Entry point inside a SLURM task: run unless done; returns the record path."""
@@ -105,6 +108,24 @@ class RowJob:
             return str(self.record_path)
         execute(self)
         return str(self.record_path)
+
+
+def dataset_changed(dataset: dict[str, Any], fingerprints: dict[str, Any] | None = None) -> bool:
+    """Whether the data a record was computed on (its dataset root and fingerprint) differs from
+    what is at that root now. Records without a root or fingerprint, or whose root is gone (a
+    record copied from another machine) or whose fingerprint the target computed its own way,
+    cannot be checked and count as unchanged."""
+    root = (dataset or {}).get("root")
+    given = (dataset or {}).get("fingerprint")
+    recorded = given.get("sha256") if isinstance(given, dict) else None  # else the target's own
+    if not root or not recorded or not Path(root).exists():
+        return False
+    from capbench.data.fingerprint import dataset_fingerprint
+
+    cache = {} if fingerprints is None else fingerprints
+    if root not in cache:
+        cache[root] = dataset_fingerprint(root)["sha256"]
+    return cache[root] != recorded
 
 
 @dataclass
@@ -162,6 +183,7 @@ def plan(
     jobs: list[RowJob] = []
     skipped: list[tuple[str, str]] = []
     errors: list[tuple[str, str]] = []
+    fingerprints: dict[str, Any] = {}  # dataset root -> sha256, computed once per plan
     refs: list[RowRef] = list(catalog.rows(paper, table, rows))
     for ref in refs:
         if ref.row.pending:
@@ -198,7 +220,7 @@ def plan(
                 force=options.force,
             )
             try:
-                done = not options.force and job.is_done()
+                done = not options.force and job.is_done(fingerprints)
             except RecordError as err:  # never overwrite or ignore a malformed record silently
                 errors.append((job.name, f"{err} (fix or delete it, or rerun with --force)"))
                 continue

@@ -172,3 +172,20 @@ def test_scenes_data_of_another_generator_version_is_refused(tmp_path):
         json.dumps({"request": {"generator_version": GENERATOR_VERSION}})
     )
     check_scenes_version(tmp_path)  # the current version passes
+
+
+def test_record_of_other_data_is_recomputed(cli, toy, tmp_path):
+    """A record computed on data that has since changed (say, scenes of an older generator) is
+    not reused: its dataset fingerprint no longer matches what is on disk."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "annotations.json").write_text('{"v": 1}')
+    args = ("reproduce", "toypaper", "--table", "t1", "--rows", "a", "--set", f"data.root={data}")
+    assert cli(*args)[0] == 0
+    rc, out, _ = cli(*args)
+    assert rc == 0 and "done:" in out  # same data: skipped
+    (data / "annotations.json").write_text('{"v": 2}')
+    rc, out, _ = cli(*args)
+    assert rc == 0 and "done:" not in out and "1/1 row run(s) succeeded" in out
+    rc, out, _ = cli(*args)
+    assert rc == 0 and "done:" in out  # the new record describes the new data
