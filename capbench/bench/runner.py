@@ -483,11 +483,10 @@ def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
         raise ValueError(f"rows ask for different scenes data: {sorted(wanted)}")
     root, size = next(iter(wanted))
     root = Path(root)
-    from capbench.data.scenes.generate import generate
-
     if (root / "scenes.json").is_file():
         check_scenes_version(root)
         return None
+    from capbench.data.scenes.generate import generate
 
     print(f"no scenes data at {root}: writing it ({size} size) ...", flush=True)
     generate(root, size=size, workers=max(1, min(4, os.cpu_count() or 1)))

@@ -54,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         per_class = info.get("held_out_AP") or {}
         if per_class:
             print(
-                "held-out AP per class: " + ", ".join(f"{k} {v:.2f}" for k, v in per_class.items())
+                "held-out AP per class: "
+                + ", ".join(
+                    f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in per_class.items()
+                )
             )
     except FileNotFoundError:
         pass

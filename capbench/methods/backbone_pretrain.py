@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,9 +73,8 @@ class BackbonePretrainer(L.LightningModule):
         self.head = nn.Linear(channels, n_classes)
         from torchmetrics.classification import MultilabelAveragePrecision
 
-        self.val_map = MultilabelAveragePrecision(num_labels=n_classes, average="macro")
-        # Per class too: a macro mAP can hide that one label group (on scenes, the colours)
-        # carries it while another (the shapes) stays at chance.
+        # Per class, and the mAP is their mean: a mAP alone can hide that one label group (on
+        # scenes, the colours) carries it while another (the shapes) stays at chance.
         self.val_ap = MultilabelAveragePrecision(num_labels=n_classes, average=None)
         self.val_ap_per_class: list[float] = []
 
@@ -87,20 +87,14 @@ class BackbonePretrainer(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        scores, target = torch.sigmoid(self(batch["image"])), batch["target"].long()
-        self.val_map.update(scores, target)
-        self.val_ap.update(scores, target)
-        self.log(
-            "val/mAP",
-            self.val_map,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch["image"].shape[0],
-        )
+        self.val_ap.update(torch.sigmoid(self(batch["image"])), batch["target"].long())
 
     def on_validation_epoch_end(self) -> None:
-        self.val_ap_per_class = [float(x) for x in self.val_ap.compute().tolist()]
+        per_class = self.val_ap.compute()
         self.val_ap.reset()
+        self.val_ap_per_class = [float(x) for x in per_class.tolist()]
+        # macro mAP over the classes that have positives (torchmetrics leaves the others NaN)
+        self.log("val/mAP", per_class.nanmean(), prog_bar=True)
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(
@@ -223,7 +217,7 @@ def pretrain_backbone(
         "data": str(root),
         "held_out_mAP": held_map,
         "held_out_AP": {
-            name: round(ap, 4)
+            name: None if math.isnan(ap) else round(ap, 4)  # None: no held-out positive
             for name, ap in zip(classes or map(str, range(n_classes)), model.val_ap_per_class)
         },
         "n_train": len(train),

@@ -78,6 +78,8 @@ def test_cli_verb_trains_reports_and_writes_the_trunk(tmp_path, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-1] == str(out) and out.is_file()
     assert printed[0].startswith("held-out mAP ") and "(8 train / 4 held-out images)" in printed[0]
+    assert printed[1].startswith("held-out AP per class: ")
+    assert [part.split()[0] for part in printed[1].split(": ", 1)[1].split(", ")] == CLASSES
     create_backbone("timm::resnet18", out)  # a loadable trunk
 
 

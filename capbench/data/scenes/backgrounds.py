@@ -1,7 +1,7 @@
 """Background looks: one drawing recipe per kind of place, coloured by the scene type's palette.
 
 A recipe gives the structure (a horizon, grass blades, floor planks, tiles, lane marks, tree
-trunks, waves, bricks) and the palette gives the colours, so 36 scene types need only eight
+trunks, waves, bricks) and the palette gives the colours, so 36 scene types need only ten
 recipes. Every recipe adds random tints, geometry and noise, so two images of one type never
 share pixels and raw pixels stay a weak cue for content. All randomness comes from ``rng``.
 """
@@ -21,9 +21,8 @@ from capbench.data.scenes.canvas import (
     smooth_noise,
     vertical_blend,
 )
-from capbench.data.scenes.scene_types import RGB, SCENE_BY_NAME
+from capbench.data.scenes.scene_types import SCENE_BY_NAME, Palette
 
-Palette = tuple[RGB, ...]
 DAY_SKY: Palette = ((70, 130, 215), (170, 205, 240), (245, 245, 250))
 
 

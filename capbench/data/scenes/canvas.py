@@ -45,6 +45,7 @@ def draw_layer(size: int, draw_fn: Callable[[ImageDraw.ImageDraw, int], None]) -
 
 
 def paint(img: np.ndarray, mask: np.ndarray, rgb: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """``rgb`` laid over ``img`` where ``mask`` is set, with opacity ``alpha``."""
+    """``rgb`` (a colour or an image) laid over ``img`` where ``mask`` is set, with opacity
+    ``alpha``."""
     m = alpha * mask[..., None]
     return img * (1 - m) + rgb * m

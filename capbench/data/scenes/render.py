@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from capbench.data.scenes.backgrounds import background
-from capbench.data.scenes.canvas import draw_layer, fill, jitter
+from capbench.data.scenes.canvas import draw_layer, fill, jitter, paint
 from capbench.data.scenes.layout import Scene, SceneObject
 from capbench.data.scenes.vocab import COLOUR_BY_NAME
 
@@ -107,7 +107,7 @@ def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
     for obj in scene.objects:
         mask = object_mask(obj, size)
         tex = object_texture(obj, rng, size)
-        img = img * (1 - mask[..., None]) + tex * mask[..., None]
+        img = paint(img, mask, tex)
         masks.append(mask)
     for i, (obj, mask) in enumerate(zip(scene.objects, masks)):
         cover = mask.copy()

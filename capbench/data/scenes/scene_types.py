@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RGB = tuple[int, int, int]
+Palette = tuple[RGB, ...]
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class SceneType:
     words: tuple[str, ...]  # nouns, first = canonical: "beach", "seaside", ...
     phrases: tuple[str, ...]  # whole-image region phrases
     look: str  # drawing recipe in backgrounds.LOOKS
-    palette: tuple[RGB, ...]  # the recipe's colours, in the order its docstring gives
+    palette: Palette  # the recipe's colours, in the order its docstring gives
 
 
 def _t(
