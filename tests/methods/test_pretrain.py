@@ -90,3 +90,17 @@ def test_cli_verb_names_the_missing_data(tmp_path, capsys):
     assert main(["pretrain-backbone", "--data", str(missing)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(missing) in err and "capbench data scenes" in err
+
+
+def test_gordo_scenes_rows_pretrain_with_the_command_profile():
+    """`capbench pretrain-backbone --profile scenes` and every Gordo scenes row must train the
+    same trunk, so that they share one cached file (its cache key hashes every option)."""
+    from pathlib import Path
+
+    from capbench.bench.config import resolve_config
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "gordo2017"
+    for path in sorted(bench.glob("*.scenes.yaml")):
+        pre = dict(resolve_config(path)["pretrain"])
+        assert pre.pop("data") == "scenes_pretrain", path.name
+        assert pre == backbone_pretrain.SCENES_PROFILE, path.name

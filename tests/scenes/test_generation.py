@@ -18,7 +18,14 @@ from capbench.data.scenes.captions import (
 )
 from capbench.data.scenes.finegrained import class_table
 from capbench.data.scenes.graded import grade, scene_similarity
-from capbench.data.scenes.layout import Scene, SceneObject, relations_from_geometry, sample_scene
+from capbench.data.scenes.layout import (
+    CLOSEUP_SIDE,
+    Scene,
+    SceneObject,
+    relations_from_geometry,
+    sample_closeup,
+    sample_scene,
+)
 from capbench.data.scenes.render import render
 from capbench.data.scenes.vocab import COLOURS, SCENES, SHAPES
 
@@ -44,6 +51,23 @@ def test_relations_follow_geometry():
         (0, "next to", 1),
         (0, "left of", 1),
     }
+
+
+def test_closeups_hold_one_object_that_fills_the_frame():
+    """The pretraining images: one object, inside the image, its side in CLOSEUP_SIDE (the
+    renderer's aspect jitter is at most 15%), every shape and scene type drawn."""
+    rng = np.random.default_rng(0)
+    shapes, scenes = set(), set()
+    for _ in range(400):
+        scene = sample_closeup(rng, 96)
+        assert len(scene.objects) == 1 and not scene.relations
+        obj = scene.objects[0]
+        side = np.sqrt(obj.w * obj.h) / 96
+        assert CLOSEUP_SIDE[0] - 1e-6 <= side <= CLOSEUP_SIDE[1] + 1e-6
+        assert obj.x >= 0 and obj.x + obj.w <= 96 and obj.y >= 0 and obj.y + obj.h <= 96
+        shapes.add(obj.shape)
+        scenes.add(scene.scene)
+    assert shapes == {s.name for s in SHAPES} and scenes == {s.name for s in SCENES}
 
 
 def test_vocabulary_sizes():

@@ -34,13 +34,15 @@ from capbench.data.scenes.finegrained import (
     sample_instance,
 )
 from capbench.data.scenes.graded import graded_relevance
-from capbench.data.scenes.layout import Scene, sample_scene
+from capbench.data.scenes.layout import Scene, sample_closeup, sample_scene
 from capbench.data.scenes.render import render
 from capbench.data.scenes.simulate_users import StudySize, leave_one_out_agreement, simulate_study
-from capbench.data.scenes.vocab import COLOURS, SCENE_BY_NAME, SHAPE_BY_NAME, SHAPES
+from capbench.data.scenes.vocab import SCENE_BY_NAME, SHAPE_BY_NAME, SHAPES
 from capbench.data.user_study import Triplet, write_user_study
 
-GENERATOR_VERSION = "2.0"  # 2.0: 36 flat scene types (was 7)
+# 2.0: 36 flat scene types (was 7). 2.1: the pretraining set holds one-object close-ups labelled
+# by shape (was multi-object scenes labelled by shape and colour); objects are larger.
+GENERATOR_VERSION = "2.1"
 MANIFEST = "scenes.json"
 TRUTH = "scenes_truth.json"
 DEFAULT_IMAGE_SIZE = 96
@@ -67,7 +69,8 @@ FORMATS = (
 FOLDERS = {name: name for name in FORMATS}
 SPLITS = ("train", "val", "test")
 VOC_CLASSES = [s.name for s in SHAPES]
-PRETRAIN_CLASSES = [s.name for s in SHAPES] + [c.name for c in COLOURS]
+# The pretraining set's classes are the object classes, as ImageNet's are: the shapes.
+PRETRAIN_CLASSES = list(VOC_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ SIZES: dict[str, SizeSpec] = {
         StudySize(80, 12, 20, 10, 3, 10), 10, 20,
     ),
     "demo": SizeSpec(
-        {"train": 3000, "val": 1500, "test": 1500}, 2000, 60, 12, 60, 8,
+        {"train": 3000, "val": 1500, "test": 1500}, 6000, 60, 12, 60, 8,
         StudySize(1000, 35, 50, 25, 3, 50), 50, 1000,
     ),
     "large": SizeSpec(
@@ -137,6 +140,14 @@ def make_scene(task: tuple[int, int, int, int]) -> SceneSample:
     return SceneSample(
         index, scene, image, region_phrases(scene, rng), sentence_captions(scene, rng)
     )
+
+
+def make_closeup(task: tuple[int, int, int, int]) -> SceneSample:
+    """Worker: (seed, stream, index, image size) -> a one-object close-up (no captions)."""
+    seed, stream, index, size = task
+    rng = image_rng(seed, stream, index)
+    scene = sample_closeup(rng, size)
+    return SceneSample(index, scene, render(scene, rng))
 
 
 def make_fine(task: tuple[int, int, int, int, FineClass]) -> FineSample:
@@ -219,7 +230,7 @@ def build(
             splits[int(k)] = split
         start += spec.splits[split]
     pretrain = parallel_map(
-        make_scene,
+        make_closeup,
         [(seed, STREAM_PRETRAIN, i, image_size) for i in range(spec.pretrain)],
         workers,
         "pretrain",
@@ -381,12 +392,7 @@ def items_for(data: SceneSet, fmt: str) -> tuple[list, dict[str, Any]]:
     elif fmt == "scenes_pretrain":
         for sample, split in zip(data.pretrain, data.pretrain_splits):
             rec = scene_record(sample, split, f"{sample.index + 1:06d}")
-            shapes = {VOC_CLASSES.index(o.shape) for o in sample.scene.objects}
-            colours = {
-                len(VOC_CLASSES) + [c.name for c in COLOURS].index(o.colour)
-                for o in sample.scene.objects
-            }
-            rec.labels = sorted(shapes | colours)
+            rec.labels = sorted({PRETRAIN_CLASSES.index(o.shape) for o in sample.scene.objects})
             items.append(WritableImage(rec, sample.image))
         options["classes"] = PRETRAIN_CLASSES
     elif fmt in ("cub", "flowers"):

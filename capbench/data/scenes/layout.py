@@ -83,8 +83,12 @@ def sample_object(
     pattern_colour: str | None = None,
     size_name: str | None = None,
     max_overlap: float = 0.45,
+    side_range: tuple[float, float] | None = None,
 ) -> SceneObject:
-    """One object at a random place; retries keep most objects mostly visible (some occlude)."""
+    """One object at a random place; retries keep most objects mostly visible (some occlude).
+
+    ``side_range`` overrides the side length (as a fraction of the image side) that
+    ``size_name`` would give, for close-ups."""
     shape = shape or SHAPES[rng.integers(len(SHAPES))].name
     colour = colour or COLOURS[rng.integers(len(COLOURS))].name
     size_name = size_name or list(SIZES)[rng.integers(len(SIZES))]
@@ -95,7 +99,7 @@ def sample_object(
     if pattern_colour is None:
         others = [c.name for c in COLOURS if c.name != colour]
         pattern_colour = "" if pattern == "plain" else others[rng.integers(len(others))]
-    lo, hi = SIZES[size_name][0]
+    lo, hi = side_range or SIZES[size_name][0]
     side = float(rng.uniform(lo, hi)) * size
     aspect = float(rng.uniform(0.85, 1.15))
     w, h = side * aspect, side / aspect
@@ -136,6 +140,19 @@ def sample_scene(rng: np.random.Generator, size: int, max_objects: int = 4) -> S
     for _ in range(n):
         objects.append(sample_object(rng, size, objects))
     return Scene(scene, size, objects, relations_from_geometry(objects, size))
+
+
+# A close-up's object side, as a fraction of the image side: the object fills the frame the way
+# an ImageNet photo's object does, so a trunk can learn what it is from few updates.
+CLOSEUP_SIDE = (0.5, 0.8)
+
+
+def sample_closeup(rng: np.random.Generator, size: int) -> Scene:
+    """An object-centric image: a background type and one large object (the pretraining set's
+    stand-in for ImageNet's one-object photos)."""
+    scene = SCENES[rng.integers(len(SCENES))].name
+    obj = sample_object(rng, size, [], size_name="large", side_range=CLOSEUP_SIDE)
+    return Scene(scene, size, [obj], [])
 
 
 def _count_probs(max_objects: int) -> np.ndarray:

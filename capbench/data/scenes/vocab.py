@@ -56,10 +56,12 @@ COLOURS: tuple[Colour, ...] = (
 )
 
 SIZES: dict[str, tuple[tuple[float, float], tuple[str, ...]]] = {
-    # name -> (side length as a fraction of the image side, words)
-    "small": ((0.16, 0.22), ("small", "little", "tiny")),
-    "medium": ((0.25, 0.32), ("medium", "medium-sized", "mid-sized")),
-    "large": ((0.35, 0.44), ("large", "big", "huge")),
+    # name -> (side length as a fraction of the image side, words). Generator 2.1 made objects
+    # larger (2.0: 0.16-0.22 / 0.25-0.32 / 0.35-0.44), so that, as in Visual Genome, the objects
+    # the captions name hold much of the picture rather than a few pixels of a background.
+    "small": ((0.22, 0.28), ("small", "little", "tiny")),
+    "medium": ((0.32, 0.40), ("medium", "medium-sized", "mid-sized")),
+    "large": ((0.44, 0.54), ("large", "big", "huge")),
 }
 
 PATTERNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
