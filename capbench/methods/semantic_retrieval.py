@@ -36,7 +36,8 @@ lr_drop_step (8000), margin (0.1: NOT stated in the paper; the value of the auth
 earlier triplet work), max_steps (16000: the paper gives only the lr drop at 8k, not the
 total), k_relevant (32), precision ("32-true" | "bf16-mixed"), freeze_bn,
 whitening_images, embed_batch_size, num_workers, trainable_from (null = end to end as the paper;
-``"layer4"`` freezes the earlier stages, a CPU speed knob); ``mining``: the fields of
+``"layer4"`` freezes the earlier stages, a CPU speed knob), text_lr_scale (1: theta's learning
+rate as a multiple of lr); ``mining``: the fields of
 ``capbench.data.sampling.MiningConfig`` (N=500, 9 positives, top 100, batch 64, t=64);
 ``pretrain``: options of ``capbench.methods.backbone_pretrain.pretrain_backbone``.
 
@@ -147,6 +148,7 @@ class SemanticRetrieval(L.LightningModule):
         seed: int = 0,
         data: dict[str, Any] | None = None,
         trainable_from: str | None = None,
+        text_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -431,7 +433,17 @@ class SemanticRetrieval(L.LightningModule):
             float(self.hparams.lr_after),
             int(self.hparams.lr_drop_step),
         )
-        opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=lr)
+        # theta's W starts from random while the trunk starts pretrained: ``text_lr_scale``
+        # gives it a larger step (1 = one learning rate for all, as the paper states nothing else).
+        text = {id(p) for p in self.text.parameters()} if self.text is not None else set()
+        groups = [
+            {"params": [p for p in self.parameters() if p.requires_grad and id(p) not in text]},
+            {
+                "params": [p for p in self.parameters() if p.requires_grad and id(p) in text],
+                "lr": lr * float(self.hparams.text_lr_scale),
+            },
+        ]
+        opt = torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: 1.0 if step < drop else after / lr
         )
@@ -502,6 +514,7 @@ def _module_kwargs(
         "num_workers": int(train.get("num_workers", 0)),
         "whitening_images": int(train.get("whitening_images", 500)),
         "trainable_from": train.get("trainable_from"),
+        "text_lr_scale": float(train.get("text_lr_scale", 1.0)),
         "seed": int(seed),
     }
     return kwargs

@@ -6,6 +6,7 @@ those concepts' words, so the tf-idf k-NN are the images sharing concepts."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 from torch.utils.data import Dataset
@@ -236,3 +237,24 @@ def test_trainable_from_freezes_only_the_earlier_stages():
     assert flags["layer4.0.conv1.weight"] and all(p.requires_grad for p in model.rmac.parameters())
     with pytest.raises(ValueError, match="layer9"):
         SemanticRetrieval(backbone="timm::resnet18", trainable_from="layer9")
+
+
+def test_text_projection_gets_its_own_learning_rate_scale():
+    """theta's W starts from random, the trunk from pretraining: ``text_lr_scale`` multiplies
+    only W's step, before and after the drop; the default keeps one learning rate (the paper)."""
+    model = SemanticRetrieval(
+        backbone="timm::resnet18", mode="V+T", vocab_size=7, lr=1e-4, lr_after=1e-5,
+        lr_drop_step=2, text_lr_scale=10.0,
+    )  # fmt: skip
+    conf = model.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    trunk_group, text_group = opt.param_groups
+    assert [id(p) for p in text_group["params"]] == [id(model.text.proj.weight)]
+    assert len(trunk_group["params"]) == sum(1 for p in model.parameters()) - 1
+    assert (trunk_group["lr"], text_group["lr"]) == pytest.approx((1e-4, 1e-3))
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    assert (trunk_group["lr"], text_group["lr"]) == pytest.approx((1e-5, 1e-4))
+    plain = SemanticRetrieval(backbone="timm::resnet18", mode="V", lr=1e-4)
+    assert len(plain.configure_optimizers()["optimizer"].param_groups) == 1
