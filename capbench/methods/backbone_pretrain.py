@@ -11,8 +11,9 @@ the paper's start from ImageNet.
 Like ImageNet's, those images are object-centric: one object fills most of each. On scenes with
 several small objects and image-level labels, a ResNet trained from scratch for the few hundred
 updates a CPU budget allows learns the colours and backgrounds and leaves the shapes at chance
-(held-out shape AP 0.23-0.41, prior 0.27); on close-ups it learns them (mAP about 0.8), and the
-retrieval descriptors then carry them (benchmarks/gordo2017/README.md). The result is cached under
+(held-out shape AP 0.23-0.41, prior 0.27); on close-ups it learns them (held-out mAP 0.76).
+The retrieval descriptors of cluttered scenes still carry them only weakly (a linear probe:
+mAP 0.345 against a prior of 0.267; benchmarks/gordo2017/README.md). The result is cached under
 ``cache_root()/backbones/<arch>-<fingerprint>.pt`` (the fingerprint hashes the labelled records,
 their image file sizes and every training option), written atomically; a second call returns the
 path without training. Held-out mAP goes to a ``.json`` file beside it.
@@ -142,7 +143,7 @@ def cached_path(arch: str, fingerprint: str) -> Path:
 # they share one cached file (the cache key hashes every option).
 # The scenes pretraining images are one-object close-ups (96 px); at 32 px their object has the
 # pixel size the retrieval images' objects have at 96 px, and 6 epochs of the demo's 4,800
-# images are 900 updates: about where the shapes are learned (held-out mAP ~0.8), in ~2 min.
+# images are 900 updates: about where the shapes are learned (held-out mAP 0.76), in ~100 s.
 SCENES_PROFILE: dict[str, Any] = {
     "arch": "timm::resnet18",
     "epochs": 6,

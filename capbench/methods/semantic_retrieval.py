@@ -435,15 +435,14 @@ class SemanticRetrieval(L.LightningModule):
         )
         # theta's W starts from random while the trunk starts pretrained: ``text_lr_scale``
         # gives it a larger step (1 = one learning rate for all, as the paper states nothing else).
-        text = {id(p) for p in self.text.parameters()} if self.text is not None else set()
-        groups = [
-            {"params": [p for p in self.parameters() if p.requires_grad and id(p) not in text]},
-            {
-                "params": [p for p in self.parameters() if p.requires_grad and id(p) in text],
-                "lr": lr * float(self.hparams.text_lr_scale),
-            },
-        ]
-        opt = torch.optim.Adam([g for g in groups if g["params"]], lr=lr)
+        trunk, text = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (text if name.startswith("text.") else trunk).append(p)
+        groups = [{"params": trunk}]
+        if text:
+            groups.append({"params": text, "lr": lr * float(self.hparams.text_lr_scale)})
+        opt = torch.optim.Adam(groups, lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: 1.0 if step < drop else after / lr
         )
