@@ -15,7 +15,7 @@ SCENES_DIR ?= $(or $(CAPBENCH_SCENES),scenes_data)
 export CAPBENCH_RESULTS ?= results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo clean
+.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,12 @@ gordo-data:
 	  echo "  See data_cards/visual_genome.md to obtain and lay it out, set CAPBENCH_DATA," >&2; \
 	  echo "  or run the embedded default: make reproduce-gordo PROFILE=scenes" >&2; exit 1; }
 endif
+
+# One mining round + 3 training steps of the paper profile on random images (ResNet-101, 576 px,
+# bf16), with images/s and peak GPU memory; then the activation memory per micro-batch setting.
+gpu-check-gordo: setup
+	$(PY) benchmarks/gordo2017/gpu_check.py step --out $(CAPBENCH_RESULTS)/gordo2017/gpu_check.json
+	$(PY) benchmarks/gordo2017/gpu_check.py memory
 
 reproduce-gordo: gordo-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce gordo2017 --profile $(PROFILE) $(GORDO_ARGS)

@@ -8,7 +8,8 @@ Public API (used by ``semantic_retrieval_rows``, ``capbench query`` and ``capben
                       out_dim=None, levels=3, scales=(1.0, 0.7071), margin=0.1, lr=1e-5,
                       lr_after=1e-6, lr_drop_step=8000, mining=None, freeze_bn=True,
                       channels_last=False, embed_batch_size=32, num_workers=0,
-                      whitening_images=500, seed=0, data=None, trainable_from=None)
+                      whitening_images=500, seed=0, data=None, trainable_from=None,
+                      text_lr_scale=1.0, micro_batches=1)
     model.embed_images(images) -> (B, D) L2-normalised phi      images: (B,3,H,W) or list of (3,H,W)
     model.embed_text(tfidf_rows) -> (B, D) L2-normalised theta  scipy/torch sparse or dense (B, V)
     model.embed_query(images_or_phi, text=None, alpha=1.0) -> normalize(phi + alpha * theta)
@@ -37,7 +38,10 @@ earlier triplet work), max_steps (16000: the paper gives only the lr drop at 8k,
 total), k_relevant (32), precision ("32-true" | "bf16-mixed"), freeze_bn,
 whitening_images, embed_batch_size, num_workers, trainable_from (null = end to end as the paper;
 ``"layer4"`` freezes the earlier stages, a CPU speed knob), text_lr_scale (1: theta's learning
-rate as a multiple of lr); ``mining``: the fields of
+rate as a multiple of lr), micro_batches (1: each batch of triplets is split into this many
+forward/backward passes whose gradients are accumulated before the one update; exact, since
+BatchNorm is frozen and the loss is a mean over triplets, and what lets the paper's 64 triplets
+at 576 px fit on one GPU: see ``benchmarks/gordo2017/gpu_check.py memory``); ``mining``: the fields of
 ``capbench.data.sampling.MiningConfig`` (N=500, 9 positives, top 100, batch 64, t=64);
 ``pretrain``: options of ``capbench.methods.backbone_pretrain.pretrain_backbone``.
 
@@ -55,6 +59,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -149,6 +154,7 @@ class SemanticRetrieval(L.LightningModule):
         data: dict[str, Any] | None = None,
         trainable_from: str | None = None,
         text_lr_scale: float = 1.0,
+        micro_batches: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -165,6 +171,11 @@ class SemanticRetrieval(L.LightningModule):
         elif self.mode != "V" and not data:
             raise ValueError(f"mode {self.mode} needs vocab_size (the tf-idf vocabulary)")
         self.mining_cfg = MiningConfig(**{"margin": margin, **(mining or {})})
+        if micro_batches < 1 or self.mining_cfg.batch_size % micro_batches:
+            raise ValueError(
+                f"train.micro_batches={micro_batches} must divide the batch of "
+                f"{self.mining_cfg.batch_size} triplets (mining.batch_size)"
+            )
         self.register_buffer("whitening_ready", torch.zeros((), dtype=torch.bool))
         self.provenance: dict[str, Any] = {
             "backbone": backbone,
@@ -316,6 +327,8 @@ class SemanticRetrieval(L.LightningModule):
         if stage == "fit" and self._trainer is not None:
             # one epoch = one mining round, whoever built the Trainer (LightningCLI included)
             self.trainer.reload_dataloaders_every_n_epochs = 1
+            # a batch of triplets = ``micro_batches`` loader batches, one optimizer step
+            self.trainer.accumulate_grad_batches = int(self.hparams.micro_batches)
         if stage != "fit" or self.data is not None or not self.hparams.data:
             return
         from capbench.data import read
@@ -357,21 +370,32 @@ class SemanticRetrieval(L.LightningModule):
         """One mining round with the current model: ``(t, batch, 3)`` triplet indices."""
         data = self._require_data()
         cfg = self.mining_cfg
+        start = time.perf_counter()
         pool = sample_pool(data.relevant, cfg, generator)
         feats = self.embed_dataset(
             Subset(data.images, pool.pool.tolist()), progress, desc="mining pool"
         )
+        embedded = self._synchronized_clock()
         cands = None
         if self.mode == "WSABIE":
             cands = self.embed_text(data.tfidf[pool.pool.numpy()]).float().to(feats.device)
         triplets, losses = select_hard_triplets(feats, pool, data.relevant, cfg, cands)
+        selected = self._synchronized_clock()
         self.last_mining = {
             "pool": float(pool.pool.numel()),
             "candidates": float(triplets.shape[0]),
             "candidate_loss": float(losses.mean()) if losses.numel() else 0.0,
             "active_fraction": float((losses > 0).float().mean()) if losses.numel() else 0.0,
+            "embed_seconds": embedded - start,
+            "select_seconds": selected - embedded,
         }
         return triplet_batches(triplets, cfg, generator)
+
+    def _synchronized_clock(self) -> float:
+        """``time.perf_counter()`` once the device's queued work is done (timings of GPU work)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def train_dataloader(self) -> DataLoader:
         data = self._require_data()
@@ -381,7 +405,7 @@ class SemanticRetrieval(L.LightningModule):
         triplets = batches.reshape(-1, 3)
         return DataLoader(
             TripletImages(data.images, triplets),
-            batch_size=self.mining_cfg.batch_size,
+            batch_size=self.mining_cfg.batch_size // int(self.hparams.micro_batches),
             shuffle=False,  # already a random draw; keeps the round's batches as mined
             num_workers=int(self.hparams.num_workers),
             collate_fn=collate,
@@ -485,7 +509,7 @@ def resolve_backbone_weights(config: dict[str, Any]) -> str | None:
     return None
 
 
-def _module_kwargs(
+def module_kwargs(
     config: dict[str, Any], mode: str, vocab_size: int | None, seed: int
 ) -> dict[str, Any]:
     model, train = _section(config, "model"), _section(config, "train")
@@ -514,6 +538,7 @@ def _module_kwargs(
         "whitening_images": int(train.get("whitening_images", 500)),
         "trainable_from": train.get("trainable_from"),
         "text_lr_scale": float(train.get("text_lr_scale", 1.0)),
+        "micro_batches": int(train.get("micro_batches", 1)),
         "seed": int(seed),
     }
     return kwargs
@@ -551,7 +576,7 @@ def build_visual_baseline(
     path = Path(workdir) / "baseline.ckpt"
     if path.is_file():
         return load_semantic_retrieval(path), path
-    model = SemanticRetrieval(**_module_kwargs(config, "V", None, seed))
+    model = SemanticRetrieval(**module_kwargs(config, "V", None, seed))
     images = data if data is not None else RecordImages(records_train, image_transform(config))
     model.init_whitening_from(images)
     _save_plain_checkpoint(model, path)
@@ -590,7 +615,7 @@ def train_semantic_retrieval(
     L.seed_everything(int(seed), workers=True, verbose=False)
     if data is None:
         data = build_training_data(records_train, tfidf_train, config, progress=progress)
-    model = SemanticRetrieval(**_module_kwargs(config, mode, data.tfidf.shape[1], seed))
+    model = SemanticRetrieval(**module_kwargs(config, mode, data.tfidf.shape[1], seed))
     model.attach_training_data(data)
     trainer = L.Trainer(
         default_root_dir=str(workdir),

@@ -258,3 +258,57 @@ def test_text_projection_gets_its_own_learning_rate_scale():
     assert (trunk_group["lr"], text_group["lr"]) == pytest.approx((1e-5, 1e-4))
     plain = SemanticRetrieval(backbone="timm::resnet18", mode="V", lr=1e-4)
     assert len(plain.configure_optimizers()["optimizer"].param_groups) == 1
+
+
+def _first_update_gradients(micro_batches: int, mode: str) -> dict[str, torch.Tensor]:
+    """The gradients of the first optimizer step of a fit with ``micro_batches``."""
+    import lightning as L
+
+    class Capture(L.Callback):
+        def __init__(self) -> None:
+            self.grads: dict[str, torch.Tensor] = {}
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+            if not self.grads:
+                self.grads = {
+                    n: p.grad.detach().clone()
+                    for n, p in pl_module.named_parameters()
+                    if p.grad is not None
+                }
+
+    data = synthetic_data(size=32)
+    torch.manual_seed(0)
+    model = SemanticRetrieval(
+        backbone="timm::resnet18", mode=mode, vocab_size=data.tfidf.shape[1], levels=2,
+        whitening_images=32, embed_batch_size=16, mining=CONFIG["mining"],
+        micro_batches=micro_batches,
+    )  # fmt: skip
+    model.attach_training_data(data)
+    capture = Capture()
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_steps=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[capture],
+    )  # fmt: skip
+    trainer.fit(model)
+    assert trainer.accumulate_grad_batches == micro_batches
+    assert trainer.global_step == 1 and trainer.fit_loop.total_batch_idx + 1 == micro_batches
+    return capture.grads
+
+
+@pytest.mark.parametrize("mode", ["V", "V+T"])
+def test_micro_batches_accumulate_the_same_gradient_as_one_batch(mode):
+    """``micro_batches`` (how the paper's 64 triplets at 576 px fit on one GPU) splits a batch
+    into passes whose accumulated gradient is the whole batch's: BN is frozen and the loss is a
+    mean over triplets, so the update is unchanged."""
+    whole = _first_update_gradients(1, mode)
+    split = _first_update_gradients(4, mode)
+    assert whole.keys() == split.keys() and "rmac.whiten.weight" in whole
+    if mode == "V+T":
+        assert "text.proj.weight" in whole
+    for name in whole:
+        torch.testing.assert_close(split[name], whole[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_micro_batches_must_divide_the_batch():
+    with pytest.raises(ValueError, match="micro_batches=3 must divide the batch of 8"):
+        SemanticRetrieval(backbone="timm::resnet18", mining={"batch_size": 8}, micro_batches=3)
