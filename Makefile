@@ -57,7 +57,7 @@ clean:
 # checkpoint (BACKBONE_WEIGHTS=/path/resnet101.pth); PROFILE=scenes writes the scenes data at demo
 # size when absent. Extra `capbench reproduce` options: REPRODUCE_ARGS="--seeds 3 --force".
 GORDO_VG := $(or $(CAPBENCH_DATA),data)/visual_genome
-GORDO_ARGS := $(if $(BACKBONE_WEIGHTS),--set model.backbone_weights=$(BACKBONE_WEIGHTS)) $(REPRODUCE_ARGS)
+GORDO_ARGS := $(if $(BACKBONE_WEIGHTS),--backbone-weights $(BACKBONE_WEIGHTS)) $(REPRODUCE_ARGS)
 
 .PHONY: gordo-data
 ifeq ($(PROFILE),scenes)

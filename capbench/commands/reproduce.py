@@ -6,11 +6,13 @@ Examples::
     capbench reproduce gordo2017 --profile scenes --rows random,text_oracle
     capbench reproduce all --profile scenes
     capbench reproduce gordo2017 --profile paper --launcher slurm --cluster cluster.yaml --dry-run
+    capbench reproduce gordo2017 --profile paper --backbone-weights /models/resnet101.pth
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -38,6 +40,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="override a config value (dotted key, YAML value); repeatable")  # fmt: skip
+    p.add_argument(
+        "--backbone-weights",
+        type=Path,
+        metavar="PATH",
+        help="local pretrained trunk checkpoint (= --set model.backbone_weights=PATH, absolute)",
+    )
+    p.add_argument(
+        "--allow-random-init",
+        action="store_true",
+        help="let a paper-profile row start from random weights (= --set model.allow_random_init=true)",
+    )
     p.add_argument("--list", action="store_true", help="list papers, tables, rows and their status")
     p.add_argument(
         "--write-golden",
@@ -66,6 +79,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--submitit-cluster", choices=["slurm", "local", "debug"], default=None,
                    help=argparse.SUPPRESS)  # fmt: skip  # 'local' runs jobs via submitit's LocalExecutor (tests)
+
+
+def model_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items for ``--backbone-weights`` / ``--allow-random-init``: the weights path is
+    checked here, made absolute (the same file gives the same config hash from any folder) and
+    JSON-quoted, so a path that YAML would misread still arrives as a string."""
+    out = list(args.overrides)
+    if args.backbone_weights is not None:
+        path = args.backbone_weights.expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"--backbone-weights: {args.backbone_weights} is not a file")
+        out.append(f"model.backbone_weights={json.dumps(str(path))}")
+    if args.allow_random_init:
+        out.append("model.allow_random_init=true")
+    return out
 
 
 def _devices(value: str) -> int | str:
@@ -128,11 +156,16 @@ def run(args: argparse.Namespace) -> int:
     if args.wandb:
         os.environ.setdefault("WANDB_MODE", "offline")
     papers = list(catalog.papers) if args.paper == "all" else [args.paper]
+    try:
+        overrides = model_overrides(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     options = RunOptions(
         profile=args.profile,
         seeds=args.seeds,
         force=args.force,
-        overrides=tuple(args.overrides),
+        overrides=tuple(overrides),
         wandb=args.wandb,
         results=results,
         accelerator=args.accelerator,

@@ -189,3 +189,17 @@ def test_record_of_other_data_is_recomputed(cli, toy, tmp_path):
     assert rc == 0 and "done:" not in out and "1/1 row run(s) succeeded" in out
     rc, out, _ = cli(*args)
     assert rc == 0 and "done:" in out  # the new record describes the new data
+
+
+def test_backbone_weights_flag_sets_an_absolute_path_and_checks_it(cli, results, tmp_path):
+    rc, _, err = cli("reproduce", "toypaper", "--rows", "a", "--table", "t1",
+                     "--backbone-weights", str(tmp_path / "missing.pth"))  # fmt: skip
+    assert rc == 2 and "--backbone-weights" in err and "missing.pth is not a file" in err
+    weights = tmp_path / "odd: name #1.pth"  # YAML would misread this unquoted
+    weights.write_bytes(b"not read by the toy row")
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a", "--table", "t1",
+                     "--backbone-weights", str(weights), "--allow-random-init")  # fmt: skip
+    assert rc == 0, out
+    (rec,) = [read_record(p) for p in iter_record_paths(results, "toypaper")]
+    assert rec.config["model"]["backbone_weights"] == str(weights.resolve())
+    assert rec.config["model"]["allow_random_init"] is True
