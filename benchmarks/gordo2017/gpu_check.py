@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -104,40 +105,32 @@ def row_config(row: str, preset: str, overrides: list[str]) -> dict[str, Any]:
 
 
 def _environment() -> dict[str, Any]:
-    import lightning
-
     cuda = torch.cuda.is_available()
     return {
         "device": torch.cuda.get_device_name(0)
         if cuda
         else f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)",
         "torch": torch.__version__,
-        "lightning": lightning.__version__,
+        "lightning": L.__version__,
         "cuda": torch.version.cuda if cuda else None,
     }
 
 
-class StepClock:
+class StepClock(L.Callback):
     """Seconds per optimizer step (GPU work synchronised), counted from the first batch."""
 
     def __init__(self) -> None:
-        import lightning as L
-
-        clock = self
-
-        class _Callback(L.Callback):
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-                if not clock.marks:
-                    clock.marks.append(pl_module._synchronized_clock())
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-                if (batch_idx + 1) % trainer.accumulate_grad_batches == 0:
-                    clock.marks.append(pl_module._synchronized_clock())
-                    clock.losses.append(float(trainer.callback_metrics["train/loss"]))
-
         self.marks: list[float] = []
         self.losses: list[float] = []
-        self.callback = _Callback()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not self.marks:
+            self.marks.append(pl_module._synchronized_clock())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches == 0:  # an optimizer step ended
+            self.marks.append(pl_module._synchronized_clock())
+            self.losses.append(float(trainer.callback_metrics["train/loss"]))
 
     @property
     def seconds(self) -> list[float]:
@@ -148,8 +141,6 @@ def run_step_check(
     config: dict[str, Any], images: int, vocab: int, words: int, steps: int, seed: int = 0
 ) -> dict[str, Any]:
     """One mining round and ``steps`` optimizer steps of ``SemanticRetrieval`` on random data."""
-    import lightning as L
-
     from capbench.methods.semantic_retrieval import SemanticRetrieval, module_kwargs
 
     row, model_cfg, train = config["row"], config["model"], config["train"]
@@ -179,7 +170,7 @@ def run_step_check(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        callbacks=[clock.callback],
+        callbacks=[clock],
     )
     trainer.fit(model)
     per_triplet = 1 if model.mode == "WSABIE" else 3

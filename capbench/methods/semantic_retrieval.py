@@ -21,6 +21,7 @@ Public API (used by ``semantic_retrieval_rows``, ``capbench query`` and ``capben
                              accelerator="auto", devices="auto", progress=True,
                              data=None) -> (model, checkpoint_path)
     build_visual_baseline(records_train, config, workdir, seed=0, data=None) -> (model, ckpt)
+    module_kwargs(config, mode, vocab_size, seed) -> SemanticRetrieval(**kwargs) of a row config
     embed_records(model, records, config, progress=False) -> (N, D) tensor
     load_image_tensor(path, config) -> (3, H, W);  load_semantic_retrieval(path) -> model
 
@@ -38,10 +39,11 @@ earlier triplet work), max_steps (16000: the paper gives only the lr drop at 8k,
 total), k_relevant (32), precision ("32-true" | "bf16-mixed"), freeze_bn,
 whitening_images, embed_batch_size, num_workers, trainable_from (null = end to end as the paper;
 ``"layer4"`` freezes the earlier stages, a CPU speed knob), text_lr_scale (1: theta's learning
-rate as a multiple of lr), micro_batches (1: each batch of triplets is split into this many
+rate as a multiple of lr), micro_batches (1: each batch of triplets runs as this many
 forward/backward passes whose gradients are accumulated before the one update; exact, since
-BatchNorm is frozen and the loss is a mean over triplets, and what lets the paper's 64 triplets
-at 576 px fit on one GPU: see ``benchmarks/gordo2017/gpu_check.py memory``); ``mining``: the fields of
+BatchNorm is frozen and the loss is a mean over triplets; it is what fits the paper's 64
+triplets at 576 px on one GPU, see ``benchmarks/gordo2017/gpu_check.py memory``; it owns the
+Trainer's ``accumulate_grad_batches``); ``mining``: the fields of
 ``capbench.data.sampling.MiningConfig`` (N=500, 9 positives, top 100, batch 64, t=64);
 ``pretrain``: options of ``capbench.methods.backbone_pretrain.pretrain_backbone``.
 
@@ -101,6 +103,7 @@ __all__ = [
     "embed_records",
     "load_image_tensor",
     "load_semantic_retrieval",
+    "module_kwargs",
     "train_semantic_retrieval",
 ]
 
@@ -512,6 +515,8 @@ def resolve_backbone_weights(config: dict[str, Any]) -> str | None:
 def module_kwargs(
     config: dict[str, Any], mode: str, vocab_size: int | None, seed: int
 ) -> dict[str, Any]:
+    """The module's keyword arguments from a row config (``model``, ``train``, ``mining``,
+    ``pretrain``): the one mapping the rows, the baseline and the GPU check all build from."""
     model, train = _section(config, "model"), _section(config, "train")
     mining = {
         f.name: _section(config, "mining")[f.name]
