@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gordo2017" / "diagnose_scenes_pcc.py"
-
 
 @pytest.fixture(scope="module")
-def diag():
-    spec = importlib.util.spec_from_file_location("diagnose_scenes_pcc", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def diag(benchmark_script):
+    return benchmark_script("gordo2017/diagnose_scenes_pcc.py")
 
 
 def _image(scene: str, *shapes: str) -> dict:
