@@ -44,8 +44,12 @@ class TextProjection(nn.Module):
             tfidf = csr_to_torch(tfidf, device=w.device)
         if tfidf.shape[-1] != self.vocab_size:
             raise ValueError(f"tf-idf width {tfidf.shape[-1]} != vocabulary size {self.vocab_size}")
-        if tfidf.is_sparse:
-            out = torch.sparse.mm(tfidf.to(w.dtype), w.T)
-        else:
-            out = tfidf.to(w.dtype) @ w.T
-        return F.normalize(out, dim=-1)
+        # Always fp32, also inside a bf16 autocast region (the paper profile): autocast would run
+        # the sparse product in bf16, whose backward then fails on the fp32 W ("expected scalar
+        # type Float but found BFloat16"); the product is cheap, so nothing is lost.
+        with torch.autocast(w.device.type, enabled=False):
+            if tfidf.is_sparse:
+                out = torch.sparse.mm(tfidf.to(w.dtype), w.T)
+            else:
+                out = tfidf.to(w.dtype) @ w.T
+            return F.normalize(out, dim=-1)

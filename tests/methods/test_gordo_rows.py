@@ -270,3 +270,49 @@ def test_cheap_rows_from_the_benchmark_configs(tmp_path):
     assert rand.n_scored == oracle.n_scored == 30  # the whole tiny test split, each query once
     assert rand.dataset["name"] == "visual_genome" and rand.dataset["fingerprint"]
     assert results["human_annotators"].metrics["us"] > oracle.metrics["us"] - 30
+
+
+# the paper profile's configs as they are (ResNet-101, bf16-mixed, channels_last, 4 micro-batches
+# per batch, the paper's eval block), shrunk only in sizes so the CPU runs them in seconds
+PAPER_SMALL = [
+    "model.allow_random_init=true",
+    "model.longest_side=64",
+    "mining.n_queries=8",
+    "mining.positives_per_query=3",
+    "mining.top_per_pair=5",
+    "mining.batch_size=8",
+    "mining.remine_every=2",
+    "train.max_steps=3",
+    "train.lr_drop_step=2",
+    "train.whitening_images=16",
+    "train.embed_batch_size=8",
+    "train.num_workers=0",
+    "train.k_relevant=4",
+    "train.share_checkpoint=false",
+    "eval.n_queries=10",
+]
+
+
+@pytest.mark.parametrize("row", ["proposed_vt_vt", "wsabie"])
+def test_paper_profile_trained_rows_run_end_to_end(tmp_path, row):
+    """A trained row's paper config through run_row on the real Visual Genome layout (tiny
+    scenes): the bf16 path with text (theta under autocast) and gradient accumulation run."""
+    import torch
+
+    from capbench.bench.config import resolve_config
+    from capbench.data.scenes.generate import generate
+
+    torch.set_num_threads(2)
+    data = tmp_path / "scenes"
+    generate(data, size="tiny", formats=["visual_genome"])
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "gordo2017"
+    config = resolve_config(bench / f"{row}.paper.yaml", PAPER_SMALL)
+    assert config["train"]["precision"] == "bf16-mixed" and config["train"]["micro_batches"] == 4
+    assert config["model"]["backbone"] == "torchvision::resnet101"
+    ctx = RowContext(workdir=tmp_path / "w", seed=0, profile="paper", data_root=data)
+    result = rows.run_row(config, ctx)
+    assert set(result.metrics) == {"ndcg_auc", "pcc_auc"}  # no user study in the paper profile
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    assert result.n_scored == 10 and result.extra["backbone_init"] == "random"
+    ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    assert ckpt["global_step"] == 3 and ckpt["hyper_parameters"]["micro_batches"] == 4

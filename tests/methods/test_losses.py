@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from capbench.losses import gordo_text_losses, gordo_visual_loss, triplet_margin_dot, wsabie_loss
@@ -65,3 +66,26 @@ def test_text_projection_sparse_dense_and_formula():
     assert (
         proj.proj.weight.grad is not None and proj.proj.weight.grad[:, [1, 3, 5]].abs().sum() == 0
     )
+
+
+def test_text_projection_stays_fp32_under_bf16_autocast():
+    """The paper profile trains under bf16 autocast: theta is computed in fp32 there (autocast's
+    bf16 sparse product had a backward that failed on the fp32 W), and its gradient is the
+    fp32 one."""
+    import scipy.sparse as sp
+
+    from capbench.models.text_projection import TextProjection
+
+    torch.manual_seed(0)
+    proj = TextProjection(vocab_size=6, dim=3)
+    t = sp.csr_matrix(np.array([[0.6, 0, 0.8, 0, 0, 0], [0, 0, 0, 0, 1.0, 0]], np.float32))
+    target = torch.randn(2, 3)
+    (proj(t) * target).sum().backward()
+    want = proj.proj.weight.grad.clone()
+    proj.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        theta = proj(t)
+        loss = (theta * target.bfloat16()).sum()
+    assert theta.dtype == torch.float32
+    loss.backward()
+    torch.testing.assert_close(proj.proj.weight.grad, want, rtol=1e-2, atol=1e-2)
