@@ -12,7 +12,7 @@ from pathlib import Path
 
 from capbench.bench.catalog import Catalog
 from capbench.bench.golden import golden_name, load_golden
-from capbench.bench.summary import FAILING, NOT_RUN, fmt, summarize
+from capbench.bench.summary import FAILING, NOT_MEASURED, NOT_RUN, fmt, summarize
 
 
 @dataclass
@@ -63,6 +63,12 @@ def check(
                     failures.append(
                         f"FAIL {where}: no {profile} config for this row (add {s.ref.row.id}.{profile}.yaml"
                         f" or a configs entry in {p.path}); reference {fmt(cell.reference)}"
+                    )
+                    continue
+                if cell.status == NOT_MEASURED:
+                    failures.append(
+                        f"FAIL {where}: the {profile} record(s) of this row have no {mkey}; "
+                        f"reference {fmt(cell.reference)}"
                     )
                     continue
                 if cell.status == NOT_RUN:

@@ -1,7 +1,7 @@
 """Row configs: YAML with ``base:`` inheritance, CLI overrides, a stable hash, target lookup.
 
 The hash decides whether a row has already been run, so it covers exactly what can change a
-result (the resolved config minus the ``bench:`` labelling section) and is independent of key
+result (the resolved config minus ``NON_HASHED_KEYS``) and is independent of key
 order and of which base file a value came from.
 """
 
@@ -20,9 +20,10 @@ import yaml
 
 from capbench.bench.paper import PaperSpecError
 
-# Keys that describe where a row shows up or which machine runs it, not what it computes:
-# excluded from the hash (a method that trains with DDP must fix its global batch itself).
-NON_HASHED_KEYS = ("bench", "slurm")
+# Keys that describe where a row shows up, which machine runs it or whether it can run at all,
+# not what it computes: excluded from the hash (a method that trains with DDP must fix its global
+# batch itself).
+NON_HASHED_KEYS = ("bench", "slurm", "requires")
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,6 +99,23 @@ def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str,
             path, f"'target' must be 'package.module:function', got {cfg.get('target')!r}"
         )
     return cfg
+
+
+def missing_requirements(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(dotted key, why)`` for each entry of the config's ``requires:`` mapping whose value is
+    unset (missing or null): such a row is skipped with that reason instead of failing, e.g. a
+    row that needs a file the paper never released until the user points ``--set`` at one."""
+    requires = config.get("requires") or {}
+    if not isinstance(requires, Mapping):
+        raise ValueError(f"requires must map dotted config keys to reasons, got {requires!r}")
+    missing = []
+    for key, why in requires.items():
+        node: Any = config
+        for part in str(key).split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            missing.append((str(key), str(why)))
+    return missing
 
 
 def hashable_view(config: Mapping[str, Any]) -> dict[str, Any]:

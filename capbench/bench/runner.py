@@ -21,7 +21,12 @@ from typing import Any
 import capbench
 from capbench import paths
 from capbench.bench.catalog import Catalog, RowRef
-from capbench.bench.config import config_hash, resolve_config, resolve_target
+from capbench.bench.config import (
+    config_hash,
+    missing_requirements,
+    resolve_config,
+    resolve_target,
+)
 from capbench.bench.provenance import dataset_info, device_info, git_info, package_versions
 from capbench.bench.record import RecordError, RunRecord, read_record, record_path, write_record
 from capbench.methods.protocol import RowContext, RowResult
@@ -195,8 +200,13 @@ def plan(
             continue
         try:
             cfg = resolve_config(cfg_path, options.overrides)
+            missing = missing_requirements(cfg)
         except (ValueError, OSError) as err:  # PaperSpecError included: one bad row, not all
             errors.append((ref.name, str(err)))
+            continue
+        if missing:
+            why = "; ".join(f"{key} is not set ({reason})" for key, reason in missing)
+            skipped.append((ref.name, f"needs {why}"))
             continue
         h = config_hash(cfg)
         for seed in range(options.seeds):

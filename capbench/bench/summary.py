@@ -27,7 +27,8 @@ ABOVE = "above tolerance"  # better than the reference by more than the toleranc
 NA = "n/a"
 PENDING = "pending"
 NOT_RUN = "not run"
-FAILING = (REGRESSION, ABOVE, NOT_RUN)
+NOT_MEASURED = "not measured"  # the row ran, its records lack this metric (e.g. no user study)
+FAILING = (REGRESSION, ABOVE, NOT_RUN, NOT_MEASURED)
 
 
 @dataclass
@@ -70,15 +71,17 @@ def status_of(
     tolerance: float | None,
     mean: float | None,
     pending: bool,
+    ran: bool = False,
 ) -> str:
-    """The one rule: pending, n/a (no reference), not run, ok / within tolerance / regression /
-    above tolerance (better than the reference by more than the tolerance)."""
+    """The one rule: pending, n/a (no reference), not run / not measured (``ran``: records exist
+    but none has the metric), ok / within tolerance / regression / above tolerance (better than
+    the reference by more than the tolerance)."""
     if pending:
         return PENDING
     if reference is None:
         return NA
     if mean is None:
-        return NOT_RUN
+        return NOT_MEASURED if ran else NOT_RUN
     tol = tolerance or 0.0
     eps = 1e-9 * max(1.0, abs(reference))
     gain = (mean - reference) if metric.higher_is_better else (reference - mean)
@@ -160,7 +163,9 @@ def summarize(
                     mean=mean,
                     std=std,
                     n=len(values),
-                    status=status_of(metric, reference, tol, mean, bool(ref.row.pending)),
+                    status=status_of(
+                        metric, reference, tol, mean, bool(ref.row.pending), ran=bool(current)
+                    ),
                 )
             out.append(
                 RowSummary(

@@ -10,7 +10,17 @@ import yaml
 
 from capbench.bench.paper import Metric
 from capbench.bench.record import iter_record_paths, read_record
-from capbench.bench.summary import ABOVE, NA, NOT_RUN, OK, PENDING, REGRESSION, WITHIN, status_of
+from capbench.bench.summary import (
+    ABOVE,
+    NA,
+    NOT_MEASURED,
+    NOT_RUN,
+    OK,
+    PENDING,
+    REGRESSION,
+    WITHIN,
+    status_of,
+)
 
 HI = Metric("m", "m", higher_is_better=True)
 LO = Metric("m", "m", higher_is_better=False)
@@ -34,6 +44,12 @@ LO = Metric("m", "m", higher_is_better=False)
 def test_status_rule(metric, reference, mean, expected):
     assert status_of(metric, reference, 0.5, mean, pending=False) == expected
     assert status_of(metric, reference, 0.5, mean, pending=True) == PENDING
+
+
+def test_a_metric_missing_from_existing_records_is_not_measured_not_unrun():
+    assert status_of(HI, 10.0, 0.5, None, pending=False, ran=True) == NOT_MEASURED
+    assert status_of(HI, 10.0, 0.5, 10.0, pending=False, ran=True) == OK
+    assert status_of(HI, None, 0.5, None, pending=False, ran=True) == NA
 
 
 def test_render_writes_markdown_plots_and_html(cli, results, tmp_path):
@@ -94,6 +110,14 @@ def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
     assert fails == [
         "FAIL toypaper t1 a mean: reproduced 1.5 (n=2) vs reference 2, delta -0.5, tolerance 0.04 -> regression"
     ]
+    # a metric the records no longer carry is named as such, not as a row that never ran
+    for p in iter_record_paths(results, "toypaper"):
+        if "/t1/b/" in p.as_posix():
+            raw = json.loads(p.read_text())
+            del raw["metrics"]["max"]
+            p.write_text(json.dumps(raw))
+    rc, out, _ = cli("leaderboard", "check")
+    assert rc == 1 and "FAIL toypaper t1 b max: the scenes record(s) of this row have no max" in out
 
 
 def test_check_paper_profile_reports_missing_and_out_of_tolerance(cli, results):

@@ -203,3 +203,27 @@ def test_backbone_weights_flag_sets_an_absolute_path_and_checks_it(cli, results,
     (rec,) = [read_record(p) for p in iter_record_paths(results, "toypaper")]
     assert rec.config["model"]["backbone_weights"] == str(weights.resolve())
     assert rec.config["model"]["allow_random_init"] is True
+
+
+def test_row_with_an_unset_requirement_is_skipped_with_its_reason(cli, toy, results):
+    cfg = toy / "toypaper" / "a.scenes.yaml"
+    cfg.write_text(
+        cfg.read_text() + 'requires: {data.study: "not public; --set data.study=PATH"}\n'
+    )
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")
+    assert rc == 0, out
+    assert (
+        "skip toypaper/t1/a: needs data.study is not set (not public; --set data.study=PATH)" in out
+    )
+    assert not iter_record_paths(results, "toypaper")
+    rc, out, _ = cli(
+        "reproduce", "toypaper", "--table", "t1", "--rows", "a", "--set", "data.study=x"
+    )
+    assert rc == 0 and "1/1 row run(s) succeeded" in out
+    (rec,) = [read_record(p) for p in iter_record_paths(results, "toypaper")]
+    # the requirement is not part of what the row computes: same hash as without it
+    plain = {k: v for k, v in rec.config.items() if k != "requires"}
+    assert rec.config_hash == config_hash(plain)
+    cfg.write_text(cfg.read_text() + "requires: [data.study]\n")
+    rc, _, err = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")
+    assert rc == 1 and "requires must map dotted config keys to reasons" in err
