@@ -43,6 +43,7 @@ from torch.utils.data import Dataset
 
 from capbench.bench.config import resolve_config
 from capbench.methods.semantic_retrieval_data import TrainingData
+from capbench.timing import synchronized_clock
 
 HERE = Path(__file__).parent
 DEFAULT_ROW = "proposed_vt_vt"
@@ -59,6 +60,8 @@ SMOKE = [
     "train.num_workers=0",
     "train.embed_batch_size=8",
 ]
+# training-set size (Visual Genome's 80k training images), tf-idf vocabulary, terms per row
+PAPER_DATA = {"images": 80_000, "vocab": 20_000, "words": 30}
 SMOKE_DATA = {"images": 200, "vocab": 300, "words": 8}
 
 
@@ -125,11 +128,11 @@ class StepClock(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if not self.marks:
-            self.marks.append(pl_module._synchronized_clock())
+            self.marks.append(synchronized_clock(pl_module.device))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if (batch_idx + 1) % trainer.accumulate_grad_batches == 0:  # an optimizer step ended
-            self.marks.append(pl_module._synchronized_clock())
+            self.marks.append(synchronized_clock(pl_module.device))
             self.losses.append(float(trainer.callback_metrics["train/loss"]))
 
     @property
@@ -274,9 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--row", default=DEFAULT_ROW, help="paper-profile row (config stem)")
     ap.add_argument("--preset", choices=["paper", "smoke"], default="paper")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--images", type=int, help="training-set size (default 80000)")
-    ap.add_argument("--vocab", type=int, help="tf-idf vocabulary (default 20000)")
-    ap.add_argument("--words", type=int, help="terms per tf-idf row (default 30)")
+    ap.add_argument(
+        "--images", type=int, help=f"training-set size (default {PAPER_DATA['images']})"
+    )
+    ap.add_argument("--vocab", type=int, help=f"tf-idf vocabulary (default {PAPER_DATA['vocab']})")
+    ap.add_argument(
+        "--words", type=int, help=f"terms per tf-idf row (default {PAPER_DATA['words']})"
+    )
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--out", type=Path, help="write the JSON summary here (atomically)")
@@ -284,9 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = row_config(args.row, args.preset, args.set)
-    sizes = (
-        SMOKE_DATA if args.preset == "smoke" else {"images": 80_000, "vocab": 20_000, "words": 30}
-    )
+    sizes = SMOKE_DATA if args.preset == "smoke" else PAPER_DATA
     if args.command == "memory":
         out = memory_table(config)
         print(f"{out['row']} at {out['image_side']} px, {out['precision']}: autograd keeps "

@@ -81,10 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=argparse.SUPPRESS)  # fmt: skip  # 'local' runs jobs via submitit's LocalExecutor (tests)
 
 
-def model_overrides(args: argparse.Namespace) -> list[str]:
-    """``--set`` items for ``--backbone-weights`` / ``--allow-random-init``: the weights path is
-    checked here, made absolute (the same file gives the same config hash from any folder) and
-    JSON-quoted, so a path that YAML would misread still arrives as a string."""
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` items plus the ones ``--backbone-weights`` / ``--allow-random-init`` stand
+    for. The weights path is checked here, made absolute (the same file gives the same config
+    hash from any folder) and JSON-quoted, so a path that YAML would misread stays a string."""
     out = list(args.overrides)
     if args.backbone_weights is not None:
         path = args.backbone_weights.expanduser().resolve()
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("WANDB_MODE", "offline")
     papers = list(catalog.papers) if args.paper == "all" else [args.paper]
     try:
-        overrides = model_overrides(args)
+        overrides = config_overrides(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

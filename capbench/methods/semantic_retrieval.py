@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -91,6 +90,7 @@ from capbench.methods.semantic_retrieval_data import (
 from capbench.models.backbones import create_backbone
 from capbench.models.rmac import RMAC
 from capbench.models.text_projection import TextProjection, csr_to_torch
+from capbench.timing import synchronized_clock
 
 log = logging.getLogger(__name__)
 
@@ -373,17 +373,17 @@ class SemanticRetrieval(L.LightningModule):
         """One mining round with the current model: ``(t, batch, 3)`` triplet indices."""
         data = self._require_data()
         cfg = self.mining_cfg
-        start = time.perf_counter()
+        start = synchronized_clock(self.device)
         pool = sample_pool(data.relevant, cfg, generator)
         feats = self.embed_dataset(
             Subset(data.images, pool.pool.tolist()), progress, desc="mining pool"
         )
-        embedded = self._synchronized_clock()
+        embedded = synchronized_clock(self.device)
         cands = None
         if self.mode == "WSABIE":
             cands = self.embed_text(data.tfidf[pool.pool.numpy()]).float().to(feats.device)
         triplets, losses = select_hard_triplets(feats, pool, data.relevant, cfg, cands)
-        selected = self._synchronized_clock()
+        selected = synchronized_clock(self.device)
         self.last_mining = {
             "pool": float(pool.pool.numel()),
             "candidates": float(triplets.shape[0]),
@@ -393,12 +393,6 @@ class SemanticRetrieval(L.LightningModule):
             "select_seconds": selected - embedded,
         }
         return triplet_batches(triplets, cfg, generator)
-
-    def _synchronized_clock(self) -> float:
-        """``time.perf_counter()`` once the device's queued work is done (timings of GPU work)."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
 
     def train_dataloader(self) -> DataLoader:
         data = self._require_data()
