@@ -14,7 +14,8 @@ import sys
 # verb -> (module under capbench.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "dataset tools: check, fixture, scenes"),
-    "fit": ("lightning", "train a method from a LightningCLI config"),
+    "methods": ("methods", "list the registered methods (capbench fit --model NAME)"),
+    "fit": ("lightning", "train a method (--model NAME) with LightningCLI"),
     "validate": ("lightning", "validate a method from a LightningCLI config"),
     "test": ("lightning", "test a method from a LightningCLI config"),
     "pretrain-backbone": ("pretrain", "pretrain the scenes stand-in for an ImageNet backbone"),

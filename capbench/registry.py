@@ -3,8 +3,9 @@ methods, metrics). A decorator fills it, so adding a format or method touches on
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -45,3 +46,16 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def import_object(path: str) -> Any:
+    """The object named by ``"package.module:attribute"`` (registries store these strings so
+    that listing what is registered imports nothing heavy)."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"expected 'package.module:attribute', got {path!r}")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise AttributeError(f"{path!r}: module {module_name} has no {attr!r}") from None

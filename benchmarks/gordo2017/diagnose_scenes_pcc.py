@@ -34,8 +34,11 @@ import numpy as np
 
 from capbench.bench.config import resolve_config
 from capbench.eval.metrics import default_r_grid
-from capbench.methods import semantic_retrieval_rows as rows
+from capbench.eval.protocols import semantic_retrieval as protocol
 from capbench.methods.protocol import RowContext
+from capbench.methods.semantic_retrieval.config import row_config
+from capbench.methods.semantic_retrieval.index import load_index
+from capbench.methods.semantic_retrieval.rows import load_row_eval_data
 
 CONFIG = Path(__file__).with_name("visual_baseline.scenes.yaml")
 
@@ -120,7 +123,7 @@ def probe_descriptors(
     }
 
 
-def with_r_max(ev: rows.EvalData, r_max: int) -> rows.EvalData:
+def with_r_max(ev: protocol.EvalData, r_max: int) -> protocol.EvalData:
     """``ev`` scored on a linear R grid ending at ``r_max``, with as many points as its own."""
     return dataclasses.replace(
         ev, rs=[int(r) for r in default_r_grid(ev.n_database, r_max, len(ev.rs))]
@@ -161,14 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     if not truth_file.is_file():
         print(f"error: {truth_file}: no scenes truth (write it with `capbench data scenes`)")
         return 1
-    config = resolve_config(args.config)
+    cfg = row_config(resolve_config(args.config))
     ctx = RowContext(workdir=Path("."), seed=0, profile="scenes", data_root=args.scenes)
-    ev = rows.load_eval_data(config, ctx)
+    ev = load_row_eval_data(cfg, ctx)
     db = ev.images[: ev.n_database]
     by_id = json.loads(truth_file.read_text(encoding="utf-8"))["visual_genome"]
     truth = [by_id[r.image_id] for r in db]
     scene = np.array([t["scene"] for t in truth])
-    rel = rows.relevance_fn(ev)(ev.queries)
+    rel = protocol.relevance_of(ev)(ev.queries)
     same = scene[ev.queries][:, None] == scene[None, :]
     r_max = int(ev.rs[-1])
     print(f"{len(ev.queries)} queries x {ev.n_database} images, R <= {r_max}")
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = [(r, with_r_max(ev, r)) for r in args.r_max]
 
     def report(name: str, query_emb: np.ndarray, db_emb: np.ndarray) -> None:
-        metrics, _, _ = rows.retrieval_scores(ev, rows.dense_pred_fn(query_emb, db_emb))
+        metrics, _, _ = protocol.retrieval_scores_dense(ev, query_emb, db_emb)
         scores = query_emb[ev.queries] @ db_emb.T
         share, r_within = top_r_stats(scores, rel, ev.queries, scene, r_max)
         print(
@@ -198,13 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"(prior {p['shape_prior']:.3f}), scene type accuracy {p['scene_acc']:.3f}"
             )
         for r, ev_r in sweeps:
-            m, _, _ = rows.retrieval_scores(ev_r, rows.dense_pred_fn(query_emb, db_emb))
+            m, _, _ = protocol.retrieval_scores_dense(ev_r, query_emb, db_emb)
             print(f"{'':40s} R <= {r:5d}: NDCG {m['ndcg_auc']:5.1f}  PCC {m['pcc_auc']:5.1f}")
 
     oracle = truth_oracle(truth)
     report("truth oracle (shapes + scene type)", oracle, oracle)
     for index_dir in args.index:
-        index = rows.load_index(index_dir)
+        index = load_index(index_dir)
         if index.ids != [r.image_id for r in db]:
             print(f"error: {index_dir}: its database is not this config's evaluation database")
             return 1

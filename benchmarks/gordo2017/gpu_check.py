@@ -42,7 +42,8 @@ import torch
 from torch.utils.data import Dataset
 
 from capbench.bench.config import resolve_config
-from capbench.methods.semantic_retrieval_data import TrainingData
+from capbench.data.relevance import TextRelevance
+from capbench.methods.semantic_retrieval.config import SemanticRetrievalRow, row_config
 from capbench.timing import synchronized_clock
 
 HERE = Path(__file__).parent
@@ -51,7 +52,7 @@ SMOKE = [
     "model.backbone=timm::resnet18",
     "model.longest_side=64",
     "model.channels_last=false",
-    "mining.n_queries=8",
+    "mining.pool_queries=8",
     "mining.positives_per_query=3",
     "mining.top_per_pair=5",
     "mining.batch_size=8",
@@ -83,7 +84,7 @@ class RandomImages(Dataset):
 
 def random_training_data(
     n: int, side: int, vocab: int, words: int, k: int, seed: int = 0
-) -> TrainingData:
+) -> tuple[RandomImages, TextRelevance]:
     """Random images, L2-normalised random tf-idf rows (``words`` terms each) and ``k`` random
     relevant images per image (never itself)."""
     from sklearn.preprocessing import normalize
@@ -97,14 +98,14 @@ def random_training_data(
     tfidf = sp.csr_matrix(normalize(tfidf), dtype=np.float32)
     rel = rng.integers(0, n - 1, size=(n, k))
     rel += rel >= np.arange(n)[:, None]  # skip the image itself
-    return TrainingData(RandomImages(n, side, seed), tfidf, torch.from_numpy(rel))
+    return RandomImages(n, side, seed), TextRelevance(tfidf, torch.from_numpy(rel))
 
 
-def row_config(row: str, preset: str, overrides: list[str]) -> dict[str, Any]:
+def paper_row(row: str, preset: str, overrides: list[str]) -> SemanticRetrievalRow:
     """The paper-profile row config with random init allowed, the preset and ``--set``."""
     sets = ["model.backbone_weights=null", "model.allow_random_init=true"]
     sets += SMOKE if preset == "smoke" else []
-    return resolve_config(HERE / f"{row}.paper.yaml", [*sets, *overrides])
+    return row_config(resolve_config(HERE / f"{row}.paper.yaml", [*sets, *overrides]))
 
 
 def _environment() -> dict[str, Any]:
@@ -141,32 +142,31 @@ class StepClock(L.Callback):
 
 
 def run_step_check(
-    config: dict[str, Any], images: int, vocab: int, words: int, steps: int, seed: int = 0
+    cfg: SemanticRetrievalRow, images: int, vocab: int, words: int, steps: int, seed: int = 0
 ) -> dict[str, Any]:
-    """One mining round and ``steps`` optimizer steps of ``SemanticRetrieval`` on random data."""
-    from capbench.methods.semantic_retrieval import SemanticRetrieval, module_kwargs
+    """One mining round and ``steps`` optimizer steps of ``SemanticRetrieval`` on random data,
+    served by the same ``triplets`` view of ``CaptionDataModule`` as the rows."""
+    from capbench.methods.semantic_retrieval.train import build_datamodule, build_module
 
-    row, model_cfg, train = config["row"], config["model"], config["train"]
-    mode = row["train"]
-    side = int(model_cfg["longest_side"])
+    row, model_cfg, train = cfg.row, cfg.model, cfg.train
+    side = model_cfg.longest_side
     L.seed_everything(seed, workers=True, verbose=False)
-    k = int(train.get("k_relevant", 32))
-    data = random_training_data(images, side, vocab, words, k, seed)
-    model = SemanticRetrieval(**module_kwargs(config, mode, vocab, seed))
-    if model.mining_cfg.remine_every < steps:
+    dm = build_datamodule(cfg.method, {"records": {"train": []}})
+    dm.set_triplet_source(*random_training_data(images, side, vocab, words, train.k_relevant, seed))
+    model = build_module(cfg.method, row.train_mode, vocab, seed)
+    if cfg.mining.remine_every < steps:
         raise ValueError(f"--steps {steps} would mine again (mining.remine_every is smaller)")
-    model.attach_training_data(data)
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator == "gpu":
         model.to("cuda")
         torch.cuda.reset_peak_memory_stats()
-    model.init_whitening_from(data.images)  # fp32, before the timed part
+    model.init_whitening_from(dm.train_images())  # fp32, before the timed part
     clock = StepClock()
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
         max_steps=steps,
-        precision=train.get("precision", "32-true"),
+        precision=train.precision,  # type: ignore[arg-type]
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -175,23 +175,23 @@ def run_step_check(
         limit_val_batches=0,
         callbacks=[clock],
     )
-    trainer.fit(model)
-    per_triplet = 1 if model.mode == "WSABIE" else 3
-    step_images = per_triplet * model.mining_cfg.batch_size
+    trainer.fit(model, datamodule=dm)
+    per_triplet = 1 if model.train_mode == "WSABIE" else 3
+    step_images = per_triplet * cfg.mining.batch_size
     seconds = clock.seconds
     steady = seconds[1:] or seconds  # the first step pays cuDNN autotuning and warm-up
-    mining = dict(model.last_mining)
+    mining = dm.mining_stats
     return {
         **_environment(),
-        "row": row["name"],
-        "mode": model.mode,
-        "backbone": model_cfg["backbone"],
+        "row": row.name,
+        "mode": model.train_mode,
+        "backbone": model_cfg.backbone,
         "image_side": side,
-        "scales": model_cfg.get("scales"),
+        "scales": list(model_cfg.scales),
         "precision": str(trainer.precision),
-        "channels_last": bool(model_cfg.get("channels_last", False)),
-        "micro_batches": int(model.hparams.micro_batches),
-        "triplets_per_step": model.mining_cfg.batch_size,
+        "channels_last": model_cfg.channels_last,
+        "micro_batches": train.micro_batches,
+        "triplets_per_step": cfg.mining.batch_size,
         "images_per_step": step_images,
         "training_images": images,
         "mining": {
@@ -207,14 +207,14 @@ def run_step_check(
     }
 
 
-def saved_bytes_per_image(config: dict[str, Any]) -> dict[str, float]:
+def saved_bytes_per_image(cfg: SemanticRetrievalRow) -> dict[str, float]:
     """Bytes autograd keeps for backward, per image, at the row's size and precision (CPU):
     measured for 1 and 2 images, so weights saved once per pass do not count per image."""
-    from capbench.methods.semantic_retrieval import SemanticRetrieval, module_kwargs
+    from capbench.methods.semantic_retrieval.train import build_module
 
-    model = SemanticRetrieval(**module_kwargs(config, "V", None, 0)).train()
-    side = int(config["model"]["longest_side"])
-    bf16 = str(config["train"].get("precision", "32-true")).startswith("bf16")
+    model = build_module(cfg.method, "V", None, 0).train()
+    side = cfg.model.longest_side
+    bf16 = cfg.train.precision.startswith("bf16")
 
     def saved(n: int) -> int:
         storages: dict[int, int] = {}
@@ -235,24 +235,24 @@ def saved_bytes_per_image(config: dict[str, Any]) -> dict[str, float]:
     return {"per_image": float(two - one), "per_pass": float(2 * one - two)}
 
 
-def memory_table(config: dict[str, Any]) -> dict[str, Any]:
+def memory_table(cfg: SemanticRetrievalRow) -> dict[str, Any]:
     """Activation memory of one optimizer step for micro_batches 1, 2, 4, 8."""
-    measured = saved_bytes_per_image(config)
-    batch = int(config["mining"].get("batch_size", 64))
-    images = (1 if config["row"]["train"] == "WSABIE" else 3) * batch
+    measured = saved_bytes_per_image(cfg)
+    batch = cfg.mining.batch_size
+    images = (1 if cfg.row.train_mode.upper() == "WSABIE" else 3) * batch
     table = {
         m: (measured["per_pass"] + measured["per_image"] * images / m) / 2**30
         for m in (1, 2, 4, 8)
         if batch % m == 0
     }
     return {
-        "row": config["row"]["name"],
-        "image_side": int(config["model"]["longest_side"]),
-        "precision": config["train"].get("precision", "32-true"),
+        "row": cfg.row.name,
+        "image_side": cfg.model.longest_side,
+        "precision": cfg.train.precision,
         "images_per_step": images,
         "saved_mib_per_image": measured["per_image"] / 2**20,
         "saved_gib_per_micro_batches": table,
-        "configured_micro_batches": int(config["train"].get("micro_batches", 1)),
+        "configured_micro_batches": cfg.train.micro_batches,
     }
 
 
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = row_config(args.row, args.preset, args.set)
+    config = paper_row(args.row, args.preset, args.set)
     sizes = SMOKE_DATA if args.preset == "smoke" else PAPER_DATA
     if args.command == "memory":
         out = memory_table(config)

@@ -94,11 +94,39 @@ def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str,
     cfg = deep_merge(load_config(path), parse_overrides(overrides))
     # JSON round trip: YAML dates etc. become strings now, so the record and the hash agree
     cfg = json.loads(json.dumps(cfg, default=str))
-    if not isinstance(cfg.get("target"), str) or ":" not in cfg["target"]:
+    if ("method" in cfg) == ("target" in cfg):
+        raise PaperSpecError(
+            path, "a row config names exactly one of 'method' (a registered method) or 'target'"
+        )
+    if "method" in cfg:
+        from capbench.methods.registry import discover_methods
+
+        if cfg["method"] not in discover_methods():
+            known = ", ".join(discover_methods()) or "none"
+            raise PaperSpecError(path, f"unknown method {cfg['method']!r}; registered: {known}")
+    elif not isinstance(cfg.get("target"), str) or ":" not in cfg["target"]:
         raise PaperSpecError(
             path, f"'target' must be 'package.module:function', got {cfg.get('target')!r}"
         )
     return cfg
+
+
+def row_target_name(config: Mapping[str, Any]) -> str:
+    """How error messages name what runs a row: ``method NAME`` or ``target module:function``."""
+    if "method" in config:
+        return f"method {config['method']}"
+    return f"target {config.get('target')}"
+
+
+def resolve_row_target(
+    config: Mapping[str, Any], search_paths: Iterable[Path] = ()
+) -> Callable[..., Any]:
+    """The function that runs a row: the registered method's row target, or ``target``."""
+    if "method" in config:
+        from capbench.methods.registry import get_method
+
+        return get_method(str(config["method"])).load("rows")
+    return resolve_target(str(config["target"]), search_paths)
 
 
 def missing_requirements(config: Mapping[str, Any]) -> list[tuple[str, str]]:

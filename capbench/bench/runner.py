@@ -25,7 +25,8 @@ from capbench.bench.config import (
     config_hash,
     missing_requirements,
     resolve_config,
-    resolve_target,
+    resolve_row_target,
+    row_target_name,
 )
 from capbench.bench.provenance import dataset_info, device_info, git_info, package_versions
 from capbench.bench.record import RecordError, RunRecord, read_record, record_path, write_record
@@ -313,7 +314,7 @@ def _call_target(job: RowJob) -> _Done:
 
     job.workdir.mkdir(parents=True, exist_ok=True)
     seed_everything(job.seed, workers=True, verbose=False)
-    target = resolve_target(job.config["target"], [Path(p) for p in job.search_paths])
+    target = resolve_row_target(job.config, [Path(p) for p in job.search_paths])
     ctx = RowContext(
         workdir=job.workdir,
         seed=job.seed,
@@ -330,7 +331,7 @@ def _call_target(job: RowJob) -> _Done:
     wall = time.perf_counter() - t0
     if not isinstance(result, RowResult):
         raise TypeError(
-            f"target {job.config['target']} returned {type(result).__name__}, expected RowResult"
+            f"{row_target_name(job.config)} returned {type(result).__name__}, expected RowResult"
         )
     return _Done(result, wall, started, _now(), job.name)
 
@@ -406,7 +407,8 @@ def execute(job: RowJob, shared: dict[tuple[str, int, str], _Done] | None = None
         record.validate(job.record_path)
     except RecordError as err:
         raise RecordError(
-            job.record_path, f"target {job.config['target']} returned an invalid result: {err}"
+            job.record_path,
+            f"{row_target_name(job.config)} returned an invalid result: {err}",
         ) from err
     if _rank() == 0:
         if not extra:

@@ -28,14 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from capbench.methods.semantic_retrieval import load_semantic_retrieval
-    from capbench.methods.semantic_retrieval_rows import explain_pair, load_index
+    from capbench.methods.semantic_retrieval.figures import explain_pair
+    from capbench.methods.semantic_retrieval.index import load_index
+    from capbench.methods.semantic_retrieval.train import load_semantic_retrieval
 
     checkpoint, side = args.checkpoint, args.longest_side
     if args.index is not None:
         index = load_index(args.index)
         checkpoint = checkpoint or index.checkpoint
-        side = side or index.image_config.get("longest_side")
+        side = side or index.longest_side
     if checkpoint is None:
         raise SystemExit("capbench explain: give --checkpoint CKPT (or --index DIR)")
     for path in (args.image_a, args.image_b):

@@ -1,52 +1,59 @@
-"""``capbench fit|validate|test --config ...``: LightningCLI over the registered methods.
+"""``capbench fit|validate|test ...``: LightningCLI over the registered methods.
 
-Any LightningModule can be named by class path (``--model.class_path
-capbench.methods.semantic_retrieval.SemanticRetrieval``); the method modules that exist are
-imported first so their short class names resolve too. The dispatcher in ``capbench.cli`` passes
+``--model NAME`` names a registered method (``capbench methods``): its LightningModule and
+``CaptionDataModule`` are the CLI's classes, and the method links its config fields to the
+Trainer's and the DataModule's arguments, so ``--print_config`` shows the fields a row config
+sets (``model.model``, ``model.train``, ``model.mining``, ...). Any other LightningModule can be
+named by class path (``--model package.module.Class``). The dispatcher in ``capbench.cli`` passes
 argv starting with the verb, which LightningCLI reads as its subcommand.
 """
 
 from __future__ import annotations
 
-import importlib
-
-METHOD_MODULES = (
-    "capbench.methods.semantic_retrieval",
-    "capbench.methods.backbone_pretrain",
-    "capbench.methods.caption_fusion",
-    "capbench.methods.quantized_embedding",
-    "capbench.methods.fine_grained_sje",
-    "capbench.methods.icmlm",
-)
+import sys
+from typing import Any
 
 
-def _import_methods() -> list[str]:
-    loaded = []
-    for name in METHOD_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:  # a method not written yet
-            if err.name != name:
-                raise
-            continue
-        loaded.append(name)
-    return loaded
+def _method_name(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The registered method named by ``--model NAME`` / ``--model=NAME`` and argv without it."""
+    from capbench.methods.registry import discover_methods
+
+    known = discover_methods()
+    for i, arg in enumerate(argv):
+        if arg == "--model" and i + 1 < len(argv) and argv[i + 1] in known:
+            return argv[i + 1], argv[:i] + argv[i + 2 :]
+        if arg.startswith("--model=") and arg.split("=", 1)[1] in known:
+            return arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
+    return None, argv
 
 
 def main(argv: list[str]) -> int:
-    import sys
-
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
 
-    _import_methods()
-    LightningCLI(
-        L.LightningModule,
-        None,
-        subclass_mode_model=True,
-        # from the console script LightningCLI reads sys.argv itself (passing both warns)
-        args=None if list(argv) == sys.argv[1:] else list(argv),
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-    )
+    from capbench.data.datamodule import CaptionDataModule
+    from capbench.methods.registry import get_method
+    from capbench.methods.training import RngState
+
+    name, rest = _method_name(list(argv))
+    args: list[str] | None = rest
+    if list(argv) == sys.argv[1:]:  # the console script: LightningCLI reads sys.argv itself
+        sys.argv[1:], args = rest, None  # (passing args as well would warn)
+    common: dict[str, Any] = {
+        "args": args,
+        "save_config_kwargs": {"overwrite": True},
+        "auto_configure_optimizers": False,
+        "trainer_defaults": {"callbacks": [RngState()]},
+    }
+    if name is None:
+        LightningCLI(L.LightningModule, None, subclass_mode_model=True, **common)
+        return 0
+    spec = get_method(name)
+    configure = spec.load("cli")
+
+    class MethodCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            configure(parser)
+
+    MethodCLI(spec.load("module"), CaptionDataModule, **common)
     return 0

@@ -38,7 +38,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="(--build-index) split to index")
     parser.add_argument("--limit", type=int, help="(--build-index) index only the first N images")
     parser.add_argument(
-        "--longest-side", type=int, default=576, help="(--build-index) image resize (576)"
+        "--longest-side", type=int, help="(--build-index) image resize (default: the model's)"
     )
 
 
@@ -115,8 +115,8 @@ def write_grid(query_path: str, result_paths: list[str], out: Path, thumb: int =
 def _build_index(args: argparse.Namespace) -> int:
     from capbench.data import read
     from capbench.data.tfidf import StemmedTfidf, record_document
-    from capbench.methods.semantic_retrieval import embed_records, load_semantic_retrieval
-    from capbench.methods.semantic_retrieval_rows import save_index
+    from capbench.methods.semantic_retrieval.index import save_index
+    from capbench.methods.semantic_retrieval.train import embed_records, load_semantic_retrieval
 
     if not (args.checkpoint and args.data and args.index):
         raise SystemExit("capbench query --build-index needs --checkpoint, --data and --index")
@@ -132,9 +132,10 @@ def _build_index(args: argparse.Namespace) -> int:
             f"{args.checkpoint}: the model's text projection has {text.vocab_size} words but the "
             f"tf-idf refitted on {args.data} train has {tfidf.vocabulary_size}: not the same data"
         )
-    image_cfg = {"longest_side": args.longest_side, "pad_to_square": True}
-    emb = embed_records(model, records, {"model": image_cfg}, progress=True).numpy()
-    save_index(args.index, records, emb, args.checkpoint, tfidf, image_config=image_cfg)
+    side = args.longest_side or model.cfg.model.longest_side
+    emb = embed_records(model, records, progress=True, longest_side=side).numpy()
+    pad = model.cfg.model.pad_to_square
+    save_index(args.index, records, emb, args.checkpoint, tfidf, side, pad)
     print(f"indexed {len(records)} images of {args.data} ({args.split}) into {args.index}")
     return 0
 
@@ -148,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import torch
 
-    from capbench.methods.semantic_retrieval import load_image_tensor, load_semantic_retrieval
-    from capbench.methods.semantic_retrieval_rows import load_index
+    from capbench.methods.semantic_retrieval.index import load_index
+    from capbench.methods.semantic_retrieval.train import load_image_tensor, load_semantic_retrieval
 
     if not Path(args.image).is_file():
         print(f"capbench query: no such image file: {args.image}", file=sys.stderr)
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if not index.checkpoint:
         raise SystemExit(f"{args.index}: the index names no checkpoint to embed the query with")
     model = load_semantic_retrieval(index.checkpoint).eval()
-    image = load_image_tensor(args.image, {"model": index.image_config})
+    image = load_image_tensor(args.image, index.longest_side, index.pad_to_square)
     with torch.no_grad():
         phi = model.embed_images(image[None]).float().cpu().numpy()[0]
     try:

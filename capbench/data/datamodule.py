@@ -1,13 +1,14 @@
 """CaptionDataModule: one LightningDataModule over any reader, split and view.
 
 Views (see ``capbench.data.views``): ``images`` (image only), ``pairs`` (image + caption
-tokens), ``classes`` (image + class + caption; class-balanced training batches for SJE) and
-``mlm`` (image + masked caption tokens). Records come from ``capbench.data.read`` or are
+tokens), ``classes`` (image + class + caption; class-balanced training batches for SJE),
+``mlm`` (image + masked caption tokens) and ``triplets`` (hard triplets mined each round with the
+model being trained, over the tf-idf relevance of a text field; ``capbench.data.triplets``). Records come from ``capbench.data.read`` or are
 injected with ``records=``. The tokenizer (word vocabulary, Reed's char alphabet or a
 sentencepiece model) is fitted on the training captions only.
 
 Image size policy: every image is resized so its longest side is ``longest_side`` and then,
-without ``crop``, padded (centred, with the normalisation mean, so padding is 0 after
+without ``crop`` and unless ``pad_to_square`` is False, padded (centred, with the normalisation mean, so padding is 0 after
 normalisation) to a ``longest_side`` square. Padding rather than centre-cropping keeps the whole
 image, which matters for retrieval and region captions near the border. With ``crop`` the
 resized image is random-cropped (training) or centre-cropped (evaluation) to ``crop`` squared.
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from capbench.data.images import IMAGENET_MEAN, IMAGENET_STD, MultiViewTransform, build_transform
 from capbench.data.records import CaptionedImage
+from capbench.data.relevance import TextRelevance, build_text_relevance
 from capbench.data.text import CharAlphabet, SentencePieceTokenizer, Tokenizer, WordVocab
 from capbench.data.views import (
     ClassBalancedBatchSampler,
@@ -46,7 +48,8 @@ from capbench.data.views import (
 
 log = logging.getLogger("capbench.data")
 
-VIEWS = ("images", "pairs", "classes", "mlm")
+VIEWS = ("images", "pairs", "classes", "mlm", "triplets")
+TEXT_VIEWS = ("pairs", "classes", "mlm")  # the views that tokenize captions
 TOKENIZERS = ("word", "char", "sentencepiece")
 TRAIN = "train"  # the name under which the concatenated ``train_splits`` are known
 
@@ -134,6 +137,10 @@ class CaptionDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         seed: int = 0,
+        pad_to_square: bool | None = None,
+        k_relevant: int = 32,
+        relevance_field: str = "regions",
+        tfidf_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if view not in VIEWS:
@@ -180,6 +187,14 @@ class CaptionDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
         self.seed = seed
+        self.pad_to_square = (crop is None) if pad_to_square is None else pad_to_square
+        self.k_relevant = k_relevant
+        self.relevance_field = relevance_field
+        self.tfidf_options = dict(tfidf_options or {})
+        self._relevance: TextRelevance | None = None
+        self._train_images: Dataset | None = None
+        self._round: Any = None  # the last mined round (triplets view), reused within a step
+        self._round_key: tuple[int, int, int] | None = None
         self._injected = records
         self._records: dict[str, list[CaptionedImage]] = {}
         self._raw: dict[str, list[CaptionedImage]] = {}  # one read per split, shared
@@ -220,7 +235,7 @@ class CaptionDataModule(L.LightningDataModule):
 
     @property
     def needs_text(self) -> bool:
-        return self.view != "images"
+        return self.view in TEXT_VIEWS
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -295,7 +310,7 @@ class CaptionDataModule(L.LightningDataModule):
             train=train and self.augment,
             mean=self.mean,
             std=self.std,
-            pad_to_square=self.crop is None,
+            pad_to_square=self.pad_to_square,
         )
 
     def dataset(self, split: str, train: bool = False) -> Dataset:
@@ -306,7 +321,7 @@ class CaptionDataModule(L.LightningDataModule):
         recs = self.records(split)
         transform = self.transform(train)
         ds: Dataset
-        if self.view == "images":
+        if self.view in ("images", "triplets"):  # triplets: the images the rounds index into
             ds = ImagesDataset(recs, transform)
         elif self.view == "pairs":
             ds = PairsDataset(recs, transform, self.tokenizer, self.max_len, sample_caption=train)
@@ -333,7 +348,9 @@ class CaptionDataModule(L.LightningDataModule):
         """Read the splits the stage needs and build their datasets (text fitted on train)."""
         if self.needs_text:
             _ = self.tokenizer
-        if stage in (None, "fit"):
+        if stage in (None, "fit") and self.view == "triplets":
+            _ = self.relevance
+        elif stage in (None, "fit"):
             self.dataset(TRAIN, train=True)
         if stage in (None, "fit", "validate") and self.val_split is not None:
             self.dataset(self.val_split)
@@ -371,7 +388,67 @@ class CaptionDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        if self.view == "triplets":
+            return self._triplet_loader()
         return self.loader(TRAIN, train=True)
+
+    # ------------------------------------------------------------------ triplets view
+
+    def train_images(self) -> Dataset:
+        """The training images in record order, without augmentation (mining pools, whitening)."""
+        if self._train_images is None:
+            self._train_images = self.dataset(TRAIN, train=False)
+        return self._train_images
+
+    @property
+    def relevance(self) -> TextRelevance:
+        """tf-idf of the training split's ``relevance_field`` and its k-NN relevant sets."""
+        if self._relevance is None:
+            self._relevance = build_text_relevance(
+                self.records(TRAIN),
+                self.k_relevant,
+                field=self.relevance_field,
+                tfidf_options=self.tfidf_options,
+                progress=True,
+            )
+        return self._relevance
+
+    def set_triplet_source(self, images: Dataset, relevance: TextRelevance) -> None:
+        """Serve triplets over these images and relevance instead of reading records (synthetic
+        data, the GPU check); ``images[i]`` must be a dict with an ``"image"`` tensor."""
+        if len(images) != len(relevance):  # type: ignore[arg-type]
+            raise ValueError(f"{len(images)} images but {len(relevance)} relevance rows")  # type: ignore[arg-type]
+        self._train_images, self._relevance, self._round = images, relevance, None
+
+    @property
+    def mining_stats(self) -> dict[str, float]:
+        """Statistics of the last mined round (pool size, candidates, seconds)."""
+        return dict(self._round.stats) if self._round is not None else {}
+
+    def _triplet_loader(self) -> DataLoader:
+        """The current round's batches, mined with the model the Trainer is fitting."""
+        from capbench.data.triplets import TripletImages, collate_triplets, mine_round
+
+        trainer = self.trainer
+        if trainer is None:
+            raise RuntimeError("the triplets view mines with the model: use it through a Trainer")
+        model = trainer.lightning_module
+        plan = model.mining_plan()
+        step = int(trainer.global_step)
+        key = (id(model), plan.round_of(step), step)
+        if self._round is None or self._round_key != key:
+            images, relevance = self.train_images(), self.relevance
+            self._round = mine_round(model, images, relevance.relevant, plan.round_of(step))
+            self._round_key = key
+        return CountingDataLoader(
+            TripletImages(self.train_images(), self._round.triplets),
+            batch_size=plan.cfg.batch_size // plan.micro_batches,
+            shuffle=False,  # already a random draw; keeps the round's batches as mined
+            num_workers=self.num_workers,
+            collate_fn=collate_triplets,
+            skip_counter=self._skips,
+            pin_memory=self.pin_memory,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_split is None else self.loader(self.val_split)

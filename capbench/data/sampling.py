@@ -1,6 +1,6 @@
 """Hard-triplet mining pools (Gordo & Larlus 2017, section 6.1; after Gordo et al. 2016).
 
-One mining round: sample ``N`` query images; for each, sample ``positives_per_query`` of its
+One mining round: sample ``N`` (``pool_queries``) query images; for each, sample ``positives_per_query`` of its
 relevant images (its ``k`` nearest neighbours under the tf-idf similarity), which gives a pool of
 about ``N * (1 + 9)`` images. With the pool's features from the *current* model, every triplet
 (query from the first N, positive = a pool image relevant to the query, negative = a pool image
@@ -23,16 +23,17 @@ import torch
 from torch import Tensor
 
 
-@dataclass
+@dataclass(frozen=True)
 class MiningConfig:
-    """Section 6.1 values (config keys of the ``mining`` block)."""
+    """The ``mining`` section of a row config; defaults are section 6.1's values."""
 
-    n_queries: int = 500
-    positives_per_query: int = 9
-    top_per_pair: int = 100
-    batch_size: int = 64
-    remine_every: int = 64  # t: updates between two mining rounds
-    margin: float = 0.1
+    # N: query images drawn per round to build the pool (section 6.1: 500); not the
+    # evaluation's ``eval.n_queries``
+    pool_queries: int = 500
+    positives_per_query: int = 9  # relevant images drawn per pool query (section 6.1: 9)
+    top_per_pair: int = 100  # hardest negatives kept per (query, positive) (section 6.1: 100)
+    batch_size: int = 64  # triplets per update (section 6.1: 64)
+    remine_every: int = 64  # t: updates between two mining rounds (section 6.1: 64)
     # The paper keeps the top 100 per (q, p) whatever their loss; dropping zero-loss candidates
     # (no gradient) is an option, off by default to stay exact.
     drop_zero_loss: bool = False
@@ -60,7 +61,7 @@ def sample_pool(
     itself excluded; entries ``< 0`` are padding).
     """
     n_images = relevant.shape[0]
-    n_q = min(cfg.n_queries, n_images)
+    n_q = min(cfg.pool_queries, n_images)
     queries = torch.randperm(n_images, generator=generator)[:n_q]
     rel = relevant[queries]  # (n_q, k)
     scores = torch.rand(rel.shape, generator=generator)
@@ -95,12 +96,14 @@ def select_hard_triplets(
     pool: MiningPool,
     relevant: Tensor,
     cfg: MiningConfig,
+    margin: float,
     candidate_features: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Candidates of one round: ``(T, 3)`` global (query, positive, negative) indices and their
     ``(T,)`` losses; per (query, positive) the ``top_per_pair`` highest-loss negatives.
 
-    ``features`` are the pool's embeddings ``(P, D)`` in pool order, from the current model.
+    ``features`` are the pool's embeddings ``(P, D)`` in pool order, from the current model;
+    ``margin`` is the method's triplet margin (the loss's, so mining ranks by the loss it trains).
     ``candidate_features`` (default ``features``) embed the positives and negatives when the
     loss compares another modality (WSABIE: image query, text candidates).
     """
@@ -135,7 +138,7 @@ def select_hard_triplets(
         pos_valid = torch.gather(r, 1, order)  # (c, max_pos)
         s_pos = torch.gather(sims, 1, order)  # (c, max_pos)
         neg_sims = sims.masked_fill(~neg, float("-inf"))  # (c, P)
-        loss = 0.5 * torch.relu(cfg.margin - s_pos.unsqueeze(2) + neg_sims.unsqueeze(1))
+        loss = 0.5 * torch.relu(margin - s_pos.unsqueeze(2) + neg_sims.unsqueeze(1))
         loss = loss.masked_fill(~neg.unsqueeze(1), float("-inf"))  # (c, max_pos, P)
         k = min(cfg.top_per_pair, n_pool)
         top_loss, top_neg = loss.topk(k, dim=2)  # (c, max_pos, k)

@@ -277,7 +277,8 @@ def collate_skip_none(batch: Sequence[Item | None]) -> dict[str, Any]:
     """Stack items, dropping ``None`` (corrupt images) and reporting how many in ``n_skipped``
     and which in ``skipped`` (messages naming record and file).
 
-    Tensors are stacked, numbers become tensors, strings and anything else become lists. A
+    Tensors are stacked (a list when their shapes differ), numbers become tensors, strings and
+    anything else become lists. A
     batch where every image was corrupt has ``index`` of length 0 and no ``image`` key.
     """
     items = [b for b in batch if b is not None]
@@ -292,7 +293,9 @@ def collate_skip_none(batch: Sequence[Item | None]) -> dict[str, Any]:
         values = [it[key] for it in items]
         first = values[0]
         if isinstance(first, torch.Tensor):
-            out[key] = torch.stack(values)
+            same = all(v.shape == first.shape for v in values)
+            # images of different sizes (no padding to a square) stay a list, embedded one by one
+            out[key] = torch.stack(values) if same else values
         elif isinstance(first, bool):
             out[key] = torch.tensor(values, dtype=torch.bool)
         elif isinstance(first, int):

@@ -1,6 +1,7 @@
 """The contract between the benchmark runner (``capbench.bench``) and a method.
 
-A row config names a ``target`` (``"package.module:function"``). The runner resolves it and calls
+A row config names a registered ``method`` (``capbench.methods.registry.METHODS``, whose row
+target it runs) or a ``target`` (``"package.module:function"``). The runner resolves it and calls
 ``target(config, ctx) -> RowResult``. The method owns training and evaluation of the row (it knows
 its own protocol); the runner owns everything around it: seeds, skipping finished rows, resuming,
 run records, launchers and the leaderboard. Living in ``methods`` keeps imports pointing down:
@@ -12,6 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+# Top-level keys of a row config that the runner reads (which method or target runs the row,
+# which scenes data it needs, what it requires, how it is scheduled); a method's typed row config
+# ignores them.
+RUNNER_KEYS = ("method", "target", "scenes_data", "requires", "bench", "slurm")
+
+
+def method_sections(config: dict[str, Any]) -> dict[str, Any]:
+    """A row config without the runner's keys: the sections a method's typed config reads."""
+    return {k: v for k, v in config.items() if k not in RUNNER_KEYS}
 
 
 @dataclass

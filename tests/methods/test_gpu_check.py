@@ -15,25 +15,25 @@ def check(benchmark_script):
 
 
 def test_paper_sizes_come_from_the_paper_row_config(check):
-    cfg = check.row_config("proposed_vt_vt", "paper", [])
-    assert cfg["model"]["backbone"] == "torchvision::resnet101"
-    assert cfg["model"]["longest_side"] == 576 and cfg["model"]["allow_random_init"]
-    assert cfg["mining"]["n_queries"] == 500 and cfg["mining"]["batch_size"] == 64
-    assert cfg["train"]["precision"] == "bf16-mixed" and cfg["train"]["micro_batches"] > 1
+    cfg = check.paper_row("proposed_vt_vt", "paper", [])
+    assert cfg.model.backbone == "torchvision::resnet101"
+    assert cfg.model.longest_side == 576 and cfg.model.allow_random_init
+    assert cfg.mining.pool_queries == 500 and cfg.mining.batch_size == 64
+    assert cfg.train.precision == "bf16-mixed" and cfg.train.micro_batches > 1
     assert (
-        check.row_config("proposed_vt_vt", "smoke", ["mining.n_queries=5"])["mining"]["n_queries"]
+        check.paper_row("proposed_vt_vt", "smoke", ["mining.pool_queries=5"]).mining.pool_queries
         == 5
     )
 
 
 def test_random_training_data_never_counts_an_image_relevant_to_itself(check):
-    data = check.random_training_data(n=50, side=8, vocab=20, words=4, k=6, seed=1)
-    assert data.relevant.shape == (50, 6)
-    assert not (data.relevant == torch.arange(50)[:, None]).any()
-    assert int(data.relevant.min()) >= 0 and int(data.relevant.max()) < 50
-    norms = torch.from_numpy(data.tfidf.multiply(data.tfidf).sum(1).A1)
+    images, relevance = check.random_training_data(n=50, side=8, vocab=20, words=4, k=6, seed=1)
+    assert relevance.relevant.shape == (50, 6)
+    assert not (relevance.relevant == torch.arange(50)[:, None]).any()
+    assert int(relevance.relevant.min()) >= 0 and int(relevance.relevant.max()) < 50
+    norms = torch.from_numpy(relevance.tfidf.multiply(relevance.tfidf).sum(1).A1)
     torch.testing.assert_close(norms, torch.ones(50))
-    a, b = data.images[3]["image"], data.images[3]["image"]
+    a, b = images[3]["image"], images[3]["image"]
     assert a.shape == (3, 8, 8) and torch.equal(a, b)
 
 
@@ -54,7 +54,7 @@ def test_step_check_mines_once_and_times_each_update(check, tmp_path):
 
 
 def test_memory_table_scales_with_the_images_of_one_micro_batch(check, capsys):
-    cfg = check.row_config("proposed_v_v", "smoke", [])
+    cfg = check.paper_row("proposed_v_v", "smoke", [])
     table = check.memory_table(cfg)
     gib = table["saved_gib_per_micro_batches"]
     assert table["images_per_step"] == 3 * 8 and set(gib) == {1, 2, 4, 8}

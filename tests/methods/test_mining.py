@@ -23,7 +23,7 @@ def _relevant(n: int, k: int, seed: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def _brute_force(feats, pool, relevant, cfg):
+def _brute_force(feats, pool, relevant, cfg, margin):
     """For each query, each relevant pool image, every non-relevant pool image: the loss; keep
     the top ``top_per_pair`` per (query, positive)."""
     ids = pool.pool.tolist()
@@ -38,7 +38,7 @@ def _brute_force(feats, pool, relevant, cfg):
                 if n == q or n in rel:
                     continue
                 loss = 0.5 * max(
-                    0.0, cfg.margin - float(feats[qi] @ feats[pi]) + float(feats[qi] @ feats[ni])
+                    0.0, margin - float(feats[qi] @ feats[pi]) + float(feats[qi] @ feats[ni])
                 )
                 cands.append((loss, n))
             cands.sort(reverse=True)
@@ -49,16 +49,14 @@ def _brute_force(feats, pool, relevant, cfg):
 def test_selection_matches_brute_force():
     n_images, k = 60, 6
     relevant = _relevant(n_images, k, 0)
-    cfg = MiningConfig(
-        n_queries=8, positives_per_query=3, top_per_pair=5, margin=2.0, chunk_queries=3
-    )
+    cfg = MiningConfig(pool_queries=8, positives_per_query=3, top_per_pair=5, chunk_queries=3)
     pool = sample_pool(relevant, cfg, torch.Generator().manual_seed(0))
     assert pool.pool.unique().numel() == pool.pool.numel()
     feats = F.normalize(
         torch.randn(pool.pool.numel(), 5, generator=torch.Generator().manual_seed(1)), dim=1
     )
-    triplets, losses = select_hard_triplets(feats, pool, relevant, cfg)
-    expected = _brute_force(feats, pool, relevant, cfg)
+    triplets, losses = select_hard_triplets(feats, pool, relevant, cfg, margin=2.0)
+    expected = _brute_force(feats, pool, relevant, cfg, margin=2.0)
     got: dict = {}
     for (q, p, n), loss in zip(triplets.tolist(), losses.tolist()):
         got.setdefault((q, p), []).append((loss, n))
@@ -72,13 +70,13 @@ def test_selection_matches_brute_force():
 def test_negatives_never_relevant_and_top_count():
     n_images, k = 200, 8
     relevant = _relevant(n_images, k, 3)
-    cfg = MiningConfig(n_queries=20, positives_per_query=4, top_per_pair=25, margin=0.1)
+    cfg = MiningConfig(pool_queries=20, positives_per_query=4, top_per_pair=25)
     pool = sample_pool(relevant, cfg, torch.Generator().manual_seed(4))
     # each query brings its sampled positives: the pool has them all
     rel = pool_relevance(pool, relevant)
     assert (rel.sum(1) >= 4).all()
     feats = F.normalize(torch.randn(pool.pool.numel(), 16), dim=1)
-    triplets, losses = select_hard_triplets(feats, pool, relevant, cfg)
+    triplets, losses = select_hard_triplets(feats, pool, relevant, cfg, margin=0.1)
     rel_sets = {int(i): set(relevant[i].tolist()) for i in pool.queries}
     counts: dict = {}
     for q, p, n in triplets.tolist():
@@ -96,10 +94,8 @@ def test_negatives_never_relevant_and_top_count():
 
 def test_drop_zero_loss_keeps_only_active():
     relevant = _relevant(50, 5, 5)
-    cfg = MiningConfig(
-        n_queries=10, positives_per_query=3, top_per_pair=40, margin=0.05, drop_zero_loss=True
-    )
+    cfg = MiningConfig(pool_queries=10, positives_per_query=3, top_per_pair=40, drop_zero_loss=True)
     pool = sample_pool(relevant, cfg, torch.Generator().manual_seed(6))
     feats = F.normalize(torch.randn(pool.pool.numel(), 4), dim=1)
-    _, losses = select_hard_triplets(feats, pool, relevant, cfg)
+    _, losses = select_hard_triplets(feats, pool, relevant, cfg, margin=0.05)
     assert losses.numel() > 0 and (losses > 0).all()

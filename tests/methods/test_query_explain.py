@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -15,7 +14,9 @@ from capbench.cli import main
 from capbench.data.records import CaptionedImage, Region
 from capbench.data.tfidf import StemmedTfidf
 from capbench.methods.semantic_retrieval import SemanticRetrieval
-from capbench.methods.semantic_retrieval_rows import load_index, save_index
+from capbench.methods.semantic_retrieval.config import ModelConfig
+from capbench.methods.semantic_retrieval.index import load_index, save_index
+from capbench.methods.training import save_plain_checkpoint
 
 torch.set_num_threads(1)
 
@@ -35,18 +36,12 @@ def index_dir(tmp_path_factory) -> tuple[Path, Path, list[str]]:
     root = tmp_path_factory.mktemp("gordo_index")
     tfidf = StemmedTfidf().fit(["a red circle", "a blue square", "a green triangle"])
     model = SemanticRetrieval(
-        backbone="timm::resnet18", mode="V+T", vocab_size=tfidf.vocabulary_size
+        ModelConfig(backbone="timm::resnet18", allow_random_init=True, longest_side=48),
+        train_mode="V+T",
+        tfidf_vocab_size=tfidf.vocabulary_size,
     )
     model.eval()
-    ckpt = root / "model.ckpt"
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "hyper_parameters": dict(model.hparams),
-            "pytorch-lightning_version": L.__version__,
-        },
-        ckpt,
-    )
+    ckpt = save_plain_checkpoint(model, root / "model.ckpt")
     with torch.no_grad():
         theta = model.embed_text(tfidf.transform(["red", "blue"])).numpy()
     rng = np.random.default_rng(0)
@@ -60,7 +55,7 @@ def index_dir(tmp_path_factory) -> tuple[Path, Path, list[str]]:
             CaptionedImage(f"img{i}", str(path), "test", regions=[Region(0, 0, 1, 1, "x")])
         )
     out = root / "index"
-    save_index(out, records, np.stack(emb), ckpt, tfidf, image_config={"longest_side": 48})
+    save_index(out, records, np.stack(emb), ckpt, tfidf, longest_side=48, pad_to_square=True)
     query = _image(root / "query.png", (30, 160, 40))
     return out, query, [r.image_id for r in records]
 
@@ -73,7 +68,7 @@ def test_index_round_trip(index_dir):
     out, _, ids = index_dir
     idx = load_index(out)
     assert idx.ids == ids and idx.embeddings.shape[0] == 10
-    assert idx.image_config == {"longest_side": 48}
+    assert (idx.longest_side, idx.pad_to_square) == (48, True)
     assert idx.tfidf.vocabulary_size == 7  # a, red, circl, blue, squar, green, triangl
 
 

@@ -24,13 +24,6 @@ PAPERS = sorted(
 )
 
 
-@pytest.fixture(scope="module")
-def tiny_scenes(tmp_path_factory):
-    out = tmp_path_factory.mktemp("scenes") / "tiny"
-    assert main(["data", "scenes", "--out", str(out), "--size", "tiny"]) == 0
-    return out
-
-
 def test_some_paper_is_implemented():
     assert "gordo2017" in PAPERS
 

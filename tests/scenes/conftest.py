@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from capbench.data.scenes.generate import generate
-
 
 def tree_digest(root: Path) -> str:
     """sha256 over every file's relative path and bytes, in sorted order."""
@@ -26,8 +24,9 @@ def digest_of():
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory) -> tuple[Path, dict, str]:
-    """(directory, manifest, digest taken right after writing) of size=tiny, seed=0."""
-    out = tmp_path_factory.mktemp("scenes") / "tiny"
-    manifest = generate(out, size="tiny", seed=0)
+def tiny(tiny_scenes_run) -> tuple[Path, dict, str]:
+    """(directory, manifest, digest) of the session's tiny scenes (size=tiny, seed=0); the
+    digest is taken when this fixture is first used, so a test that finds the tree changed
+    since has caught some test (or reader) writing into the data."""
+    out, manifest = tiny_scenes_run
     return out, manifest, tree_digest(out)

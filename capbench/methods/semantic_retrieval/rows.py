@@ -1,0 +1,238 @@
+"""Row targets of Gordo & Larlus 2017 (``benchmarks/gordo2017``): Tables 1 and 2, Figures 2-3.
+
+``run_row(config, ctx)`` reads the typed row (``config.row_config``) and dispatches on
+``row.kind``:
+
+* ``random``           random signatures (``row.repeats`` draws, mean reported; the paper's "x5")
+* ``text_oracle``      ranking by the tf-idf relevance itself (NDCG/PCC AUC = 100 by construction)
+* ``tfidf``            tf-idf of another text field (``row.field``: regions | objects | captions)
+* ``annotators``       leave-one-user-out agreement of the user study itself (Table 1, row 1)
+* ``visual_baseline``  pretrained backbone + R-MAC, whitening learned on train, no fine-tuning
+* ``trained``          ``row.train_mode``: V | V+T | WSABIE, ``row.query_mode``: V | V+T
+
+Every row is scored by the same protocol, ``capbench.eval.protocols.semantic_retrieval``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capbench.eval.protocols.semantic_retrieval import (
+    EvalData,
+    load_eval_data,
+    score_embeddings,
+    score_sparse,
+)
+from capbench.methods.config import config_dict
+from capbench.methods.loggers import make_loggers
+from capbench.methods.protocol import RowContext, RowResult
+from capbench.methods.semantic_retrieval.config import SemanticRetrievalRow, row_config
+
+Row = Callable[[SemanticRetrievalRow, RowContext, EvalData], RowResult]
+
+
+def _row_random(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Random signatures: ``row.repeats`` independent draws from the row seed; mean and std."""
+    runs: list[dict[str, float]] = []
+    curves_runs: list[dict[str, dict[str, list[float]]]] = []
+    n = 0
+    for i in range(cfg.row.repeats):
+        rng = np.random.default_rng([int(ctx.seed), i])
+        emb = rng.standard_normal((len(ev.images), cfg.row.dim)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        metrics, curves, n = score_embeddings(ev, emb, emb)
+        runs.append(metrics)
+        curves_runs.append(curves)
+    keys = runs[0].keys()
+    mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    std = {k: float(np.std([r[k] for r in runs])) for k in keys}
+    curves = {
+        name: {
+            "x": curves_runs[0][name]["x"],
+            "y": [float(v) for v in np.mean([c[name]["y"] for c in curves_runs], axis=0)],
+        }
+        for name in curves_runs[0]
+    }
+    return RowResult(
+        metrics=mean,
+        n_scored=n,
+        curves=curves,
+        dataset=ev.dataset,
+        extra={"repeats": cfg.row.repeats, "std_over_repeats": std, "per_repeat": runs},
+    )
+
+
+def _row_text_oracle(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Rank by the relevance itself: the upper bound that defines 100 on both AUCs."""
+    metrics, curves, n = score_sparse(ev, ev.tfidf_images, progress=ctx.progress)
+    return RowResult(metrics=metrics, n_scored=n, curves=curves, dataset=ev.dataset)
+
+
+def _row_tfidf(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Another text proxy (objects, sentence captions, regions) scored against the users and
+    against the region tf-idf relevance; vocabulary and idf again from train only."""
+    from capbench.data.tfidf import cached_tfidf
+
+    _, x = cached_tfidf(ev.train, ev.images, field=cfg.row.field, **cfg.tfidf.options)
+    metrics, curves, n = score_sparse(ev, x)
+    return RowResult(
+        metrics=metrics,
+        n_scored=n,
+        curves=curves,
+        dataset=ev.dataset,
+        extra={"field": cfg.row.field},
+    )
+
+
+def _row_annotators(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Leave-one-user-out agreement between the annotators of the user study."""
+    from capbench.eval.metrics import inter_annotator_agreement
+
+    if not ev.triplets:
+        raise ValueError("the annotators row needs data.user_study")
+    mean, std = inter_annotator_agreement(ev.triplets)
+    return RowResult(
+        metrics={"us": float(mean)},
+        n_scored=len(ev.triplets),
+        dataset=ev.dataset,
+        extra={"std_over_users": float(std)},
+    )
+
+
+def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Visual baseline (no training) or a trained model, scored image-to-image (or by image +
+    text queries against the image-only database)."""
+    import torch
+
+    from capbench.methods.semantic_retrieval.figures import write_figure3
+    from capbench.methods.semantic_retrieval.index import save_index
+    from capbench.methods.semantic_retrieval.train import (
+        build_datamodule,
+        build_visual_baseline,
+        embed_records,
+        train_semantic_retrieval,
+    )
+
+    row = cfg.row
+    data = {"source": cfg.data.name, "records": {"train": ev.train}}
+    dm = build_datamodule(cfg.method, data, cfg.tfidf.options, seed=ctx.seed)
+    if row.kind == "visual_baseline":
+        model, checkpoint = build_visual_baseline(cfg.method, dm, ctx.workdir, seed=ctx.seed)
+        extra: dict[str, Any] = {}
+    else:
+        model, checkpoint = train_semantic_retrieval(
+            cfg.method,
+            dm,
+            training_workdir(cfg, ctx),
+            train_mode=row.train_mode,
+            seed=ctx.seed,
+            accelerator=ctx.accelerator,
+            devices=ctx.devices,
+            progress=ctx.progress,
+            loggers=make_loggers(ctx, f"gordo2017-{row.name or 'trained'}"),
+        )
+        extra = {"train_mode": row.train_mode, "query_mode": row.query_mode}
+    extra.update(model.provenance)
+    model = model.to(eval_device(ctx)).eval()  # Lightning hands the model back on the CPU
+    db_emb = _to_numpy(embed_records(model, ev.images, progress=ctx.progress))
+    if row.query_mode.upper() == "V+T":  # phi(image) with theta(its own text); database image-only
+        with torch.no_grad():
+            query_emb = _to_numpy(model.embed_query(db_emb, ev.tfidf_images))
+    else:
+        query_emb = db_emb
+    metrics, curves, n = score_embeddings(ev, query_emb, db_emb, progress=ctx.progress)
+    index_dir = Path(ctx.workdir) / "index"
+    m = cfg.model
+    save_index(
+        index_dir,
+        ev.images[: ev.n_database],
+        db_emb[: ev.n_database],
+        checkpoint,
+        ev.tfidf,
+        m.longest_side,
+        m.pad_to_square,
+    )
+    extra["index"] = str(index_dir)
+    if cfg.figure3.pairs and checkpoint:
+        name = row.name or row.kind
+        extra["figure3"] = write_figure3(
+            model, ev, db_emb, m.longest_side, name, ctx, cfg.figure3.pairs
+        )
+    return RowResult(
+        metrics=metrics,
+        n_scored=n,
+        curves=curves,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        dataset=ev.dataset,
+        extra=extra,
+    )
+
+
+def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext) -> Path:
+    """Where a row trains. With ``train.share_checkpoint`` rows that train the same model (same
+    data, model, training and mining sections, mode and seed) share one folder under the cache,
+    so (V+T, V) and (V+T, V+T), which differ only at query time, train once."""
+    if not cfg.train.share_checkpoint:
+        return Path(ctx.workdir)
+    from capbench.paths import cache_root
+
+    shared = {
+        k: config_dict(getattr(cfg, k)) for k in ("data", "tfidf", "model", "train", "mining")
+    }
+    shared["pretrain"] = cfg.pretrain
+    shared["train_mode"] = cfg.row.train_mode.upper()
+    shared["seed"] = int(ctx.seed)
+    shared["data_root"] = str(Path(ctx.data_root).resolve())
+    digest = hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_root() / "gordo2017" / "models" / digest[:16]
+
+
+def _resolve_pretrain_data(cfg: SemanticRetrievalRow, ctx: RowContext) -> SemanticRetrievalRow:
+    """``pretrain.data`` (the labelled images the scenes backbone is pretrained on) relative to
+    the row's data root, like ``data.root``."""
+    data = cfg.pretrain.get("data")
+    if not data or Path(data).is_absolute():
+        return cfg
+    return replace(cfg, pretrain={**cfg.pretrain, "data": str(Path(ctx.data_root) / data)})
+
+
+def eval_device(ctx: RowContext) -> str:
+    """Embed on the GPU when the row may use one (10k images at 576 px are slow on a CPU)."""
+    import torch
+
+    wants_gpu = str(ctx.accelerator) in ("auto", "gpu", "cuda")
+    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+KINDS: dict[str, Row] = {
+    "random": _row_random,
+    "text_oracle": _row_text_oracle,
+    "tfidf": _row_tfidf,
+    "annotators": _row_annotators,
+    "visual_baseline": _row_model,
+    "trained": _row_model,
+}
+
+
+def load_row_eval_data(cfg: SemanticRetrievalRow, ctx: RowContext) -> EvalData:
+    """The protocol's data for a row (splits, queries, relevance, user study)."""
+    return load_eval_data(cfg.data, cfg.eval, Path(ctx.data_root), cfg.tfidf.options)
+
+
+def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
+    """The benchmark runner's entry point for every gordo2017 row."""
+    cfg = _resolve_pretrain_data(row_config(config), ctx)
+    return KINDS[cfg.row.kind](cfg, ctx, load_row_eval_data(cfg, ctx))

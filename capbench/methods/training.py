@@ -1,0 +1,149 @@
+"""What every method's training shares: trunk weights from a local file, a Trainer that
+checkpoints and resumes exactly, and checkpoints written without a Trainer.
+
+Exact resume. A run killed at any point (SIGKILL included) and started again must end with the
+weights of an uninterrupted run. Three things make that hold:
+
+* checkpoints are written only at the end of an epoch (``last.ckpt``), and training is
+  epoch-based (``max_epochs``), so Lightning restores them as finished epochs; a mid-epoch
+  restart would replay an epoch from its first batch while counting it as partly done;
+* a method's data order is a function of the global step and its seed (e.g. the mining round
+  ``global_step // remine_every``), never of how many times a loader was built;
+* :class:`RngState` stores the torch, numpy and Python generators in the checkpoint, so
+  anything that draws from them (augmentation, dropout, worker seeds) draws the same numbers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from capbench.atomic import atomic_path
+
+SCENES_PRETRAIN = "scenes-pretrain"
+LAST = "last.ckpt"
+
+
+def resolve_backbone_weights(
+    backbone: str,
+    backbone_weights: str | None,
+    allow_random_init: bool,
+    pretrain: Mapping[str, Any] | None = None,
+) -> str | None:
+    """The local weights file of a trunk: a path, the cached scenes pretraining
+    (``"scenes-pretrain"``, trained on first use with ``pretrain`` options), or None, which is
+    refused unless ``allow_random_init`` (the paper profiles must not silently start random)."""
+    if backbone_weights == SCENES_PRETRAIN:
+        from capbench.methods.backbone_pretrain import pretrain_backbone
+
+        opts = dict(pretrain or {})
+        opts.setdefault("arch", backbone)
+        return str(pretrain_backbone(**opts))
+    if backbone_weights:
+        if not Path(backbone_weights).is_file():
+            raise FileNotFoundError(f"model.backbone_weights: {backbone_weights} is not a file")
+        return str(backbone_weights)
+    if not allow_random_init:
+        raise ValueError(
+            "model.backbone_weights is not set: give a local ImageNet checkpoint "
+            "(--backbone-weights PATH) or set model.allow_random_init: true (--allow-random-init)"
+        )
+    return None
+
+
+class RngState(L.Callback):
+    """Saves and restores the global random generators with each checkpoint."""
+
+    def state_dict(self) -> dict[str, Any]:
+        # tensors, ints and tuples only, so checkpoints stay loadable with weights_only=True
+        _, keys, pos, has_gauss, cached = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        keys, pos, has_gauss, cached = state_dict["numpy"]
+        np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = state_dict["python"]
+        random.setstate((version, tuple(internal), gauss))
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """``global_step`` of a Lightning checkpoint, read without loading its tensors."""
+    ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    return int(ckpt.get("global_step", 0))
+
+
+def last_checkpoint(workdir: str | Path) -> Path:
+    """Where :func:`fit_resumable` keeps the checkpoint it resumes from."""
+    return Path(workdir) / "checkpoints" / LAST
+
+
+def fit_resumable(
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    workdir: str | Path,
+    max_epochs: int,
+    precision: str = "32-true",
+    loggers: Sequence[Any] | bool | None = None,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    progress: bool = True,
+    log_every_n_steps: int = 50,
+    callbacks: Sequence[L.Callback] = (),
+    **trainer_kwargs: Any,
+) -> Path:
+    """Fit with checkpoints at every epoch end in ``workdir/checkpoints`` and resume from
+    ``last.ckpt`` there; returns that checkpoint, holding the final state."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    last = last_checkpoint(workdir)
+    trainer = L.Trainer(
+        default_root_dir=str(workdir),
+        accelerator=accelerator,
+        devices=devices,
+        max_epochs=max_epochs,
+        precision=precision,  # type: ignore[arg-type]
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=list(loggers) if isinstance(loggers, Sequence) else loggers,
+        callbacks=[
+            ModelCheckpoint(dirpath=str(last.parent), save_last=True, every_n_epochs=1),
+            RngState(),
+            *callbacks,
+        ],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=log_every_n_steps,
+        **trainer_kwargs,
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    trainer.save_checkpoint(str(last))
+    return last
+
+
+def save_plain_checkpoint(module: L.LightningModule, path: str | Path) -> Path:
+    """A Lightning-loadable checkpoint written without a Trainer (an untrained baseline)."""
+    ckpt = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": L.__version__,
+    }
+    module.on_save_checkpoint(ckpt)
+    with atomic_path(Path(path), suffix=".ckpt") as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)

@@ -1,0 +1,64 @@
+"""A gordo2017 row killed with SIGKILL in the middle of training and started again gives the
+numbers of an uninterrupted run (slow: three real `capbench reproduce` processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROW = ["reproduce", "gordo2017", "--profile", "ci", "--table", "table2", "--rows", "proposed_v_v",
+       "--set", "train.max_steps=12", "--set", "train.lr_drop_step=8", "--accelerator", "cpu"]  # fmt: skip
+
+
+def _env(tmp: Path, name: str, scenes: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CAPBENCH_RESULTS=str(tmp / name / "results"),
+        CAPBENCH_CACHE=str(tmp / name / "cache"),
+        CAPBENCH_SCENES=str(scenes),
+    )
+    return env
+
+
+def _capbench(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    code = "import sys; from capbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def _metrics(env: dict[str, str]) -> dict[str, float]:
+    records = sorted(Path(env["CAPBENCH_RESULTS"]).rglob("records/table2/proposed_v_v/ci-*.json"))
+    assert len(records) == 1, records
+    return json.loads(records[0].read_text())["metrics"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_numbers(tiny_scenes, tmp_path):
+    straight = _env(tmp_path, "straight", tiny_scenes)
+    assert _capbench(ROW, straight).wait(timeout=900) == 0
+
+    killed = _env(tmp_path, "killed", tiny_scenes)
+    # the same scenes backbone (its pretraining is not what is under test)
+    shutil.copytree(Path(straight["CAPBENCH_CACHE"]) / "backbones",
+                    Path(killed["CAPBENCH_CACHE"]) / "backbones")  # fmt: skip
+    proc = _capbench(ROW, killed)
+    models = Path(killed["CAPBENCH_CACHE"]) / "gordo2017" / "models"
+    deadline = time.monotonic() + 900
+    while not list(models.rglob("epoch=1-step=6.ckpt")):  # rounds of 3 steps: after round 2
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next round
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not list(Path(killed["CAPBENCH_RESULTS"]).rglob("ci-*.json")), "killed too late"
+    assert _capbench(ROW, killed).wait(timeout=900) == 0
+    assert _metrics(killed) == _metrics(straight)
