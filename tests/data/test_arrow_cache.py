@@ -42,16 +42,18 @@ def test_nested_regions_round_trip_exactly(tmp_path):
 
 
 def _forbid_parsing(monkeypatch, forbidden: set[str]) -> None:
-    """Make ``json.load`` fail on the given source files (``datasets`` itself reads small
-    state.json files with it, which is fine)."""
-    real_load = json.load
+    """Make reading the given source files fail (readers read every text file through
+    ``_common.read_text``; ``datasets`` reads its own small state files, which is fine)."""
+    from capbench.data.sources import _common
 
-    def guarded(fh, *args, **kwargs):
-        if getattr(fh, "name", None) in forbidden:
-            raise AssertionError(f"{fh.name} was parsed on a cache hit")
-        return real_load(fh, *args, **kwargs)
+    real_read = _common.read_text
 
-    monkeypatch.setattr(json, "load", guarded)
+    def guarded(path, *args, **kwargs):
+        if str(path) in forbidden:
+            raise AssertionError(f"{path} was parsed on a cache hit")
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(_common, "read_text", guarded)
 
 
 def test_hit_does_not_parse_json(tmp_path, monkeypatch):

@@ -139,3 +139,14 @@ def test_missing_images_raise_or_are_counted(coco_root):
     assert result.missing_images == 2
     karpathy = read("coco", root, splits="karpathy", allow_missing_images=True)
     assert karpathy.skipped["missing_image"] == 2
+
+
+def test_latin1_annotation_file_error_names_the_file(coco_root):
+    root, _ = coco_root
+    path = root / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["annotations"][0]["caption"] = "A caf\u00e9 on a corner."
+    path.write_bytes(json.dumps(data, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(DatasetFormatError, match="not UTF-8 text") as err:
+        read("coco", root, "val")
+    assert err.value.path == str(path) and err.value.record == "line 1"

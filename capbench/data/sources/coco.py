@@ -16,7 +16,6 @@ takes images, splits and captions from Karpathy's ``dataset_coco.json`` (image a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
@@ -24,6 +23,8 @@ from capbench.data.sources import READERS
 from capbench.data.sources._common import (
     FileListing,
     ReadResult,
+    caption_text,
+    check_split,
     keep_image,
     load_json,
     require_key,
@@ -37,19 +38,6 @@ KARPATHY_FILE = "dataset_coco.json"
 # Karpathy's split names -> ours; restval is the part of val2014 that trains.
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 SPLIT_MODES = ("official", "karpathy")
-
-
-def check_split(split: str | None, valid: tuple[str, ...], what: str) -> None:
-    """Raise ValueError naming the valid splits when ``split`` is not one of them."""
-    if split is not None and split not in valid:
-        raise ValueError(f"unknown split {split!r} for {what}; valid: {', '.join(valid)}")
-
-
-def caption_text(value: Any, path: Path, record: str | int) -> str:
-    """A caption stripped of the trailing spaces/newlines real files carry; must be non-empty text."""
-    if not isinstance(value, str) or not value.strip():
-        raise DatasetFormatError(path, f"caption must be a non-empty string, got {value!r}", record)
-    return value.strip()
 
 
 @READERS.register("coco")

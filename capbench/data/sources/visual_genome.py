@@ -39,11 +39,11 @@ from capbench.data.sources import READERS
 from capbench.data.sources._common import (
     FileListing,
     ReadResult,
+    check_split,
     keep_image,
     load_json,
     require_key,
 )
-from capbench.data.sources.coco import check_split
 
 log = logging.getLogger("capbench.data")
 
