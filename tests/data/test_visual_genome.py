@@ -175,3 +175,36 @@ def test_unknown_split(vg):
     root, _ = vg
     with pytest.raises(ValueError, match="valid: train, val, test"):
         read("visual_genome", root, "trainval")
+
+
+def test_exact_repeat_of_a_region_is_dropped_and_counted_on_every_read(vg, caplog):
+    """A region copied twice into its image is one region, on the parsing read and the cached
+    one alike, and every read says how many were dropped."""
+    root, _ = vg
+    expected = read("visual_genome", root, use_cache=False)
+    path = root / "region_descriptions.json"
+    data = json.loads(path.read_text())
+    data[0]["regions"].append(dict(data[0]["regions"][1]))
+    data[2]["regions"].insert(0, dict(data[2]["regions"][0]))
+    path.write_text(json.dumps(data))
+    repeated = f"{data[0]['regions'][1]['region_id']}, {data[2]['regions'][0]['region_id']}"
+    for _ in range(2):  # parse (and cache), then from the cache
+        caplog.clear()
+        result = read("visual_genome", root)
+        assert result == expected
+        assert [r.meta["region_ids"] for r in result] == [r.meta["region_ids"] for r in expected]
+        assert result.skipped["duplicate_region"] == 2
+        assert "dropped 2 exact repeat(s) of a region" in caplog.text and repeated in caplog.text
+
+
+def test_region_id_reused_for_another_region_is_an_error(vg):
+    root, _ = vg
+    path = root / "region_descriptions.json"
+    data = json.loads(path.read_text())
+    clash = dict(data[1]["regions"][0], phrase="a different phrase")
+    data[3]["regions"].append(clash)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetFormatError, match="region id given twice with different") as err:
+        read("visual_genome", root)
+    assert err.value.path == str(path)
+    assert err.value.record == f"image 13 region {clash['region_id']}"

@@ -38,6 +38,15 @@ class ReadResult(list[CaptionedImage]):
     def missing_images(self) -> int:
         return self.skipped["missing_image"]
 
+    def drop_repeats(self, reason: str, path: Path, ids: list[Any], what: str) -> None:
+        """Count entries dropped as exact repeats of earlier ones, and say so once, with the
+        count and the first ids: a repair is never silent."""
+        if not ids:
+            return
+        self.skipped[reason] += len(ids)
+        shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+        log.warning("%s: dropped %d %s (first: %s)", path, len(ids), what, shown)
+
 
 def require_file(path: Path, what: str = "file") -> Path:
     """Return ``path`` if it exists, else raise naming it."""

@@ -71,6 +71,8 @@ def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadRe
         annotations = require_key(data, "annotations", path)
         captions: dict[int, list[str]] = {}
         ann_ids: dict[int, list[int]] = {}
+        seen: dict[int, tuple[int, str]] = {}  # annotation id -> (image id, caption as given)
+        repeats: list[int] = []
         for img in images:
             coco_id = require_key(img, "id", path)
             require_key(img, "file_name", path, coco_id)
@@ -87,8 +89,23 @@ def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadRe
                 raise DatasetFormatError(
                     path, f"image_id {image_id} is not in this file's 'images'", where
                 )
+            if ann_id in seen:
+                if seen[ann_id] != (image_id, ann["caption"]):
+                    raise DatasetFormatError(
+                        path,
+                        f"annotation id given twice with different content: image "
+                        f"{seen[ann_id][0]} {seen[ann_id][1]!r}, then image {image_id} "
+                        f"{ann['caption']!r}; expected unique annotation ids",
+                        where,
+                    )
+                repeats.append(ann_id)  # an exact copy: the caption is already counted
+                continue
+            seen[ann_id] = (image_id, ann["caption"])
             captions[image_id].append(text)
             ann_ids[image_id].append(ann_id)
+        result.drop_repeats(
+            "duplicate_annotation", path, repeats, "exact repeat(s) of a caption annotation"
+        )
         image_dir = root / Path(rel).name.removeprefix("captions_").removesuffix(".json")
         for img in images:
             coco_id = img["id"]
