@@ -1,5 +1,5 @@
 """Visual Genome: round trip of regions/objects/splits, the old key variants (``id``, ``name``),
-VG_100K_2, index alignment, and our seeded, saved split."""
+VG_100K_2, index alignment, our seeded split (kept in the cache), and repeated regions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import json
 import pytest
 
 from capbench.data import DatasetFormatError, Region, read
-from capbench.data.sources.visual_genome import load_or_make_split, make_vg_split
+from capbench.data.sources.visual_genome import (
+    cached_split_file,
+    load_or_make_split,
+    make_vg_split,
+)
 from capbench.data.writers import break_dataset, write
 
 
@@ -134,19 +138,24 @@ def test_missing_images_counted(vg):
     assert len(result) == 4 and result.missing_images == 1
 
 
-def test_split_file_created_once_and_deterministic(vg, tmp_path, make_items):
+def test_split_file_created_once_in_the_cache_and_deterministic(vg, tmp_path, make_items):
+    """A dataset without its own split file gets one made once and kept in the cache: reading
+    never writes into the dataset folder."""
     root, _ = vg
     other = write("visual_genome", tmp_path / "other", make_items(_specs()))
     for r in (root, other):
         (r / "capbench_split_seed0.json").unlink()
+    before = sorted(p.name for p in root.iterdir())
     first = [x.split for x in read("visual_genome", root)]
-    saved = (root / "capbench_split_seed0.json").read_text()
+    saved_path = cached_split_file(root, 0)
+    saved = saved_path.read_text()
     assert [x.split for x in read("visual_genome", root)] == first
     assert [x.split for x in read("visual_genome", other)] == first  # same ids, same seed
-    assert (root / "capbench_split_seed0.json").read_text() == saved
+    assert saved_path.read_text() == saved
     read("visual_genome", root, split_seed=3)
-    assert (root / "capbench_split_seed3.json").is_file()
-    assert not list(root.glob("*.tmp"))
+    assert cached_split_file(root, 3).is_file()
+    assert not list(saved_path.parent.glob("*.tmp"))
+    assert sorted(p.name for p in root.iterdir()) == before
 
 
 def test_make_vg_split_sizes():

@@ -6,7 +6,11 @@ Expected under ``root``::
     region_descriptions.json    [{"id", "regions": [{"region_id", "phrase", "x", "y", "width", "height"}]}]
     objects.json                (optional) [{"image_id", "objects": [{"x","y","w","h","names"|"name","synsets"}]}]
     VG_100K/<id>.jpg, VG_100K_2/<id>.jpg   (folder taken from the image's url)
-    capbench_split_seed<seed>.json         (our split; written on first read, see make_vg_split)
+    capbench_split_seed<seed>.json         (optional: a split to use, e.g. from our writer)
+
+Without that file the split is made by ``make_vg_split`` and saved in the cache
+(``$CAPBENCH_CACHE/vg_splits/``), never in the dataset folder: reading (or checking) a dataset
+does not change it.
 
 The per-image files are lists aligned index-by-index with ``image_data.json``; the reader checks
 the ids agree. Boxes become ``Region(x, y, width, height, phrase)``; objects go to
@@ -17,6 +21,7 @@ cached as Arrow datasets (``capbench.data.arrow_cache``) after a first, validate
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +49,7 @@ from capbench.data.sources._common import (
     load_json,
     require_key,
 )
+from capbench.paths import cache_root
 
 log = logging.getLogger("capbench.data")
 
@@ -86,7 +92,14 @@ def make_vg_split(
 
 
 def split_file(root: Path, seed: int) -> Path:
+    """The split a dataset may carry itself (our writer puts the intended split here)."""
     return Path(root) / f"capbench_split_seed{seed}.json"
+
+
+def cached_split_file(root: Path, seed: int) -> Path:
+    """Where a split made for the dataset at ``root`` is kept: the cache, keyed by the root."""
+    key = hashlib.sha256(str(Path(root).absolute()).encode()).hexdigest()[:16]
+    return cache_root() / "vg_splits" / key / f"capbench_split_seed{seed}.json"
 
 
 def write_split_file(path: Path, splits: dict[str, list[int]], seed: int) -> None:
@@ -96,8 +109,11 @@ def write_split_file(path: Path, splits: dict[str, list[int]], seed: int) -> Non
 
 
 def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[int, str]:
-    """{image id: split} from the saved split file, creating it (once) from ``make_vg_split``."""
+    """{image id: split} from the dataset's split file, else from the one saved in the cache,
+    else made by ``make_vg_split`` and saved in the cache (once)."""
     path = split_file(root, seed)
+    if not path.is_file():
+        path = cached_split_file(root, seed)
     if path.is_file():
         data = load_json(path)
         splits = require_key(data, "splits", path)
@@ -105,7 +121,7 @@ def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[
         splits = make_vg_split(image_ids, seed)
         try:
             write_split_file(path, splits, seed)
-        except OSError as err:  # read-only dataset: the split is deterministic anyway
+        except OSError as err:  # unwritable cache: the split is deterministic anyway
             log.warning("could not save %s (%s); using the split in memory", path, err)
     split_of: dict[int, str] = {}
     for name in SPLITS:
