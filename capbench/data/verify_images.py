@@ -56,6 +56,8 @@ def verify_images(
     stderr (``None``: only when stderr is a terminal)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    import capbench.data.images  # noqa: F401  (torch comes with it: import once, not per thread)
+
     unique = list(dict.fromkeys(str(p) for p in paths))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         reasons = tqdm(
