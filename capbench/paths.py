@@ -26,5 +26,6 @@ def results_root() -> Path:
 
 
 def cache_root() -> Path:
-    """Arrow caches, feature caches, pretrained scenes backbones (default ``./.capbench_cache``)."""
+    """Arrow caches, Visual Genome splits, feature caches, pretrained scenes backbones (default
+    ``./.capbench_cache``)."""
     return Path(os.environ.get("CAPBENCH_CACHE", ".capbench_cache"))

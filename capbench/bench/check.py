@@ -12,6 +12,7 @@ from pathlib import Path
 
 from capbench.bench.catalog import Catalog
 from capbench.bench.golden import golden_name, load_golden
+from capbench.bench.paper import Paper
 from capbench.bench.summary import FAILING, NOT_MEASURED, NOT_RUN, fmt, summarize
 
 
@@ -36,11 +37,14 @@ def check(
     strict: bool = False,
 ) -> CheckResult:
     """Every referenced cell of the rows that have records; a row never run is a note, or a
-    failure with ``strict`` (CI: it cannot pass by running less). ``table``/``rows`` narrow it."""
+    failure with ``strict`` (CI: it cannot pass by running less). ``table``/``rows`` narrow it;
+    a table or row that no selected paper has is a ``KeyError`` naming it, not "nothing to
+    check"."""
     failures: list[str] = []
     notes: list[str] = []
     checked = 0
     papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
+    _check_selection(papers, paper, table, rows)
     for p in papers:
         if profile != "paper" and not load_golden(p, profile):
             msg = (
@@ -86,3 +90,25 @@ def check(
                     f"{fmt(cell.reference)}, delta {cell.delta:+.4g}, tolerance {fmt(cell.tolerance)} -> {cell.status}"
                 )
     return CheckResult(failures, notes, checked)
+
+
+def _check_selection(
+    papers: list[Paper], paper: str | None, table: str | None, rows: set[str] | None
+) -> None:
+    """Raise ``KeyError`` naming a ``table`` or ``rows`` that none of ``papers`` has."""
+    where = f"paper {paper!r}" if paper else "any paper"
+    if table is not None and not any(table in p.tables for p in papers):
+        known = sorted({t for p in papers for t in p.tables})
+        raise KeyError(f"unknown table {table!r} in {where}; tables: {', '.join(known)}")
+    if rows:
+        known = {
+            r
+            for p in papers
+            for t in p.tables.values()
+            if table is None or t.id == table
+            for r in t.rows
+        }
+        missing = sorted(rows - known)
+        if missing:
+            scope = where + (f", table {table!r}" if table else "")
+            raise KeyError(f"unknown rows {missing} in {scope}; rows: {', '.join(sorted(known))}")

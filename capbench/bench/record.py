@@ -161,9 +161,11 @@ def write_record(record: RunRecord, results: Path) -> Path:
 def read_record(path: Path | str) -> RunRecord:
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise RecordError(path, f"cannot read: {err}") from err
+    except UnicodeDecodeError as err:  # records are written as UTF-8: a damaged file
+        raise RecordError(path, f"not UTF-8 text: {err}") from err
     except json.JSONDecodeError as err:
         raise RecordError(path, f"not valid JSON: {err}") from err
     return RunRecord.from_dict(raw, path)

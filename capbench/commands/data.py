@@ -3,6 +3,8 @@
 ``check NAME ROOT`` reads the dataset with its registered reader and prints per-split counts
 (images, captions, regions, classes), what was skipped, and the data card's checksums that
 could be verified; a malformed dataset exits 1 with the reader's error, which names the file.
+``--verify-images`` also decodes every image (``--workers`` threads) and fails on any that
+does not decode. A check never writes into the dataset folder (caches go to $CAPBENCH_CACHE).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from typing import Any
 
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
+from capbench.data.verify_images import DEFAULT_WORKERS, ImageCheck
+
+# How many failed images the text report lists (the JSON report lists all).
+SHOWN_FAILURES = 10
 
 # Splits are listed in this order in the table; others follow alphabetically.
 SPLIT_ORDER = ("train", "restval", "val", "trainval", "test", "query", "reference")
@@ -32,6 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument(
         "--allow-missing-images", action="store_true", help="skip and count absent images"
+    )
+    check.add_argument(
+        "--verify-images",
+        action="store_true",
+        help="decode every image; fail on zero-byte, truncated or unreadable ones",
+    )
+    check.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"threads decoding images with --verify-images (default {DEFAULT_WORKERS})",
     )
     check.add_argument("--splits", default=None, help="split scheme, e.g. 'karpathy' for coco")
     check.add_argument("--layout", default=None, help="on-disk layout variant (graded_retrieval)")
@@ -114,6 +132,8 @@ def run_check(args: argparse.Namespace) -> int:
     from capbench.data.checksums import verify_checksums
     from capbench.data.sources import read
 
+    if args.workers < 1:
+        return _fail(args, f"--workers must be >= 1, got {args.workers}", None)
     options = _parse_options(args.option)
     if args.allow_missing_images:
         options["allow_missing_images"] = True
@@ -132,7 +152,12 @@ def run_check(args: argparse.Namespace) -> int:
     skipped = dict(getattr(records, "skipped", {}))
     counts = split_counts(records)
     sums = verify_checksums(args.name, args.root)
-    ok = sums.ok and len(records) > 0
+    images = None
+    if args.verify_images:
+        from capbench.data.verify_images import verify_images
+
+        images = verify_images((r.image_path for r in records), workers=args.workers)
+    ok = sums.ok and len(records) > 0 and (images is None or images.ok)
     if args.json:
         print(
             json.dumps(
@@ -149,6 +174,7 @@ def run_check(args: argparse.Namespace) -> int:
                         "mismatched": sums.mismatched,
                         "absent": sums.absent,
                     },
+                    "images": _images_json(images),
                 }
             )
         )
@@ -174,10 +200,30 @@ def run_check(args: argparse.Namespace) -> int:
         )
         for rel in sums.mismatched:
             print(f"  MISMATCH {rel}")
+    if images is not None:
+        _print_images(images)
     if not records:
         print("error: no records read", file=sys.stderr)
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
+
+
+def _images_json(images: ImageCheck | None) -> dict[str, Any] | None:
+    if images is None:
+        return None
+    return {
+        "checked": images.checked,
+        "failed": len(images.failures),
+        "failures": [{"path": p, "reason": r} for p, r in images.failures],
+    }
+
+
+def _print_images(images: ImageCheck) -> None:
+    print(f"images: {images.checked:,} checked, {len(images.failures):,} failed to decode")
+    for path, reason in images.failures[:SHOWN_FAILURES]:
+        print(f"  FAILED {path}: {reason}")
+    if len(images.failures) > SHOWN_FAILURES:
+        print(f"  ... and {len(images.failures) - SHOWN_FAILURES:,} more (--json lists all)")
 
 
 def _fail(args: argparse.Namespace, message: str, path: str | None) -> int:

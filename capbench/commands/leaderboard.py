@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "check":
             from capbench.bench.check import check
 
-            rows = set(args.rows.split(",")) if args.rows else None
+            rows = {r.strip() for r in args.rows.split(",") if r.strip()} if args.rows else None
             res = check(catalog, results, args.profile, args.paper, args.table, rows, args.strict)
             for line in res.notes:
                 print(line)

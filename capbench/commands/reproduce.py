@@ -100,14 +100,17 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-def _print_list(catalog, results: Path) -> None:
+def _print_list(catalog, results: Path, paper: str | None = None) -> None:
+    """Papers, tables, rows and their record counts; ``paper`` (not 'all') lists only that one
+    (an unknown name is a ``KeyError``); a malformed record raises ``RecordError`` naming it."""
     from capbench.bench.catalog import RowRef
     from capbench.bench.record import load_records
     from capbench.bench.summary import current_hash
 
+    papers = [catalog.paper(paper)] if paper and paper != "all" else catalog.papers.values()
     if not catalog.papers:
         print("no papers found (looked in benchmarks/*/paper.yaml and --include folders)")
-    for p in catalog.papers.values():
+    for p in papers:
         records = load_records(results, p.key)
         print(f"{p.key}: {p.title} ({p.venue} {p.year or ''}) [{p.dir}]")
         for t in p.tables.values():
@@ -145,7 +148,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.list:
-        _print_list(catalog, results)
+        from capbench.bench.record import RecordError
+
+        try:
+            _print_list(catalog, results, args.paper)
+        except KeyError as err:
+            print(f"error: {err.args[0]}", file=sys.stderr)
+            return 2
+        except RecordError as err:
+            print(f"error: malformed run record (fix or delete it): {err}", file=sys.stderr)
+            return 2
         return 0
     if not args.paper:
         print("error: name a paper (or 'all'); see `capbench reproduce --list`", file=sys.stderr)

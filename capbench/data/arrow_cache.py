@@ -8,6 +8,11 @@ absolute path, size and mtime. Later reads memory-map it (``lookup``) and never 
 Editing the source file changes its size or mtime, hence the key: the stale entry is a miss
 and is deleted when the new one is stored.
 
+The cache is only ever a speed-up, never a reason for a read to fail: an entry that cannot be
+loaded (a truncated or deleted Arrow file, a mangled ``state.json``) is deleted with a warning
+naming it and rebuilt from the JSON, and a cache folder that cannot be written (read-only, or
+``CAPBENCH_CACHE`` naming a file) gives a warning naming the path and a read without the cache.
+
 Arrow infers one schema for the whole list, so a key that some entries lack comes back as
 ``None`` in those entries (e.g. Visual Genome's old ``name`` next to ``names``), and a column
 mixing ints and floats comes back as floats. Readers treat ``None`` as absent; entries whose
@@ -76,10 +81,25 @@ def lookup(path: Path) -> tuple[Path, datasets.Dataset | None]:
     cache_dir = cache_dir_for(path)
     if not (cache_dir / "state.json").is_file():
         return cache_dir, None
+    loaded = _load(cache_dir)
+    if loaded is None:
+        log.warning(
+            "damaged Arrow cache %s (for %s): deleting it, it will be rebuilt", cache_dir, path
+        )
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    return cache_dir, loaded
+
+
+def _load(cache_dir: Path) -> datasets.Dataset | None:
+    """The stored dataset, or ``None`` when it cannot be loaded (the reason is logged)."""
     import datasets
 
-    with _quiet():
-        return cache_dir, datasets.load_from_disk(str(cache_dir))
+    try:
+        with _quiet():
+            return datasets.load_from_disk(str(cache_dir))
+    except Exception as err:  # datasets/pyarrow raise many types for a damaged folder
+        log.debug("cannot load %s: %s: %s", cache_dir, type(err).__name__, err)
+        return None
 
 
 def to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
@@ -96,8 +116,9 @@ def store(cache_dir: Path, rows: list[dict[str, Any]]) -> datasets.Dataset | Non
 
     Written to a temporary folder and renamed, so a crash never leaves a half cache that
     ``lookup`` would trust; older entries for the same source file are removed. Rows Arrow
-    cannot type (one key holding a list in one entry and a string in another) and empty
-    lists are not cached: ``None`` is returned (with a warning for the former).
+    cannot type (one key holding a list in one entry and a string in another), empty lists and
+    a cache folder that cannot be written are not cached: ``None`` is returned (with a warning,
+    naming the folder, for the first and the last).
     """
     import datasets
     import pyarrow as pa
@@ -110,11 +131,21 @@ def store(cache_dir: Path, rows: list[dict[str, Any]]) -> datasets.Dataset | Non
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:  # e.g. a list here, a string there
         log.warning("not caching %s as Arrow (%s); it will be parsed on every read", cache_dir, err)
         return None
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir.with_name(f"{cache_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with _quiet():
-        datasets.Dataset(InMemoryTable(arrow)).save_to_disk(str(tmp))
+    try:
+        cache_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        with _quiet():
+            datasets.Dataset(InMemoryTable(arrow)).save_to_disk(str(tmp))
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.warning(
+            "cannot write the Arrow cache under %s (%s); reading without it (set CAPBENCH_CACHE "
+            "to a writable folder to cache)",
+            cache_dir.parent,
+            err,
+        )
+        return None
     try:
         os.replace(tmp, cache_dir)
     except OSError:  # another process stored the same state first: theirs is as good
@@ -123,8 +154,13 @@ def store(cache_dir: Path, rows: list[dict[str, Any]]) -> datasets.Dataset | Non
     for old in cache_dir.parent.glob(prefix + "*"):
         if old != cache_dir and ".tmp-" not in old.name:
             shutil.rmtree(old, ignore_errors=True)
-    with _quiet():
-        return datasets.load_from_disk(str(cache_dir))
+    loaded = _load(cache_dir)
+    if loaded is None:
+        log.warning(
+            "the Arrow cache %s cannot be loaded back; reading without it (delete that folder)",
+            cache_dir,
+        )
+    return loaded
 
 
 def table(dataset: datasets.Dataset) -> pa.Table:

@@ -9,6 +9,9 @@ Conventions shared by every function here (stated once so that numbers never sil
   (recall, top-1, AP@50, mAP, agreement, AUC) are returned in percent.
 * A per-query quantity that is undefined (no relevant item, constant top-R for Pearson) is left out
   of the mean over queries, never counted as 0 or 1; a mean with nothing defined is ``nan``.
+* Inputs that have no defined answer are a ``ValueError`` saying where, never a silent number: a NaN
+  score (it has no rank), a label with no class row, a grade of ±inf, no queries at all. A score
+  of -inf is a valid lowest score and is ranked as one (masks never tie with it).
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ def _as_tensor(x: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     if t.device.type != "cpu":
         t = t.cpu()
     return t if dtype is None else t.to(dtype)
+
+
+def _first_where(mask: torch.Tensor) -> tuple[int, ...]:
+    """Index of the first True entry of ``mask`` (row-major), for error messages."""
+    return tuple(int(i) for i in torch.nonzero(mask)[0])
+
+
+def _require_some(n: int, what: str) -> None:
+    if n == 0:
+        raise ValueError(f"no {what}: the metric is undefined on empty input")
 
 
 def topk_deterministic(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,6 +221,7 @@ def semantic_curves(
             f"pred_sim {tuple(pred.shape)} and rel {tuple(relt.shape)} must match, 2-d"
         )
     n_q, n_db = pred.shape
+    _require_some(n_q, "queries")
     cols = _self_columns(exclude_self, n_q, n_db)
     n_avail = n_db - (1 if cols is not None and (cols >= 0).any() else 0)
     r = _check_rs(rs, n_avail)
@@ -302,7 +316,16 @@ def user_agreement(sim_fn_or_scores: Any, triplets: Sequence[Any]) -> float:
     ``sim_fn_or_scores``: a callable (query_id, candidate_id) -> similarity, or a pair of arrays
     (s_qa, s_qb) aligned with ``triplets`` (``capbench.data.user_study.Triplet``).
     """
+    _require_some(len(triplets), "triplets")
     s_a, s_b = _pair_scores(sim_fn_or_scores, triplets)
+    nan = np.isnan(s_a) | np.isnan(s_b)
+    if nan.any():
+        i = int(np.flatnonzero(nan)[0])
+        t = triplets[i]
+        raise ValueError(
+            f"similarity of triplet {i} (query {t.query!r}, a {t.a!r}, b {t.b!r}) is NaN: "
+            "it is neither a pick nor a tie"
+        )
     counts = np.array([t.counts for t in triplets], dtype=np.float64).reshape(-1, 3)
     o1, o2, o3 = counts.T
     decided = (o1 + o2) >= 1
@@ -388,6 +411,9 @@ def recall_at_k(sim: ArrayLike, gt: Any, ks: Sequence[int] = (1, 5, 10)) -> dict
     Use it for image->text (several captions per image) and text->image (one image) alike.
     """
     s = _as_tensor(sim)
+    if s.dim() != 2:
+        raise ValueError(f"sim must be 2-d [queries x items], got shape {tuple(s.shape)}")
+    _require_some(s.shape[0], "queries")
     ranks = first_hit_rank(s, _gt_mask(gt, *s.shape))
     return {int(k): float(100.0 * (ranks < k).double().mean()) for k in ks}
 
@@ -415,6 +441,8 @@ def image_text_recall(
     if owner.numel() != txt.shape[0]:
         raise ValueError(f"txt_image has {owner.numel()} entries for {txt.shape[0]} captions")
     n_img = img.shape[0]
+    _require_some(n_img, "images")
+    _require_some(txt.shape[0], "captions")
     if ((owner < 0) | (owner >= n_img)).any():
         raise ValueError(f"txt_image must index the {n_img} images")
     i2t, t2i = [], []
@@ -463,6 +491,28 @@ def coco_1k_5k(
 # Mopuri: graded nDCG@K
 
 
+def _top_references(s: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row, the first ``k`` columns of the ranking that puts every ``valid`` column (by
+    score desc, then index) before every other one.
+
+    Masking the others with -inf is exact except where a valid column itself scores -inf
+    (it would tie with the masked ones and lose to a lower index); those rows, found from the
+    k-th selected score, are ranked again by two stable sorts.
+    """
+    masked = s.masked_fill(~valid, float("-inf"))
+    vals, idx = topk_deterministic(masked, k)
+    redo = (vals[:, -1] == float("-inf")) & (~valid).any(dim=1)
+    if redo.any():
+        rows = torch.nonzero(redo).reshape(-1)
+        by_score = torch.sort(masked[rows], dim=1, descending=True, stable=True).indices
+        first = torch.sort(
+            valid[rows].gather(1, by_score).int(), dim=1, descending=True, stable=True
+        )
+        idx = idx.clone()
+        idx[rows] = by_score.gather(1, first.indices)[:, :k]
+    return idx
+
+
 def graded_ndcg_at_k(
     sim: ArrayLike, rel: ArrayLike, ks: Sequence[int], exclude_self: Any = None
 ) -> dict[int, float]:
@@ -472,23 +522,39 @@ def graded_ndcg_at_k(
     references that have a ground-truth relevance for the query (``rel`` is nan elsewhere: no
     distractors), the query itself removed; normalised by the ideal DCG@K of the same references.
     When K exceeds a query's reference count the sum stops at the last reference.
+
+    Grades must be finite and >= 0 (±inf is a ``ValueError``, not "not judged"); a reference's
+    ``sim`` must not be NaN. A reference with ``sim = -inf`` is ranked last among the references,
+    never behind a non-reference (the ranking is over references only).
     """
     s = _as_tensor(sim).double()
     r = _as_tensor(rel).double()
     if s.shape != r.shape or s.dim() != 2:
         raise ValueError(f"sim {tuple(s.shape)} and rel {tuple(r.shape)} must match, 2-d")
     n_q, n_db = s.shape
+    _require_some(n_q, "queries")
+    _require_some(n_db, "database items")
+    if torch.isinf(r).any():
+        q, j = _first_where(torch.isinf(r))
+        raise ValueError(
+            f"rel[{q}, {j}] = {float(r[q, j])}: grades must be finite (NaN marks 'not judged')"
+        )
+    if (r < 0).any():
+        q, j = _first_where(r < 0)
+        raise ValueError(f"rel[{q}, {j}] = {float(r[q, j])}: grades must be >= 0")
     cols = _self_columns(exclude_self, n_q, n_db)
-    valid = torch.isfinite(r)
+    valid = ~torch.isnan(r)
     if cols is not None:
         valid = ~_mask_self(~valid, cols, True)
+    if torch.isnan(s[valid]).any():
+        q, j = _first_where(valid & torch.isnan(s))
+        raise ValueError(f"sim[{q}, {j}] is NaN for a judged reference: its rank is undefined")
     gains = torch.where(valid, torch.exp2(torch.where(valid, r, 0.0)) - 1.0, 0.0)
     k_list = [int(k) for k in ks]
     if not k_list or min(k_list) < 1:
         raise ValueError(f"ks must be >= 1, got {k_list}")
     k_max = min(max(k_list), n_db)
-    ranked = torch.where(valid, s, float("-inf"))
-    _, idx = topk_deterministic(ranked, k_max)
+    idx = _top_references(s, valid, k_max)
     disc = 1.0 / torch.log2(torch.arange(k_max, dtype=torch.float64) + 2.0)
     dcg = torch.cumsum(gains.gather(1, idx) * disc, 1)
     idcg = torch.cumsum(torch.topk(gains, k_max, dim=1).values * disc, 1)
@@ -512,6 +578,13 @@ def class_text_embeddings(
     cls = _as_tensor(caption_class).long().reshape(-1)
     if cls.numel() != emb.shape[0]:
         raise ValueError(f"caption_class has {cls.numel()} entries for {emb.shape[0]} captions")
+    _require_some(cls.numel(), "captions")
+    bad = cls < 0
+    if n_classes is not None:
+        bad |= cls >= n_classes
+    if bad.any():
+        (i,) = _first_where(bad)
+        raise ValueError(f"caption_class[{i}] = {int(cls[i])} is not a class index")
     n = int(cls.max()) + 1 if n_classes is None else n_classes
     counts = torch.bincount(cls, minlength=n).double()
     if (counts == 0).any():
@@ -521,6 +594,22 @@ def class_text_embeddings(
     return (sums / counts.unsqueeze(1)).to(_as_tensor(caption_emb).dtype)
 
 
+def _class_labels(labels: ArrayLike, shape: tuple[int, ...]) -> torch.Tensor:
+    """``labels`` as a long vector, one per image, each the index of a class row: a label with
+    no class row would count as a miss without ever being predicted."""
+    n_images, n_classes = shape
+    _require_some(n_images, "images")
+    _require_some(n_classes, "class embeddings")
+    y = _as_tensor(labels).long().reshape(-1)
+    if y.numel() != n_images:
+        raise ValueError(f"labels has {y.numel()} entries for {n_images} images")
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        (i,) = _first_where(bad)
+        raise ValueError(f"labels[{i}] = {int(y[i])} has no class row: expected 0..{n_classes - 1}")
+    return y
+
+
 def zero_shot_top1(img_emb: ArrayLike, class_txt_emb: ArrayLike, labels: ArrayLike) -> float:
     """Per-class-averaged top-1 accuracy (percent) of argmax_c <image, class text embedding>.
 
@@ -528,7 +617,7 @@ def zero_shot_top1(img_emb: ArrayLike, class_txt_emb: ArrayLike, labels: ArrayLi
     over the classes present in ``labels``.
     """
     scores = _as_tensor(img_emb).double() @ _as_tensor(class_txt_emb).double().T
-    y = _as_tensor(labels).long().reshape(-1)
+    y = _class_labels(labels, scores.shape)
     _, pred = topk_deterministic(scores, 1)
     correct = (pred[:, 0] == y).double()
     classes = torch.unique(y)
@@ -539,7 +628,7 @@ def ap_at_50(img_emb: ArrayLike, class_txt_emb: ArrayLike, labels: ArrayLike, k:
     """Reed's AP@50 (percent): per class query, share of the top-k images of that class, averaged
     over the classes present in ``labels``. Ties go to the lower image index."""
     scores = _as_tensor(class_txt_emb).double() @ _as_tensor(img_emb).double().T
-    y = _as_tensor(labels).long().reshape(-1)
+    y = _class_labels(labels, scores.shape[::-1])
     classes = torch.unique(y)
     _, idx = topk_deterministic(scores[classes], min(k, scores.shape[1]))
     return float(100.0 * (y[idx] == classes.unsqueeze(1)).double().mean())
@@ -553,7 +642,8 @@ def _pr_at_thresholds(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndar
     """Precision and recall at each distinct score threshold (ties form one operating point)."""
     order = np.argsort(-scores, kind="stable")
     s, y = scores[order], positive[order].astype(np.float64)
-    last_of_group = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]
+    # not np.diff(s) != 0: inf - inf is nan, which would split a tie of infinite scores
+    last_of_group = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1]
     tp = np.cumsum(y)[last_of_group]
     return tp / (last_of_group + 1), tp / positive.sum()
 
@@ -572,6 +662,11 @@ def voc07_map(scores: ArrayLike, labels: ArrayLike, difficult: ArrayLike | None 
     hard = np.zeros_like(y) if difficult is None else np.asarray(_as_tensor(difficult)).astype(bool)
     if s.shape != y.shape or s.shape != hard.shape or s.ndim != 2:
         raise ValueError(f"scores {s.shape}, labels {y.shape}, difficult {hard.shape} must match")
+    _require_some(s.shape[0], "images")
+    _require_some(s.shape[1], "classes")
+    if np.isnan(s).any():
+        i, c = (int(v) for v in np.argwhere(np.isnan(s))[0])
+        raise ValueError(f"scores[{i}, {c}] is NaN: it has no rank for class {c}")
     ap, ap11 = np.full(s.shape[1], np.nan), np.full(s.shape[1], np.nan)
     for c in range(s.shape[1]):
         keep = ~hard[:, c]

@@ -206,3 +206,15 @@ def test_check_can_be_narrowed_to_the_rows_a_partial_run_made(cli, results):
     # narrowed to exactly the partial run: nothing left to list
     rc, out, _ = cli("leaderboard", "check", "--profile", "paper", "--table", "t1", "--rows", "a")
     assert rc == 0 and "within tolerance" in out and "not run" not in out
+
+
+def test_check_names_an_unknown_table_or_row(cli, results):
+    """A typo in --table or --rows is named, not answered with 'nothing to check'."""
+    rc, _, err = cli("leaderboard", "check", "--profile", "paper", "--table", "t9")
+    assert rc == 2 and "unknown table 't9' in any paper; tables: t1, t2" in err
+    rc, _, err = cli(
+        "leaderboard", "check", "--profile", "paper", "--table", "t1", "--rows", "a,zz"
+    )
+    assert rc == 2 and "unknown rows ['zz'] in any paper, table 't1'; rows: a, b" in err
+    rc, _, err = cli("leaderboard", "check", "--paper", "toypaper", "--rows", "nope")
+    assert rc == 2 and "unknown rows ['nope'] in paper 'toypaper'" in err

@@ -227,3 +227,20 @@ def test_row_with_an_unset_requirement_is_skipped_with_its_reason(cli, toy, resu
     cfg.write_text(cfg.read_text() + "requires: [data.study]\n")
     rc, _, err = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")
     assert rc == 1 and "requires must map dotted config keys to reasons" in err
+
+
+@pytest.mark.parametrize("damage", [b'{"paper": "toyp', b"\xff\xfe\x00garbage"])
+def test_list_with_a_damaged_record_names_it(cli, results, damage):
+    """A truncated or binary record makes ``--list`` exit 2 naming the file, not a traceback."""
+    assert cli("reproduce", "toypaper", "--rows", "a", "--table", "t1")[0] == 0
+    path = iter_record_paths(results, "toypaper")[0]
+    path.write_bytes(damage)
+    rc, _, err = cli("reproduce", "--list")
+    assert rc == 2 and f"malformed run record (fix or delete it): {path}" in err
+
+
+def test_list_of_an_unknown_paper_is_an_error(cli):
+    rc, out, err = cli("reproduce", "--list", "nopaper")
+    assert rc == 2 and out == "" and "unknown paper 'nopaper'; papers: toypaper" in err
+    rc, out, _ = cli("reproduce", "--list", "toypaper")
+    assert rc == 0 and out.startswith("toypaper: ")

@@ -42,16 +42,18 @@ def test_nested_regions_round_trip_exactly(tmp_path):
 
 
 def _forbid_parsing(monkeypatch, forbidden: set[str]) -> None:
-    """Make ``json.load`` fail on the given source files (``datasets`` itself reads small
-    state.json files with it, which is fine)."""
-    real_load = json.load
+    """Make reading the given source files fail (readers read every text file through
+    ``_common.read_text``; ``datasets`` reads its own small state files, which is fine)."""
+    from capbench.data.sources import _common
 
-    def guarded(fh, *args, **kwargs):
-        if getattr(fh, "name", None) in forbidden:
-            raise AssertionError(f"{fh.name} was parsed on a cache hit")
-        return real_load(fh, *args, **kwargs)
+    real_read = _common.read_text
 
-    monkeypatch.setattr(json, "load", guarded)
+    def guarded(path, *args, **kwargs):
+        if str(path) in forbidden:
+            raise AssertionError(f"{path} was parsed on a cache hit")
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(_common, "read_text", guarded)
 
 
 def test_hit_does_not_parse_json(tmp_path, monkeypatch):
@@ -134,3 +136,44 @@ def test_visual_genome_regions_are_built_on_first_use(tmp_path, make_items):
         assert all(type(r.__dict__["regions"]) is LazyRegions for r in records)
         by_id = {r.image_id: r.regions for r in records}
         assert by_id == {s["image_id"]: s["regions"] for s in specs}
+
+
+def _damage_arrow_data(entry):
+    (data,) = entry.glob("*.arrow")
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+
+
+def _delete_arrow_data(entry):
+    (data,) = entry.glob("*.arrow")
+    data.unlink()
+
+
+def _mangle_state(entry):
+    (entry / "state.json").write_text("{not json")
+
+
+@pytest.mark.parametrize("damage", [_damage_arrow_data, _delete_arrow_data, _mangle_state])
+def test_damaged_cache_entry_is_rebuilt(tmp_path, caplog, damage):
+    path, rows = _region_file(tmp_path)
+    arrow_cache.load_json_list(path)
+    entry = arrow_cache.cache_dir_for(path)
+    damage(entry)
+    assert arrow_cache.load_json_list(path).to_list() == rows
+    assert f"damaged Arrow cache {entry}" in caplog.text
+    caplog.clear()
+    assert arrow_cache.load_json_list(path).to_list() == rows  # rebuilt: a clean hit again
+    assert "damaged" not in caplog.text
+
+
+def test_unwritable_cache_folder_reads_without_the_cache(tmp_path, monkeypatch, caplog, make_items):
+    """CAPBENCH_CACHE naming a file (or a read-only folder): a warning naming it, no traceback."""
+    not_a_folder = tmp_path / "cache_is_a_file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("CAPBENCH_CACHE", str(not_a_folder))
+    path, rows = _region_file(tmp_path)
+    assert arrow_cache.load_json_list(path) == rows
+    assert f"cannot write the Arrow cache under {not_a_folder / 'arrow'}" in caplog.text
+    specs = [dict(image_id="1", split="train", regions=[Region(1, 2, 3, 4, "a red kite")])]
+    root = write("visual_genome", tmp_path / "vg", make_items(specs))
+    (record,) = read("visual_genome", root)
+    assert record.regions == [Region(1, 2, 3, 4, "a red kite")]

@@ -139,3 +139,40 @@ def test_missing_images_raise_or_are_counted(coco_root):
     assert result.missing_images == 2
     karpathy = read("coco", root, splits="karpathy", allow_missing_images=True)
     assert karpathy.skipped["missing_image"] == 2
+
+
+def test_latin1_annotation_file_error_names_the_file(coco_root):
+    root, _ = coco_root
+    path = root / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["annotations"][0]["caption"] = "A caf\u00e9 on a corner."
+    path.write_bytes(json.dumps(data, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(DatasetFormatError, match="not UTF-8 text") as err:
+        read("coco", root, "val")
+    assert err.value.path == str(path) and err.value.record == "line 1"
+
+
+def test_exact_repeat_of_an_annotation_is_dropped_and_counted(coco_root, caplog):
+    """A file with an annotation copied twice gives the image its captions once, not six."""
+    root, items = coco_root
+    path = root / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text())
+    data["annotations"] += [dict(data["annotations"][0]), dict(data["annotations"][1])]
+    path.write_text(json.dumps(data))
+    result = read("coco", root, "val")
+    assert [r.captions for r in result] == [i.record.captions for i in items[1:]]
+    assert result.skipped["duplicate_annotation"] == 2
+    first_ids = f"{data['annotations'][0]['id']}, {data['annotations'][1]['id']}"
+    assert f"dropped 2 exact repeat(s) of a caption annotation (first: {first_ids})" in caplog.text
+
+
+def test_annotation_id_reused_for_another_caption_is_an_error(coco_root):
+    root, _ = coco_root
+    path = root / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text())
+    clash = dict(data["annotations"][0], caption="A different caption.")
+    data["annotations"].append(clash)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetFormatError, match="annotation id given twice with different") as err:
+        read("coco", root, "val")
+    assert err.value.path == str(path) and err.value.record == f"annotation {clash['id']}"

@@ -149,3 +149,45 @@ def test_fingerprint_is_stable_and_sensitive(tmp_path):
     image = next((a / "VOCdevkit/VOC2007/JPEGImages").glob("*.jpg"))
     image.write_bytes(image.read_bytes() + b"\0")
     assert dataset_fingerprint(a)["sha256"] != fa["sha256"]
+
+
+def test_verify_images_fails_on_zero_byte_and_truncated_images(tmp_path, capsys):
+    """Both files exist, so a plain check passes; decoding every image finds them."""
+    root = write_fixture("cub", tmp_path / "cub")
+    first, second = sorted((root / "CUB_200_2011" / "images").rglob("*.jpg"))[:2]
+    first.write_bytes(b"")
+    second.write_bytes(second.read_bytes()[: second.stat().st_size // 2])
+    assert cli.main(["data", "check", "cub", str(root)]) == 0
+    capsys.readouterr()
+    assert cli.main(["data", "check", "cub", str(root), "--verify-images", "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "images: 12 checked, 2 failed to decode" in out and out.rstrip().endswith("FAILED")
+    assert f"FAILED {first}: " in out and f"FAILED {second}: " in out
+    assert cli.main(["data", "check", "cub", str(root), "--verify-images", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert not doc["ok"] and doc["images"]["checked"] == 12 and doc["images"]["failed"] == 2
+    assert [f["path"] for f in doc["images"]["failures"]] == [str(first), str(second)]
+    reasons = [f["reason"] for f in doc["images"]["failures"]]
+    assert reasons[0] == "empty file (0 bytes)" and "truncated" in reasons[1]
+
+
+def test_verify_images_passes_a_clean_dataset_on_one_worker(cub_root, capsys):
+    assert (
+        cli.main(["data", "check", "cub", str(cub_root), "--verify-images", "--workers", "1"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "images: 12 checked, 0 failed to decode" in out and out.rstrip().endswith("OK")
+    assert (
+        cli.main(["data", "check", "cub", str(cub_root), "--verify-images", "--workers", "0"]) == 1
+    )
+    assert "--workers must be >= 1" in capsys.readouterr().err
+
+
+def test_check_visual_genome_does_not_write_into_the_dataset(tmp_path, capsys):
+    """The split a check makes goes to the cache; the dataset folder is left as it was."""
+    root = write_fixture("visual_genome", tmp_path / "vg")
+    (root / "capbench_split_seed0.json").unlink()  # a real download has no split file
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    assert cli.main(["data", "check", "visual_genome", str(root)]) == 0
+    assert cli.main(["data", "check", "visual_genome", str(root), "-o", "split_seed=1"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before

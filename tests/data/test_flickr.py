@@ -161,3 +161,14 @@ def test_bad_options(tmp_path, make_items):
             tmp_path / "x",
             make_items([dict(image_id="1", split="train", captions=["a"])]),
         )
+
+
+def test_latin1_token_file_is_an_error_not_replacement_characters(tmp_path, make_items):
+    root = write("flickr8k", tmp_path, make_items(_specs()))
+    token = root / "Flickr8k.token.txt"
+    lines = token.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].rstrip(" .") + " in a caf\u00e9 ."
+    token.write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    with pytest.raises(DatasetFormatError, match=r"not UTF-8 text: byte\(s\) e9 at line 3") as err:
+        read("flickr8k", root, annotations="original")
+    assert err.value.path == str(token) and err.value.record == "line 3"

@@ -1,5 +1,5 @@
 """Visual Genome: round trip of regions/objects/splits, the old key variants (``id``, ``name``),
-VG_100K_2, index alignment, and our seeded, saved split."""
+VG_100K_2, index alignment, our seeded split (kept in the cache), and repeated regions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import json
 import pytest
 
 from capbench.data import DatasetFormatError, Region, read
-from capbench.data.sources.visual_genome import load_or_make_split, make_vg_split
+from capbench.data.sources.visual_genome import (
+    cached_split_file,
+    load_or_make_split,
+    make_vg_split,
+)
 from capbench.data.writers import break_dataset, write
 
 
@@ -134,19 +138,24 @@ def test_missing_images_counted(vg):
     assert len(result) == 4 and result.missing_images == 1
 
 
-def test_split_file_created_once_and_deterministic(vg, tmp_path, make_items):
+def test_split_file_created_once_in_the_cache_and_deterministic(vg, tmp_path, make_items):
+    """A dataset without its own split file gets one made once and kept in the cache: reading
+    never writes into the dataset folder."""
     root, _ = vg
     other = write("visual_genome", tmp_path / "other", make_items(_specs()))
     for r in (root, other):
         (r / "capbench_split_seed0.json").unlink()
+    before = sorted(p.name for p in root.iterdir())
     first = [x.split for x in read("visual_genome", root)]
-    saved = (root / "capbench_split_seed0.json").read_text()
+    saved_path = cached_split_file(root, 0)
+    saved = saved_path.read_text()
     assert [x.split for x in read("visual_genome", root)] == first
     assert [x.split for x in read("visual_genome", other)] == first  # same ids, same seed
-    assert (root / "capbench_split_seed0.json").read_text() == saved
+    assert saved_path.read_text() == saved
     read("visual_genome", root, split_seed=3)
-    assert (root / "capbench_split_seed3.json").is_file()
-    assert not list(root.glob("*.tmp"))
+    assert cached_split_file(root, 3).is_file()
+    assert not list(saved_path.parent.glob("*.tmp"))
+    assert sorted(p.name for p in root.iterdir()) == before
 
 
 def test_make_vg_split_sizes():
@@ -175,3 +184,36 @@ def test_unknown_split(vg):
     root, _ = vg
     with pytest.raises(ValueError, match="valid: train, val, test"):
         read("visual_genome", root, "trainval")
+
+
+def test_exact_repeat_of_a_region_is_dropped_and_counted_on_every_read(vg, caplog):
+    """A region copied twice into its image is one region, on the parsing read and the cached
+    one alike, and every read says how many were dropped."""
+    root, _ = vg
+    expected = read("visual_genome", root, use_cache=False)
+    path = root / "region_descriptions.json"
+    data = json.loads(path.read_text())
+    data[0]["regions"].append(dict(data[0]["regions"][1]))
+    data[2]["regions"].insert(0, dict(data[2]["regions"][0]))
+    path.write_text(json.dumps(data))
+    repeated = f"{data[0]['regions'][1]['region_id']}, {data[2]['regions'][0]['region_id']}"
+    for _ in range(2):  # parse (and cache), then from the cache
+        caplog.clear()
+        result = read("visual_genome", root)
+        assert result == expected
+        assert [r.meta["region_ids"] for r in result] == [r.meta["region_ids"] for r in expected]
+        assert result.skipped["duplicate_region"] == 2
+        assert "dropped 2 exact repeat(s) of a region" in caplog.text and repeated in caplog.text
+
+
+def test_region_id_reused_for_another_region_is_an_error(vg):
+    root, _ = vg
+    path = root / "region_descriptions.json"
+    data = json.loads(path.read_text())
+    clash = dict(data[1]["regions"][0], phrase="a different phrase")
+    data[3]["regions"].append(clash)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetFormatError, match="region id given twice with different") as err:
+        read("visual_genome", root)
+    assert err.value.path == str(path)
+    assert err.value.record == f"image 13 region {clash['region_id']}"

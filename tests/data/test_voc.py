@@ -156,3 +156,25 @@ def test_breaker_error_names_the_file(tmp_path, make_items):
     with pytest.raises(DatasetFormatError) as err:
         read("voc2007", root)
     assert str(bad) in str(err.value)
+
+
+def test_byte_order_mark_is_not_read_as_part_of_the_first_id(tmp_path):
+    """Split lists and class files saved by a Windows editor start with a UTF-8 BOM."""
+    voc = _write_real_style(tmp_path)
+    main = voc / "ImageSets/Main"
+    for name in ("test.txt", "dog_test.txt"):
+        (main / name).write_bytes(b"\xef\xbb\xbf" + (main / name).read_bytes())
+    (record,) = read("voc2007", tmp_path, "test")
+    assert record.image_id == "000001"
+    assert record.labels == [VOC_CLASSES.index("dog"), VOC_CLASSES.index("person")]
+
+
+def test_id_listed_twice_in_a_split_list_is_an_error(tmp_path):
+    voc = _write_real_style(tmp_path)
+    path = voc / "ImageSets/Main/trainval.txt"
+    path.write_text("000005\n000007\n000005\n")
+    with pytest.raises(
+        DatasetFormatError, match=r"line 3: image listed twice \(first at line 1\)"
+    ) as err:
+        read("voc2007", tmp_path, "trainval")
+    assert err.value.path == str(path) and err.value.record == "000005"

@@ -57,3 +57,20 @@ def voc_ap_11pt(scores, positive):
         precs = [p for rec, p in points if rec >= t / 10]
         total += max(precs) if precs else 0.0
     return 100.0 * total / 11
+
+
+def graded_ndcg(sim, rel, k, exclude=None):
+    """Mopuri nDCG@K: rank each query's judged references (rel not nan, not the query itself)
+    by (-sim, index), gain 2^rel - 1; mean over queries with a positive ideal DCG."""
+    values = []
+    for q in range(len(sim)):
+        skip = None if exclude is None or exclude[q] < 0 else int(exclude[q])
+        refs = [j for j in range(len(sim[q])) if not math.isnan(rel[q][j]) and j != skip]
+        order = sorted(refs, key=lambda j: (-sim[q][j], j))  # -(-inf) = inf: last
+        gains = [2.0 ** rel[q][j] - 1 for j in order][:k]
+        ideal = sorted((2.0 ** rel[q][j] - 1 for j in refs), reverse=True)[:k]
+        dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+        if idcg > 0:
+            values.append(dcg / idcg)
+    return sum(values) / len(values) if values else float("nan")

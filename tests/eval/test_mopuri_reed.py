@@ -79,3 +79,69 @@ def test_random_with_ties_matches_loops():
         order = sorted(range(80), key=lambda i, c=c: (-scores[i, c], i))[:50]
         precisions.append(np.mean([labels[i] == c for i in order]))
     assert ap_at_50(img, cls, labels) == pytest.approx(100 * np.mean(precisions))
+
+
+def test_graded_ndcg_ranks_a_minus_inf_reference_among_references_only(ref):
+    """The issue's case: the reference at sim -inf is ranked second of the two references, not
+    behind the masked non-reference at column 0. Ranked 3 (gain 1) then 1 (gain 7):
+    nDCG@2 = (1 + 7/log2 3) / (7 + 1/log2 3) = 0.7098, not 0.131."""
+    sim = np.array([[0.0, -np.inf, 1.0, 2.0]])
+    rel = np.array([[np.nan, 3.0, np.nan, 1.0]])
+    l3 = math.log2(3)
+    got = graded_ndcg_at_k(sim, rel, [2])[2]
+    assert got == pytest.approx((1 + 7 / l3) / (7 + 1 / l3)) and round(got, 3) == 0.710
+    assert got == pytest.approx(ref.graded_ndcg(sim.tolist(), rel.tolist(), 2))
+
+
+def test_graded_ndcg_with_infinite_scores_matches_loop(ref):
+    rng = np.random.default_rng(3)
+    n_q, n_db = 8, 25
+    sim = rng.integers(0, 4, size=(n_q, n_db)).astype(np.float64)
+    sim[rng.random((n_q, n_db)) < 0.25] = -np.inf
+    sim[rng.random((n_q, n_db)) < 0.05] = np.inf
+    rel = rng.integers(0, 4, size=(n_q, n_db)).astype(np.float64)
+    rel[rng.random((n_q, n_db)) < 0.4] = np.nan
+    cols = np.arange(n_q)
+    ks = [1, 3, 10, 25]
+    got = graded_ndcg_at_k(sim, rel, ks, exclude_self=cols)
+    for k in ks:
+        assert got[k] == pytest.approx(ref.graded_ndcg(sim.tolist(), rel.tolist(), k, cols))
+
+
+@pytest.mark.parametrize("grade", [np.inf, -np.inf, -1.0])
+def test_graded_ndcg_rejects_an_infinite_or_negative_grade(grade):
+    """+inf used to turn a judged reference into 'not judged' (only nan means that)."""
+    rel = np.array([[np.nan, 3.0, grade, 1.0]])
+    with pytest.raises(ValueError, match=r"rel\[0, 2\]"):
+        graded_ndcg_at_k(np.array([[0.0, 1.0, 2.0, 3.0]]), rel, [2])
+
+
+def test_graded_ndcg_rejects_a_nan_score_of_a_judged_reference():
+    rel = np.array([[np.nan, 3.0, np.nan, 1.0]])
+    assert graded_ndcg_at_k(np.array([[np.nan, 1.0, np.nan, 0.0]]), rel, [2])[2] == 1.0
+    with pytest.raises(ValueError, match=r"sim\[0, 3\] is NaN for a judged reference"):
+        graded_ndcg_at_k(np.array([[0.0, 1.0, 2.0, np.nan]]), rel, [2])
+
+
+def test_zero_shot_label_without_a_class_row_is_an_error():
+    """Label 2 with two class rows can never be predicted: it was silently counted wrong."""
+    cls = np.array([[1.0, 0.0], [0.0, 1.0]])
+    img = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    for metric in (zero_shot_top1, ap_at_50):
+        with pytest.raises(ValueError, match=r"labels\[2\] = 2 has no class row: expected 0..1"):
+            metric(img, cls, np.array([0, 1, 2]))
+        with pytest.raises(ValueError, match=r"labels\[0\] = -1 has no class row"):
+            metric(img, cls, np.array([-1, 1, 1]))
+
+
+def test_empty_inputs_are_named_not_a_torch_error():
+    cls = np.zeros((2, 3))
+    for metric in (zero_shot_top1, ap_at_50):
+        with pytest.raises(ValueError, match="no images"):
+            metric(np.zeros((0, 3)), cls, np.zeros(0, dtype=int))
+        with pytest.raises(ValueError, match="no class embeddings"):
+            metric(np.zeros((2, 3)), np.zeros((0, 3)), np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match="no captions"):
+        class_text_embeddings(np.zeros((0, 3)), np.zeros(0, dtype=int))
+    with pytest.raises(ValueError, match="no queries"):
+        graded_ndcg_at_k(np.zeros((0, 4)), np.zeros((0, 4)), [1])

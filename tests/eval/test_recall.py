@@ -72,3 +72,12 @@ def test_coco_1k_is_mean_over_folds():
 def test_query_without_gt_is_an_error():
     with pytest.raises(ValueError, match="no ground-truth"):
         recall_at_k(np.zeros((2, 3)), np.zeros((2, 3), dtype=bool))
+
+
+def test_empty_inputs_are_named_not_a_torch_error():
+    with pytest.raises(ValueError, match="no images"):
+        image_text_recall(np.zeros((0, 4)), np.zeros((3, 4)), np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="no captions"):
+        image_text_recall(np.zeros((2, 4)), np.zeros((0, 4)), np.zeros(0, dtype=int))
+    with pytest.raises(ValueError, match="no queries"):
+        recall_at_k(np.zeros((0, 3)), np.zeros((0, 3), dtype=bool))

@@ -80,3 +80,13 @@ def test_errors():
     with pytest.raises(ValueError, match="unknown vote"):
         inter_annotator_agreement([{"u1": "left"}])
     assert not math.isnan(user_agreement(([1.0], [0.0]), TRIPLETS[:1]))
+
+
+def test_nan_similarity_is_an_error_not_a_tie():
+    """A NaN compares as neither larger nor smaller: it used to earn half credit as a tie."""
+    s_qa = np.array([0.9, np.nan, 0.1, 0.5])
+    s_qb = np.array([0.1, 0.2, 0.9, 0.5])
+    with pytest.raises(ValueError, match=r"triplet 1 \(query 'q2', a 'a2', b 'b2'\) is NaN"):
+        user_agreement((s_qa, s_qb), TRIPLETS)
+    with pytest.raises(ValueError, match="no triplets"):
+        user_agreement(([], []), [])

@@ -48,3 +48,23 @@ def test_class_without_positives_is_left_out():
     out = voc07_map(scores, labels)
     assert out["map"] == pytest.approx(100.0)
     assert np.isnan(out["ap_per_class"][1])
+
+
+def test_nan_score_is_an_error_not_ranked_last():
+    scores = np.array([[0.9, 0.1], [np.nan, 0.2], [0.3, 0.4]])
+    labels = np.array([[1, 0], [1, 1], [0, 1]])
+    with pytest.raises(ValueError, match=r"scores\[1, 0\] is NaN"):
+        voc07_map(scores, labels)
+
+
+def test_tied_infinite_scores_are_one_operating_point():
+    # two images at +inf, one positive: one point (R 1, P 1/2), whichever comes first -> AP 50
+    for labels in ([1, 0], [0, 1]):
+        out = voc07_map(np.array([[np.inf], [np.inf]]), np.array(labels)[:, None])
+        assert out["map"] == pytest.approx(50.0)
+        assert out["map"] == pytest.approx(100 * average_precision_score(labels, [1.0, 1.0]))
+
+
+def test_empty_input_is_an_error():
+    with pytest.raises(ValueError, match="no images"):
+        voc07_map(np.zeros((0, 3)), np.zeros((0, 3)))

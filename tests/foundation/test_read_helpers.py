@@ -76,3 +76,33 @@ def test_file_listing_answers_like_the_file_system(tmp_path):
     (tmp_path / "imgs" / "c.jpg").write_bytes(b"x")
     assert not listing.is_file(tmp_path / "imgs" / "c.jpg")
     assert keep_image(result, tmp_path / "imgs" / "c.jpg", "c", ann, False, listing)
+
+
+def test_latin1_text_is_an_error_naming_file_and_line(tmp_path):
+    """Latin-1 bytes are not decoded into replacement characters: the error names the file,
+    the line and the bytes."""
+    path = tmp_path / "Flickr8k.token.txt"
+    path.write_bytes("a.jpg#0\tA caf\u00e9 .\nb.jpg#0\tA na\u00efve dog .\n".encode("latin-1"))
+    with pytest.raises(DatasetFormatError) as err:
+        read_lines(path)
+    assert err.value.path == str(path) and err.value.record == "line 1"
+    assert "not UTF-8" in str(err.value) and "e9" in str(err.value)
+
+
+def test_latin1_json_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "captions_val2014.json"
+    path.write_bytes('{"annotations": [\n{"caption": "A caf\u00e9."}]}'.encode("latin-1"))
+    with pytest.raises(DatasetFormatError) as err:
+        load_json(path)
+    assert err.value.path == str(path) and err.value.record == "line 2"
+    assert "not UTF-8" in str(err.value)
+
+
+def test_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    """A UTF-8 BOM (Windows editors write one) is an encoding mark, not text of the first line."""
+    lines = tmp_path / "trainval.txt"
+    lines.write_bytes(b"\xef\xbb\xbf000005\r\n000007\r\n")
+    assert read_lines(lines) == ["000005", "000007"]
+    doc = tmp_path / "a.json"
+    doc.write_bytes(b'\xef\xbb\xbf{"id": 1}')
+    assert load_json(doc) == {"id": 1}

@@ -1,11 +1,16 @@
-"""Helpers shared by every reader: validated file access and the missing-image policy.
+"""Helpers several readers share: validated file access, strict text decoding, split and
+caption checks, and the missing-image policy. Readers import these from here, never from each
+other.
 
 Readers fail loudly by default (``DatasetFormatError`` naming file, record and expectation);
-``allow_missing_images=True`` turns an absent image into a counted warning instead.
+``allow_missing_images=True`` turns an absent image into a counted warning instead. Text files
+are UTF-8 (a leading byte-order mark is an encoding signature, not content, and is dropped);
+anything else is an error naming the file and line, never decoded into replacement characters.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -33,6 +38,15 @@ class ReadResult(list[CaptionedImage]):
     def missing_images(self) -> int:
         return self.skipped["missing_image"]
 
+    def drop_repeats(self, reason: str, path: Path, ids: list[Any], what: str) -> None:
+        """Count entries dropped as exact repeats of earlier ones, and say so once, with the
+        count and the first ids: a repair is never silent."""
+        if not ids:
+            return
+        self.skipped[reason] += len(ids)
+        shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+        log.warning("%s: dropped %d %s (first: %s)", path, len(ids), what, shown)
+
 
 def require_file(path: Path, what: str = "file") -> Path:
     """Return ``path`` if it exists, else raise naming it."""
@@ -47,14 +61,39 @@ def require_dir(path: Path, what: str = "directory") -> Path:
     return path
 
 
-def load_json(path: Path) -> Any:
-    """Parse a JSON file, turning decode errors into a DatasetFormatError naming the file."""
-    require_file(path, "JSON file")
+def _not_utf8(path: Path, data: bytes, err: UnicodeDecodeError) -> DatasetFormatError:
+    """The error for a file that is not UTF-8: file, line and the offending bytes."""
+    line = data.count(b"\n", 0, err.start) + 1
+    column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+    bad = data[err.start : err.end].hex(" ")
+    return DatasetFormatError(
+        path,
+        f"not UTF-8 text: byte(s) {bad} at line {line}, column {column} ({err.reason}); "
+        "expected UTF-8 (re-encode the file, e.g. from Latin-1)",
+        f"line {line}",
+    )
+
+
+def read_text(path: Path) -> str:
+    """A whole text file decoded as strict UTF-8, a leading byte-order mark dropped."""
+    data = path.read_bytes()
     try:
-        with path.open("rb") as fh:
-            return json.load(fh)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, data, err) from None
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file; bad JSON or text that is not UTF-8 is a DatasetFormatError naming
+    the file and line (``json`` alone names neither for undecodable bytes)."""
+    require_file(path, "JSON file")
+    text = read_text(path)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as err:
-        raise DatasetFormatError(path, f"not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise DatasetFormatError(
+            path, f"not valid JSON ({err.msg} at line {err.lineno})", f"line {err.lineno}"
+        ) from None
 
 
 def require_key(obj: dict, key: str, path: Path, record: str | int | None = None) -> Any:
@@ -65,10 +104,38 @@ def require_key(obj: dict, key: str, path: Path, record: str | int | None = None
 
 
 def read_lines(path: Path) -> list[str]:
-    """Non-empty, stripped lines of a text file (tolerates CRLF and trailing blank lines)."""
+    """Non-empty, stripped lines of a UTF-8 text file (tolerates CRLF, trailing blank lines and
+    a byte-order mark, which Windows editors put before the first id)."""
     require_file(path)
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        return [line.strip() for line in fh if line.strip()]
+    lines = io.StringIO(read_text(path), newline=None)  # \n, \r\n and \r, as open() splits
+    return [line.strip() for line in lines if line.strip()]
+
+
+def check_split(split: str | None, valid: tuple[str, ...], what: str) -> None:
+    """Raise ValueError naming the valid splits when ``split`` is not one of them."""
+    if split is not None and split not in valid:
+        raise ValueError(f"unknown split {split!r} for {what}; valid: {', '.join(valid)}")
+
+
+def caption_text(value: Any, path: Path, record: str | int) -> str:
+    """A caption stripped of the trailing spaces/newlines real files carry; must be non-empty text."""
+    if not isinstance(value, str) or not value.strip():
+        raise DatasetFormatError(path, f"caption must be a non-empty string, got {value!r}", record)
+    return value.strip()
+
+
+def load_mat(path: Path) -> dict[str, Any]:
+    """``scipy.io.loadmat(squeeze_me=True)``, with unreadable files reported by name.
+
+    scipy is imported here, on first use, so readers of text formats do not pay for it.
+    """
+    import scipy.io
+
+    require_file(path, ".mat file")
+    try:
+        return scipy.io.loadmat(path, squeeze_me=True)
+    except Exception as err:  # scipy raises ValueError/TypeError/OSError on damaged files
+        raise DatasetFormatError(path, f"not a readable MATLAB .mat file ({err})") from None
 
 
 class FileListing:

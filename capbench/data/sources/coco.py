@@ -16,7 +16,6 @@ takes images, splits and captions from Karpathy's ``dataset_coco.json`` (image a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
@@ -24,6 +23,8 @@ from capbench.data.sources import READERS
 from capbench.data.sources._common import (
     FileListing,
     ReadResult,
+    caption_text,
+    check_split,
     keep_image,
     load_json,
     require_key,
@@ -37,19 +38,6 @@ KARPATHY_FILE = "dataset_coco.json"
 # Karpathy's split names -> ours; restval is the part of val2014 that trains.
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 SPLIT_MODES = ("official", "karpathy")
-
-
-def check_split(split: str | None, valid: tuple[str, ...], what: str) -> None:
-    """Raise ValueError naming the valid splits when ``split`` is not one of them."""
-    if split is not None and split not in valid:
-        raise ValueError(f"unknown split {split!r} for {what}; valid: {', '.join(valid)}")
-
-
-def caption_text(value: Any, path: Path, record: str | int) -> str:
-    """A caption stripped of the trailing spaces/newlines real files carry; must be non-empty text."""
-    if not isinstance(value, str) or not value.strip():
-        raise DatasetFormatError(path, f"caption must be a non-empty string, got {value!r}", record)
-    return value.strip()
 
 
 @READERS.register("coco")
@@ -83,6 +71,8 @@ def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadRe
         annotations = require_key(data, "annotations", path)
         captions: dict[int, list[str]] = {}
         ann_ids: dict[int, list[int]] = {}
+        seen: dict[int, tuple[int, str]] = {}  # annotation id -> (image id, caption as given)
+        repeats: list[int] = []
         for img in images:
             coco_id = require_key(img, "id", path)
             require_key(img, "file_name", path, coco_id)
@@ -99,8 +89,23 @@ def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadRe
                 raise DatasetFormatError(
                     path, f"image_id {image_id} is not in this file's 'images'", where
                 )
+            if ann_id in seen:
+                if seen[ann_id] != (image_id, ann["caption"]):
+                    raise DatasetFormatError(
+                        path,
+                        f"annotation id given twice with different content: image "
+                        f"{seen[ann_id][0]} {seen[ann_id][1]!r}, then image {image_id} "
+                        f"{ann['caption']!r}; expected unique annotation ids",
+                        where,
+                    )
+                repeats.append(ann_id)  # an exact copy: the caption is already counted
+                continue
+            seen[ann_id] = (image_id, ann["caption"])
             captions[image_id].append(text)
             ann_ids[image_id].append(ann_id)
+        result.drop_repeats(
+            "duplicate_annotation", path, repeats, "exact repeat(s) of a caption annotation"
+        )
         image_dir = root / Path(rel).name.removeprefix("captions_").removesuffix(".json")
         for img in images:
             coco_id = img["id"]

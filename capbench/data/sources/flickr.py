@@ -27,6 +27,8 @@ from capbench.data.sources import READERS
 from capbench.data.sources._common import (
     FileListing,
     ReadResult,
+    caption_text,
+    check_split,
     keep_image,
     load_json,
     read_lines,
@@ -34,7 +36,6 @@ from capbench.data.sources._common import (
     require_file,
     require_key,
 )
-from capbench.data.sources.coco import caption_text, check_split
 
 CAPTIONS_PER_IMAGE = 5
 SPLITS = ("train", "val", "test")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
@@ -26,10 +25,10 @@ from capbench.data.sources._common import (
     FileListing,
     ReadResult,
     keep_image,
-    require_file,
+    load_mat,
     require_key,
 )
-from capbench.data.sources.cub import (
+from capbench.data.sources._reed import (
     CAPTIONS_PER_IMAGE,
     CLASS_SPLIT_FILES,
     check_split_name,
@@ -40,15 +39,6 @@ from capbench.data.sources.cub import (
 )
 
 SETID_KEYS = {"trnid": "trn", "valid": "val", "tstid": "tst"}
-
-
-def load_mat(path: Path) -> dict[str, Any]:
-    """``scipy.io.loadmat(squeeze_me=True)``, with unreadable files reported by name."""
-    require_file(path, ".mat file")
-    try:
-        return scipy.io.loadmat(path, squeeze_me=True)
-    except Exception as err:  # scipy raises ValueError/TypeError/OSError on damaged files
-        raise DatasetFormatError(path, f"not a readable MATLAB .mat file ({err})") from None
 
 
 def int_vector(mat: dict[str, Any], key: str, path: Path) -> np.ndarray:

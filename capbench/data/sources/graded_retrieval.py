@@ -41,10 +41,10 @@ from capbench.data.sources._common import (
     ReadResult,
     keep_image,
     load_json,
+    load_mat,
     require_dir,
     require_key,
 )
-from capbench.data.sources.flowers import load_mat
 
 FORMAT = "capbench-graded-retrieval"
 VERSION = 1

@@ -6,7 +6,11 @@ Expected under ``root``::
     region_descriptions.json    [{"id", "regions": [{"region_id", "phrase", "x", "y", "width", "height"}]}]
     objects.json                (optional) [{"image_id", "objects": [{"x","y","w","h","names"|"name","synsets"}]}]
     VG_100K/<id>.jpg, VG_100K_2/<id>.jpg   (folder taken from the image's url)
-    capbench_split_seed<seed>.json         (our split; written on first read, see make_vg_split)
+    capbench_split_seed<seed>.json         (optional: a split to use, e.g. from our writer)
+
+Without that file the split is made by ``make_vg_split`` and saved in the cache
+(``$CAPBENCH_CACHE/vg_splits/``), never in the dataset folder: reading (or checking) a dataset
+does not change it.
 
 The per-image files are lists aligned index-by-index with ``image_data.json``; the reader checks
 the ids agree. Boxes become ``Region(x, y, width, height, phrase)``; objects go to
@@ -17,6 +21,7 @@ cached as Arrow datasets (``capbench.data.arrow_cache``) after a first, validate
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -39,11 +44,12 @@ from capbench.data.sources import READERS
 from capbench.data.sources._common import (
     FileListing,
     ReadResult,
+    check_split,
     keep_image,
     load_json,
     require_key,
 )
-from capbench.data.sources.coco import check_split
+from capbench.paths import cache_root
 
 log = logging.getLogger("capbench.data")
 
@@ -86,7 +92,14 @@ def make_vg_split(
 
 
 def split_file(root: Path, seed: int) -> Path:
+    """The split a dataset may carry itself (our writer puts the intended split here)."""
     return Path(root) / f"capbench_split_seed{seed}.json"
+
+
+def cached_split_file(root: Path, seed: int) -> Path:
+    """Where a split made for the dataset at ``root`` is kept: the cache, keyed by the root."""
+    key = hashlib.sha256(str(Path(root).absolute()).encode()).hexdigest()[:16]
+    return cache_root() / "vg_splits" / key / f"capbench_split_seed{seed}.json"
 
 
 def write_split_file(path: Path, splits: dict[str, list[int]], seed: int) -> None:
@@ -96,8 +109,11 @@ def write_split_file(path: Path, splits: dict[str, list[int]], seed: int) -> Non
 
 
 def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[int, str]:
-    """{image id: split} from the saved split file, creating it (once) from ``make_vg_split``."""
+    """{image id: split} from the dataset's split file, else from the one saved in the cache,
+    else made by ``make_vg_split`` and saved in the cache (once)."""
     path = split_file(root, seed)
+    if not path.is_file():
+        path = cached_split_file(root, seed)
     if path.is_file():
         data = load_json(path)
         splits = require_key(data, "splits", path)
@@ -105,7 +121,7 @@ def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[
         splits = make_vg_split(image_ids, seed)
         try:
             write_split_file(path, splits, seed)
-        except OSError as err:  # read-only dataset: the split is deterministic anyway
+        except OSError as err:  # unwritable cache: the split is deterministic anyway
             log.warning("could not save %s (%s); using the split in memory", path, err)
     split_of: dict[int, str] = {}
     for name in SPLITS:
@@ -145,9 +161,11 @@ class RegionColumns:
         offsets: list[int],
         region_id: list[Any],
         columns: BoxColumns | Callable[[], BoxColumns],
+        id_array: np.ndarray | None = None,
     ) -> None:
         self.offsets = offsets
         self.region_id = region_id
+        self.id_array = id_array  # region_id as int64, when the cached read has it for free
         self._columns = columns
         self._all: list[Region] | None = None
 
@@ -196,16 +214,40 @@ class RegionColumns:
     def region_ids(self, i: int) -> list[Any]:
         return self.region_id[self.offsets[i] : self.offsets[i + 1]]
 
+    def image_of(self, position: int) -> int:
+        """The index of the image owning the region at flat ``position``."""
+        return int(np.searchsorted(self.offsets, position, side="right")) - 1
+
+    def row(self, position: int) -> tuple[Any, ...]:
+        """``(x, y, w, h, phrase)`` of the region at flat ``position``."""
+        return tuple(column[position] for column in self.columns)
+
+    def without(self, positions: Sequence[int]) -> RegionColumns:
+        """The same regions with those at ``positions`` (flat indices) left out."""
+        drop = np.zeros(len(self), dtype=bool)
+        drop[np.asarray(positions, dtype=np.int64)] = True
+        kept = np.cumsum(np.r_[0, ~drop])  # kept[p] = regions kept before flat position p
+        offsets = kept[np.asarray(self.offsets)].tolist()
+        keep = np.flatnonzero(~drop).tolist()
+        region_id = [self.region_id[p] for p in keep]
+        x, y, w, h, phrase = ([column[p] for p in keep] for column in self.columns)
+        return RegionColumns(offsets, region_id, (x, y, w, h, phrase))
+
 
 @dataclass
 class VGAnnotations:
-    """The three aligned JSON files, validated: what a read needs before touching images."""
+    """The three aligned JSON files, validated: what a read needs before touching images.
+
+    ``repeated_region_ids``: region ids whose exact repeats were left out of ``regions``.
+    """
 
     ids: list[int]
     images: list[dict[str, Any]]
     regions: RegionColumns
     objects: list[list[dict[str, Any]]] | None
     image_data_path: Path
+    region_path: Path
+    repeated_region_ids: list[Any]
 
 
 @contextmanager
@@ -294,6 +336,59 @@ def _regions_from_json(source: JsonListSource, ids: list[int]) -> RegionColumns:
     return RegionColumns(offsets, region_id, (x, y, w, h, phrases))
 
 
+def _repeated_positions(region_id: Sequence[Any] | np.ndarray) -> list[tuple[int, int]]:
+    """``(first, later)`` flat positions of every region whose id appeared before (ids that
+    are ``None`` are never repeats). Increasing ids (one pass) have none; otherwise a sort,
+    not a dict of millions of ints."""
+    try:
+        ids = np.asarray(region_id, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):  # None or non-integer ids: the slow way
+        first: dict[Any, int] = {}
+        pairs = []
+        for pos, rid in enumerate(region_id):
+            if rid is None:
+                continue
+            if rid in first:
+                pairs.append((first[rid], pos))
+            else:
+                first[rid] = pos
+        return pairs
+    if ids.size < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        return []
+    order = np.argsort(ids, kind="stable")  # equal ids keep file order: the first comes first
+    ranked = ids[order]
+    later = np.flatnonzero(ranked[1:] == ranked[:-1]) + 1
+    if later.size == 0:
+        return []
+    firsts = order[np.searchsorted(ranked, ranked[later], side="left")]
+    return sorted(zip(firsts.tolist(), order[later].tolist()), key=lambda pair: pair[1])
+
+
+def _drop_repeated_regions(
+    regions: RegionColumns, ids: list[int], path: Path
+) -> tuple[RegionColumns, list[Any]]:
+    """Leave out exact repeats of a region (same ``region_id``, image, box and phrase), which
+    would otherwise count twice; a region id reused for different content is an error."""
+    ids_or_array = regions.id_array if regions.id_array is not None else regions.region_id
+    pairs = _repeated_positions(ids_or_array)
+    if not pairs:
+        return regions, []
+    for first, later in pairs:
+        rid = regions.region_id[later]
+        image_a, image_b = ids[regions.image_of(first)], ids[regions.image_of(later)]
+        row_a, row_b = regions.row(first), regions.row(later)
+        if (image_a, row_a) != (image_b, row_b):
+            raise DatasetFormatError(
+                path,
+                f"region id given twice with different content: image {image_a} "
+                f"(x, y, width, height, phrase) = {row_a}, then image {image_b} {row_b}; "
+                "expected unique region ids",
+                f"image {image_b} region {rid}",
+            )
+    later = [p for _, p in pairs]
+    return regions.without(later), [regions.region_id[p] for p in later]
+
+
 def _regions_from_arrow(source: JsonListSource) -> RegionColumns:
     """Columns straight from the cached (validated when cached) Arrow table: the fast read.
 
@@ -311,10 +406,12 @@ def _regions_from_arrow(source: JsonListSource) -> RegionColumns:
         return RegionColumns(offsets, [], ([], [], [], [], []))
     fields = {f.name for f in flat.type}
     ids = flat.field("region_id") if "region_id" in fields else None
+    id_array = None
     if ids is None:
         region_id: list[Any] = [None] * len(flat)
     elif pa.types.is_integer(ids.type) and ids.null_count == 0:
-        region_id = ids.to_numpy().tolist()  # 3x faster than to_pylist for a million ints
+        id_array = ids.to_numpy().astype(np.int64, copy=False)
+        region_id = id_array.tolist()  # 3x faster than to_pylist for a million ints
     else:
         region_id = ids.to_pylist()
 
@@ -325,7 +422,7 @@ def _regions_from_arrow(source: JsonListSource) -> RegionColumns:
         phrases = pc.utf8_trim_whitespace(flat.field("phrase")).to_pylist()
         return floats("x"), floats("y"), floats("width"), floats("height"), phrases
 
-    return RegionColumns(offsets, region_id, columns)
+    return RegionColumns(offsets, region_id, columns, id_array)
 
 
 def _objects(source: JsonListSource, ids: list[int]) -> list[list[dict[str, Any]]]:
@@ -371,6 +468,8 @@ def load_annotations(root: Path, *, use_cache: bool = True) -> VGAnnotations:
             regions = _regions_from_arrow(region_src)
         else:
             regions = _regions_from_json(region_src, ids)
+        # on the raw rows, so the cached read finds (and counts) the same repeats
+        regions, repeated = _drop_repeated_regions(regions, ids, region_src.path)
         object_src = objects = None
         if (root / OBJECTS).is_file():
             object_src = JsonListSource(root / OBJECTS, use_cache)
@@ -379,7 +478,7 @@ def load_annotations(root: Path, *, use_cache: bool = True) -> VGAnnotations:
         for src in (image_src, region_src, object_src):
             if src is not None:
                 src.store()
-    return VGAnnotations(ids, images, regions, objects, image_src.path)
+    return VGAnnotations(ids, images, regions, objects, image_src.path, region_src.path, repeated)
 
 
 def _image_path(root: str, image: dict, image_id: int, listing: FileListing) -> str:
@@ -415,6 +514,12 @@ def read_visual_genome(
     ann = load_annotations(root, use_cache=use_cache)
     split_of = load_or_make_split(root, ann.ids, split_seed)
     result = ReadResult()
+    result.drop_repeats(
+        "duplicate_region",
+        ann.region_path,
+        ann.repeated_region_ids,
+        "exact repeat(s) of a region (same region_id, image, box and phrase)",
+    )
     listing = FileListing()
     root_str = str(root)
     n = len(ann.ids)

@@ -92,6 +92,23 @@ def parse_label_file(path: Path) -> dict[str, int]:
     return out
 
 
+def read_image_list(path: Path) -> list[str]:
+    """``<split>.txt``: one image id per line. An id listed twice would make two records of one
+    image (the real lists never repeat one), so a repeat is an error naming both lines."""
+    first_line: dict[str, int] = {}
+    for lineno, line in enumerate(read_lines(path), start=1):
+        image_id = line.split()[0]
+        if image_id in first_line:
+            raise DatasetFormatError(
+                path,
+                f"line {lineno}: image listed twice (first at line {first_line[image_id]}); "
+                "expected each id once",
+                image_id,
+            )
+        first_line[image_id] = lineno
+    return list(first_line)
+
+
 def splits_to_read(split: str | None, found: dict[str, dict[str, Path]], main: Path) -> list[str]:
     if split is not None:
         if split not in SPLITS:
@@ -131,7 +148,7 @@ def read_voc2007(
             per_class[cls] = parse_label_file(path)
         list_file = main / f"{name}.txt"
         if list_file.is_file():
-            ids = [line.split()[0] for line in read_lines(list_file)]
+            ids = read_image_list(list_file)
         else:  # the image list is optional: fall back to the first class file's ids
             list_file = found[name].get(classes[0], list_file)
             ids = list(per_class[classes[0]])
