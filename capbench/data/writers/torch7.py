@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from capbench.atomic import atomic_write_bytes
 
@@ -83,8 +84,10 @@ class _Writer:
             self.table(list(obj.items()))
         elif isinstance(obj, list | tuple):
             self.table([(i + 1, v) for i, v in enumerate(obj)])  # Lua arrays are 1-based
-        elif isinstance(obj, np.ndarray) or _is_torch_tensor(obj):
-            self.tensor(_as_numpy(obj))
+        elif isinstance(obj, np.ndarray):
+            self.tensor(obj)
+        elif isinstance(obj, torch.Tensor):
+            self.tensor(obj.detach().cpu().numpy())
         else:
             raise TypeError(f"cannot write a {type(obj).__name__} as a Torch7 object")
 
@@ -125,14 +128,6 @@ class _Writer:
         self.torch_header(f"torch.{kind}Storage")
         self.long(array.size)
         self.parts.append(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-
-
-def _is_torch_tensor(obj: Any) -> bool:
-    return type(obj).__module__.startswith("torch") and hasattr(obj, "numpy")
-
-
-def _as_numpy(obj: Any) -> np.ndarray:
-    return obj if isinstance(obj, np.ndarray) else obj.detach().cpu().numpy()
 
 
 def t7_bytes(obj: Any) -> bytes:
