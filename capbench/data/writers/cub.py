@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from capbench.data.records import CaptionedImage
+from capbench.data.sources.cub import CLASS_ATTRIBUTES_FILE
 from capbench.data.writers import BREAKERS, WRITERS, WritableImage
 from capbench.data.writers._files import save_jpeg, write_lines
 
@@ -142,7 +143,7 @@ def write_cub(out: Path, items: Sequence[WritableImage], *, captions_per_image: 
         write_lines(cub / "bounding_boxes.txt", boxes)
     attribute_lines = class_attribute_lines(items, sorted(names))
     if attribute_lines:
-        write_lines(cub / "attributes" / "class_attribute_labels_continuous.txt", attribute_lines)
+        write_lines(cub / CLASS_ATTRIBUTES_FILE, attribute_lines)
     write_class_splits(reed, names, splits)
     return out
 
