@@ -6,11 +6,15 @@ pos-neg) and L_t2 (Eq. 3, text query / image pos-neg); WSABIE is Eq. 2 alone. Th
 state the margin m; capbench defaults to 0.1 (the value of the authors' earlier triplet work on
 instance retrieval; unverified for this paper) and keeps it a config value.
 
-Other methods add their losses here (center loss, SJE, graded contrastive, ...).
+Reed et al. 2016 (fine-grained zero-shot): the structured joint embedding hinge, DS-SJE (image
+and text terms) and DA-SJE (image term), on the compatibility F(v, t) = theta(v)^T phi(t).
+
+Other methods add their losses here (center loss, graded contrastive, ...).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -58,3 +62,65 @@ def wsabie_loss(
 ) -> Tensor:
     """The WSABIE-like baseline of Table 2: Eq. 2 alone (image query ranks texts)."""
     return triplet_margin_dot(phi_q, theta_p, theta_n, margin)
+
+
+# --------------------------------------------------------------------------- Reed et al. 2016
+
+SJE_MARGIN = 1.0  # the 0-1 loss Delta of a wrong class: "+ 1" in train_sje_hybrid.lua line 134
+
+
+def sje_compatibility(image: Tensor, text: Tensor) -> Tensor:
+    """F(v, t) = theta(v)^T phi(t) for every pair: ``(B, D) x (C, D) -> (B, C)``."""
+    return image @ text.T
+
+
+def sje_hinge(scores: Tensor, labels: Tensor, margin: float = SJE_MARGIN) -> Tensor:
+    """The structured joint embedding hinge as ``JointEmbeddingLoss`` computes it
+    (``reedscot/cvpr2016`` ``train_sje_hybrid.lua`` lines 117-155).
+
+    ``scores (N, K)``: row i scores item i against K candidates, ``labels[i]`` its true one.
+    Every wrong candidate j adds ``max(0, margin + s_ij - s_i,label)`` -- a *sum* over the
+    violating classes, not the max of the structured-SVM form in the paper -- and the total is
+    divided by N x K (``denom = batch_size * num_class``, line 150), wrong classes or not.
+    """
+    if scores.dim() != 2 or labels.shape != scores.shape[:1]:
+        raise ValueError(
+            f"sje_hinge: scores (N, K) and labels (N,) expected, got {tuple(scores.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    true = scores.gather(1, labels.view(-1, 1))
+    violation = F.relu(margin + scores - true)
+    wrong = torch.ones_like(scores, dtype=torch.bool).scatter_(1, labels.view(-1, 1), False)
+    return (violation * wrong).sum() / scores.numel()
+
+
+def _diagonal_labels(image: Tensor, text: Tensor) -> Tensor:
+    if image.shape != text.shape:
+        raise ValueError(
+            "SJE terms take one image and one caption per class, in matching rows: got "
+            f"{tuple(image.shape)} images and {tuple(text.shape)} texts"
+        )
+    return torch.arange(image.shape[0], device=image.device)
+
+
+def sje_image_term(image: Tensor, text: Tensor, margin: float = SJE_MARGIN) -> Tensor:
+    """Each image ranks the batch's captions (row i of ``image`` and ``text`` are one class, as
+    Reed's loader builds batches: ``lab[i] = i``, MultimodalMinibatchLoaderCaption.lua line 81).
+    This is ``JointEmbeddingLoss(fea_txt, fea_img, labels)``, line 208."""
+    return sje_hinge(sje_compatibility(image, text), _diagonal_labels(image, text), margin)
+
+
+def sje_text_term(image: Tensor, text: Tensor, margin: float = SJE_MARGIN) -> Tensor:
+    """Each caption ranks the batch's images: the symmetric call
+    ``JointEmbeddingLoss(fea_img, fea_txt, labels)``, line 213."""
+    return sje_hinge(sje_compatibility(text, image), _diagonal_labels(image, text), margin)
+
+
+def ds_sje_loss(image: Tensor, text: Tensor, margin: float = SJE_MARGIN) -> Tensor:
+    """DS-SJE (``-symmetric 1``, lines 212-217): image term + text term."""
+    return sje_image_term(image, text, margin) + sje_text_term(image, text, margin)
+
+
+def da_sje_loss(image: Tensor, text: Tensor, margin: float = SJE_MARGIN) -> Tensor:
+    """DA-SJE (``-symmetric 0``): the image term alone, as in Akata et al.'s SJE."""
+    return sje_image_term(image, text, margin)

@@ -320,20 +320,49 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
     ``ceil(len(labels) / batch_size)`` batches. Deterministic for a given ``seed`` and
     ``set_epoch`` (Lightning calls it each epoch). Reed et al.'s code draws classes uniformly
     with replacement; this keeps their one-image-per-class batches with even coverage.
+
+    Under DDP (``num_replicas`` processes, this one ``rank``) every rank runs the same draw for
+    a global batch of ``num_replicas x batch_size`` distinct classes and keeps its own slice: the
+    ranks' batches of one step never share a class (the SJE loss treats every other caption in
+    a batch as a wrong class, and gathered batches stay one image per class), each image is used
+    once per epoch over all ranks, and every rank has the same number of batches,
+    ``ceil(len(labels) / (num_replicas x batch_size))``. With fewer classes than
+    ``num_replicas x batch_size``, each rank's batch shrinks to ``classes // num_replicas``.
+    Lightning cannot inject its DistributedSampler into a batch sampler like this one: a
+    Trainer using it under DDP needs ``use_distributed_sampler=False``.
     """
 
-    def __init__(self, labels: Sequence[int], batch_size: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        labels: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("ClassBalancedBatchSampler: batch_size must be >= 1")
         if len(labels) == 0:
             raise ValueError("ClassBalancedBatchSampler: no items")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(
+                f"ClassBalancedBatchSampler: need num_replicas >= 1 and 0 <= rank < "
+                f"num_replicas, got num_replicas={num_replicas}, rank={rank}"
+            )
         self.labels = [int(x) for x in labels]
         by_class: dict[int, list[int]] = {}
         for i, y in enumerate(self.labels):
             by_class.setdefault(y, []).append(i)
         self.by_class = by_class
         self.classes = sorted(by_class)
-        self.batch_size = min(batch_size, len(self.classes))
+        if len(self.classes) < num_replicas:
+            raise ValueError(
+                f"ClassBalancedBatchSampler: {len(self.classes)} classes cannot give "
+                f"{num_replicas} ranks a class each per step"
+            )
+        self.batch_size = min(batch_size, len(self.classes) // num_replicas)
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.seed = seed
         self.epoch = 0
 
@@ -341,7 +370,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        return math.ceil(len(self.labels) / (self.batch_size * self.num_replicas))
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
@@ -349,15 +378,17 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         for y in self.classes:
             queues[y] = list(self.by_class[y])
             rng.shuffle(queues[y])
+        step = self.batch_size * self.num_replicas
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
         for _ in range(len(self)):
             order = sorted(self.classes, key=lambda y: (-len(queues[y]), rng.random()))
             batch = []
-            for y in order[: self.batch_size]:
+            for y in order[:step]:  # every rank draws the whole step, so queues stay in sync
                 if not queues[y]:  # this class is used up: start another pass over it
                     queues[y] = list(self.by_class[y])
                     rng.shuffle(queues[y])
                 batch.append(queues[y].pop())
-            yield batch
+            yield batch[mine]
 
 
 def mask_vocab_ids(tokenizer: Tokenizer, mask_vocab: Iterable[str | int]) -> list[int]:

@@ -5,6 +5,14 @@ its class on a random background; ten attribute-describing captions per image.
 Classes share attributes across the zero-shot splits (a test class "red striped star" has train
 classes with red, with stripes, with stars), which is what makes zero-shot transfer from
 captions possible, as in Reed et al. 2016.
+
+Attributes (the input of Reed's attributes baseline) follow CUB's definition: each image gets
+0/1 attribute labels from a simulated annotator (``annotate_attributes``), and the CUB writer
+turns them into the per-class percentage of images labelled with each attribute. A class's true
+attributes are its shape, colour, pattern and pattern colour (none when plain); the annotator
+misses a true one with probability ``ATTRIBUTE_MISS`` and marks a false one with
+``ATTRIBUTE_FALSE_ALARM`` (simulation choices: CUB's labels come from one MTurk worker per image
+and are noisy too), so class vectors are continuous, as CUB's are, not exact 0/100 class codes.
 """
 
 from __future__ import annotations
@@ -26,6 +34,15 @@ from capbench.data.scenes.vocab import (
 )
 
 CAPTIONS_PER_IMAGE = 10
+# CUB-style attribute names ("has_<group>::<value>"), in the order of the attribute vectors.
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    *(f"has_shape::{s.name}" for s in SHAPES),
+    *(f"has_primary_color::{c.name}" for c in COLOURS),
+    *(f"has_pattern::{p}" for p in PATTERNS),
+    *(f"has_pattern_color::{c.name}" for c in COLOURS),
+)
+ATTRIBUTE_MISS = 0.2
+ATTRIBUTE_FALSE_ALARM = 0.03
 # Class splits as fractions of the classes (Reed's CUB split is 100/50/50 of 200).
 SPLIT_FRACTIONS = {"train": 0.5, "val": 0.25, "test": 0.25}
 
@@ -139,3 +156,21 @@ def attribute_captions(
         captions.append(" ".join(text.split()).capitalize() + ".")
     order = rng.permutation(n)
     return [captions[int(k)] for k in order]
+
+
+def class_attributes(cls: FineClass) -> np.ndarray:
+    """The class's true attributes as 0/1 over ``ATTRIBUTE_NAMES`` (no pattern colour when
+    plain)."""
+    true = {f"has_shape::{cls.shape}", f"has_primary_color::{cls.colour}"}
+    true.add(f"has_pattern::{cls.pattern}")
+    if cls.pattern != "plain":
+        true.add(f"has_pattern_color::{cls.pattern_colour}")
+    return np.array([name in true for name in ATTRIBUTE_NAMES], dtype=np.int64)
+
+
+def annotate_attributes(cls: FineClass, rng: np.random.Generator) -> list[int]:
+    """One image's attribute labels from a noisy annotator (see the module docstring)."""
+    truth = class_attributes(cls)
+    u = rng.random(len(truth))
+    marked = np.where(truth == 1, u >= ATTRIBUTE_MISS, u < ATTRIBUTE_FALSE_ALARM)
+    return [int(m) for m in marked]

@@ -29,6 +29,7 @@ from capbench.data.records import CaptionedImage, Region
 from capbench.data.scenes.captions import region_phrases, sentence_captions
 from capbench.data.scenes.finegrained import (
     FineClass,
+    annotate_attributes,
     attribute_captions,
     class_table,
     sample_instance,
@@ -42,7 +43,9 @@ from capbench.data.user_study import Triplet, write_user_study
 
 # 2.0: 36 flat scene types (was 7). 2.1: the pretraining set holds one-object close-ups labelled
 # by shape (was multi-object scenes labelled by shape and colour); objects are larger.
-GENERATOR_VERSION = "2.1"
+# 2.2: the CUB layout has CUB's continuous class attributes (attributes/...continuous.txt);
+# every other file is byte for byte that of 2.1.
+GENERATOR_VERSION = "2.2"
 MANIFEST = "scenes.json"
 TRUTH = "scenes_truth.json"
 DEFAULT_IMAGE_SIZE = 96
@@ -50,7 +53,7 @@ DEFAULT_SEED = 0
 
 # Random streams: one per kind of image or whole-set step.
 STREAM_SCENES, STREAM_PRETRAIN, STREAM_CUB, STREAM_FLOWERS = 1, 2, 3, 4
-STREAM_STUDY, STREAM_SPLITS = 5, 6
+STREAM_STUDY, STREAM_SPLITS, STREAM_CUB_ATTRIBUTES = 5, 6, 7
 CUB_TABLE_SEED, FLOWERS_TABLE_SEED = 2011, 102
 
 FORMATS = (
@@ -416,6 +419,9 @@ def items_for(data: SceneSet, fmt: str) -> tuple[list, dict[str, Any]]:
                 label=fs.cls.index, source="scenes",
                 meta={"class_name": name, "image_split": image_split},
             )  # fmt: skip
+            if fmt == "cub":  # own stream: the images and captions do not change
+                annotator = image_rng(data.seed, STREAM_CUB_ATTRIBUTES, fs.index)
+                rec.meta["attributes"] = annotate_attributes(fs.cls, annotator)
             items.append(WritableImage(rec, fs.image))
     elif fmt == "graded_retrieval":
         by_id = {data.vg_id(s): s for s in data.scenes}

@@ -7,6 +7,10 @@ Expected under ``root``::
     cvpr2016_cub/trainvalclasses.txt, testclasses.txt, [trainclasses.txt, valclasses.txt],
                  [allclasses.txt], text_c10/<class>/<image_stem>.txt (10 captions each)
 
+``read_class_attributes`` reads CUB's per-class attribute vectors
+(``CUB_200_2011/attributes/class_attribute_labels_continuous.txt``), the input of Reed et al.'s
+attributes baseline; the records do not carry them.
+
 ``split`` is Reed's zero-shot *class* split (``trainval``/``test``, and ``train``/``val`` where
 their class files exist); the dataset's own image-level split (``train_test_split.txt``, where
 **1 = train**) is kept in ``meta["image_split"]``. The Reed archive helpers (class split files,
@@ -15,7 +19,10 @@ their class files exist); the dataset's own image-level split (``train_test_spli
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import numpy as np
 
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
@@ -26,6 +33,7 @@ from capbench.data.sources._common import (
     keep_image,
     read_lines,
     require_dir,
+    require_file,
 )
 from capbench.data.sources._reed import (
     CAPTIONS_PER_IMAGE,
@@ -36,6 +44,9 @@ from capbench.data.sources._reed import (
     read_captions,
     read_class_splits,
 )
+
+CLASS_ATTRIBUTES_FILE = Path("attributes") / "class_attribute_labels_continuous.txt"
+CUB_ATTRIBUTES = 312  # attributes of CUB-200-2011 (28 groups such as has_bill_shape)
 
 
 def parse_columns(path: Path, n: int) -> list[tuple[int, list[str]]]:
@@ -180,3 +191,50 @@ def read_cub(
             )
         )
     return result
+
+
+def read_class_attributes(root: Path, n_attributes: int | None = None) -> np.ndarray:
+    """CUB's continuous class attributes -> ``(n_classes, n_attributes)`` float32 (200 x 312
+    for CUB-200-2011).
+
+    ``CUB_200_2011/attributes/class_attribute_labels_continuous.txt`` has one line per class of
+    ``classes.txt`` (row k = the k-th class in id order, i.e. class id k + 1 in the real files),
+    each with one space-separated value per attribute: the percentage (0-100) of the class's
+    images annotated with it. Every line must have ``n_attributes`` values (default: as many as
+    the first line; CUB has ``CUB_ATTRIBUTES``).
+    """
+    cub = _find_base(Path(root)) / "CUB_200_2011"
+    n_classes = len(parse_id_table(cub / "classes.txt"))
+    path = require_file(cub / CLASS_ATTRIBUTES_FILE, "CUB class attribute file")
+    rows: list[list[float]] = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            values = line.split()
+            if n_attributes is None:
+                n_attributes = len(values)
+            if len(values) != n_attributes:
+                raise DatasetFormatError(
+                    path,
+                    f"line {lineno}: expected {n_attributes} space-separated attribute values, "
+                    f"found {len(values)}",
+                )
+            rows.append([_percentage(path, lineno, col, v) for col, v in enumerate(values, 1)])
+    if len(rows) != n_classes:
+        raise DatasetFormatError(
+            path, f"expected one line per class of classes.txt ({n_classes}), found {len(rows)}"
+        )
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _percentage(path: Path, lineno: int, column: int, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0.0 <= number <= 100.0:  # also refuses nan
+        raise DatasetFormatError(
+            path, f"line {lineno}, value {column}: expected a percentage 0-100, got {value!r}"
+        )
+    return number

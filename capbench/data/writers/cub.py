@@ -3,7 +3,10 @@
 Record fields used: ``image_id`` (file stem), ``label`` (0-based class), ``split`` (Reed's
 zero-shot class split: train/val/test, or trainval/test), ``captions`` (exactly 10).
 ``meta`` keys: ``class_name`` (default ``"{label+1:03d}.class_{label+1}"``), ``image_split``
-("train"/"test", default alternating), ``bbox`` ([x, y, w, h], optional).
+("train"/"test", default alternating), ``bbox`` ([x, y, w, h], optional), ``attributes``
+(optional, on every record or none: the image's attribute labels, 0/1 per attribute, from which
+``attributes/class_attribute_labels_continuous.txt`` is written as CUB defines it, the
+percentage of each class's images labelled with each attribute).
 
 The JPEG and Reed helpers are shared with the Flowers, VOC and graded-retrieval writers.
 """
@@ -13,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from capbench.data.records import CaptionedImage
+from capbench.data.sources.cub import CLASS_ATTRIBUTES_FILE
 from capbench.data.writers import BREAKERS, WRITERS, WritableImage
 from capbench.data.writers._files import save_jpeg, write_lines
 
@@ -79,6 +85,28 @@ def write_class_splits(reed_dir: Path, names: dict[int, str], splits: dict[str, 
     write_lines(reed_dir / "allclasses.txt", ordered)
 
 
+def class_attribute_lines(items: Sequence[WritableImage], labels: Sequence[int]) -> list[str]:
+    """CUB's continuous class attribute lines, one per label in ``labels`` order: 100 x the
+    class mean of its images' ``meta["attributes"]``. Empty when no record has attributes."""
+    have = [item.record.meta.get("attributes") is not None for item in items]
+    if not any(have):
+        return []
+    if not all(have):
+        missing = next(item.record.image_id for item, ok in zip(items, have) if not ok)
+        raise ValueError(f"record {missing}: has no meta['attributes'] while other records do")
+    rows: dict[int, list[np.ndarray]] = {}
+    width = len(items[0].record.meta["attributes"])
+    for item in items:
+        values = np.asarray(item.record.meta["attributes"], dtype=np.float64)
+        if values.shape != (width,) or not ((values >= 0) & (values <= 1)).all():
+            raise ValueError(
+                f"record {item.record.image_id}: meta['attributes'] must be {width} labels in "
+                f"[0, 1], got shape {values.shape}"
+            )
+        rows.setdefault(item.record.label, []).append(values)  # type: ignore[arg-type]
+    return [" ".join(f"{v:.6f}" for v in 100.0 * np.mean(rows[label], axis=0)) for label in labels]
+
+
 @WRITERS.register("cub")
 def write_cub(out: Path, items: Sequence[WritableImage], *, captions_per_image: int = 10) -> Path:
     """Write ``CUB_200_2011/`` and ``cvpr2016_cub/`` under ``out``; returns ``out``."""
@@ -113,6 +141,9 @@ def write_cub(out: Path, items: Sequence[WritableImage], *, captions_per_image: 
     write_lines(cub / "train_test_split.txt", train_test)
     if boxes:
         write_lines(cub / "bounding_boxes.txt", boxes)
+    attribute_lines = class_attribute_lines(items, sorted(names))
+    if attribute_lines:
+        write_lines(cub / CLASS_ATTRIBUTES_FILE, attribute_lines)
     write_class_splits(reed, names, splits)
     return out
 
