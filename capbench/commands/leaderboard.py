@@ -88,13 +88,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"ok: {res.checked} cell(s) within tolerance ({args.profile} profile)")
             return 0
         if args.action == "golden":
-            from capbench.bench.golden import write_golden
+            from capbench.bench.golden import TooFewSeeds, write_golden
             from capbench.bench.summary import summarize
 
             paper = catalog.paper(args.paper)
-            path, n = write_golden(
-                paper, summarize(catalog, results, args.profile, paper.key), profile=args.profile
-            )
+            try:
+                path, n = write_golden(
+                    paper,
+                    summarize(catalog, results, args.profile, paper.key),
+                    profile=args.profile,
+                )
+            except TooFewSeeds as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
             if n == 0:
                 print(
                     f"error: no {args.profile} records for {paper.key} under {results}; run `capbench reproduce {paper.key} --profile {args.profile}` first",

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from capbench.bench.golden import GOLDEN_MIN_SEEDS
 from capbench.bench.paper import GOLDEN_PROFILES, PROFILES
 
 
@@ -55,7 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--write-golden",
         action="store_true",
-        help="after the run, write golden_<profile>.yaml (scenes or ci)",
+        help="after the run, write golden_<profile>.yaml (scenes or ci) from at least 3 seeds "
+        "(raises --seeds to 3); tolerances come from the spread over seeds",
     )
     g = p.add_argument_group("local launcher")
     g.add_argument("--accelerator", default="auto")
@@ -165,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("error: --seeds must be >= 1", file=sys.stderr)
         return 2
+    if args.write_golden and args.seeds < GOLDEN_MIN_SEEDS:
+        print(f"--write-golden: running {GOLDEN_MIN_SEEDS} seeds (tolerances need a spread)")
+        args.seeds = GOLDEN_MIN_SEEDS
     if args.wandb:
         os.environ.setdefault("WANDB_MODE", "offline")
     papers = list(catalog.papers) if args.paper == "all" else [args.paper]
@@ -246,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(jobs) - sum(not o.ok for o in outcomes)}/{len(jobs)} row run(s) succeeded in {time.perf_counter() - t0:.1f}s"
         )
     if args.write_golden:
-        from capbench.bench.golden import write_golden
+        from capbench.bench.golden import TooFewSeeds, write_golden
         from capbench.bench.summary import summarize
 
         if args.profile not in GOLDEN_PROFILES:
@@ -254,9 +259,13 @@ def run(args: argparse.Namespace) -> int:
             return 2
         for key in papers:
             paper = catalog.paper(key)
-            path, n = write_golden(
-                paper, summarize(catalog, results, args.profile, key), profile=args.profile
-            )
+            try:
+                path, n = write_golden(
+                    paper, summarize(catalog, results, args.profile, key), profile=args.profile
+                )
+            except TooFewSeeds as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
             print(f"wrote {n} golden value(s) to {path}")
     if failed:
         print(f"{failed} row(s) failed; see the messages above", file=sys.stderr)

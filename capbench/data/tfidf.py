@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 
+IDF_KINDS = ("smooth_plus_one", "classic")
+
+
 class StemAnalyzer:
     """regex tokens -> Snowball stems, memoised per word (80k VG images repeat few words).
 
@@ -74,12 +77,25 @@ class StemAnalyzer:
         self._init_stemmer()
 
 
+class SymbolAnalyzer:
+    """Whitespace-separated symbols taken whole, unstemmed: WordNet synsets (``tree.n.01``)
+    are the terms of the object-annotation histogram, not words."""
+
+    def __call__(self, doc: str) -> list[str]:
+        return doc.split()
+
+
 class StemmedTfidf:
     """Snowball-stemmed tf-idf with L2-normalised float32 rows.
 
     ``min_df``, ``sublinear_tf`` and ``stop_words`` are passed to scikit-learn; the paper states
     none of them, so the defaults (1, False, none) keep every stemmed word, as its 46,881-word
-    vocabulary suggests.
+    vocabulary suggests. ``symbols``: documents are whitespace-separated symbols counted whole
+    (the object-annotation histogram over synsets), neither split nor stemmed.
+
+    ``idf``: ``"smooth_plus_one"`` is scikit-learn's ``ln((1 + N) / (1 + df)) + 1``, which gives
+    a word found in every document full weight; ``"classic"`` is the textbook ``ln(N / df)``,
+    which gives it none.
     """
 
     def __init__(
@@ -89,13 +105,19 @@ class StemmedTfidf:
         sublinear_tf: bool = False,
         stop_words: Iterable[str] | None = None,
         language: str = "english",
+        symbols: bool = False,
+        idf: str = "smooth_plus_one",
     ) -> None:
-        self.analyzer = StemAnalyzer(language, stop_words)
+        if idf not in IDF_KINDS:
+            raise ValueError(f"idf must be one of {IDF_KINDS}, got {idf!r}")
+        self.idf = idf
+        self.analyzer: Any = SymbolAnalyzer() if symbols else StemAnalyzer(language, stop_words)
         self.vectorizer = TfidfVectorizer(
             analyzer=self.analyzer,
             min_df=min_df,
             max_df=max_df,
             sublinear_tf=sublinear_tf,
+            smooth_idf=idf == "smooth_plus_one",
             norm="l2",
             dtype=np.float32,
         )
@@ -104,6 +126,8 @@ class StemmedTfidf:
     def fit(self, docs: Iterable[str]) -> StemmedTfidf:
         """Learn vocabulary and idf (call on the TRAINING split only)."""
         self.vectorizer.fit(list(docs))
+        if self.idf == "classic":  # scikit-learn's unsmoothed idf is ln(N / df) + 1
+            self.vectorizer.idf_ = self.vectorizer.idf_ - 1.0
         self._fitted = True
         return self
 
@@ -128,6 +152,8 @@ class StemmedTfidf:
         return dict(self.vectorizer.vocabulary_)
 
     def stem(self, word: str) -> str:
+        if isinstance(self.analyzer, SymbolAnalyzer):
+            return word
         return self.analyzer.stem(word.lower())
 
     def save(self, path: str | Path) -> None:
@@ -146,19 +172,25 @@ class StemmedTfidf:
 # --------------------------------------------------------------------------- documents
 
 
+def _symbol(text: str) -> str:
+    """One whole symbol: lower case, inner whitespace joined by ``_`` ("Street Sign" ->
+    "street_sign")."""
+    return "_".join(str(text).lower().split())
+
+
 def _object_terms(obj: Any) -> list[str]:
-    """Terms for one object annotation: its WordNet synsets as single tokens when present
-    (``tree.n.01`` -> ``tree_n_01``, so the regex keeps it whole), else its names."""
+    """Symbols of one object annotation: its WordNet synsets when present (``tree.n.01``, kept
+    whole: the paper counts "how many objects of each synset appear"), else its names."""
     if isinstance(obj, str):
-        return [obj]
+        return [_symbol(obj)]
     if isinstance(obj, dict):
         synsets = obj.get("synsets") or []
         if synsets:
-            return [s.replace(".", "_") for s in synsets]
+            return [_symbol(s) for s in synsets]
         names = obj.get("names")
         if names is None:
             names = [obj["name"]] if "name" in obj else []
-        return list(names)
+        return [_symbol(n) for n in names]
     raise TypeError(f"object annotation must be a str or dict, got {type(obj).__name__}")
 
 
@@ -181,7 +213,8 @@ def record_document(record: CaptionedImage, field: str = "regions") -> str:
                 f"record {record.image_id}: field='objects' needs record.meta['objects'] "
                 "(the reader must be asked to load objects.json)"
             )
-        parts = [t for obj in objects for t in _object_terms(obj)]
+        # whitespace-separated whole symbols, for StemmedTfidf(symbols=True)
+        return " ".join(t for obj in objects for t in _object_terms(obj))
     else:
         raise ValueError(f"record_document: field must be regions|captions|objects, got {field!r}")
     return " . ".join(parts)
@@ -318,7 +351,7 @@ def cached_tfidf(
     fit_docs = [record_document(r, field) for r in records_fit]
     all_docs = [record_document(r, field) for r in records_all]
     h = hashlib.sha256()
-    h.update(f"v1|{field}|{sorted(tfidf_options.items())!r}|".encode())
+    h.update(f"v2|{field}|{sorted(tfidf_options.items())!r}|".encode())
     _docs_digest(h, fit_docs)
     _docs_digest(h, all_docs)
     key = h.hexdigest()[:24]
@@ -326,7 +359,8 @@ def cached_tfidf(
     matrix_path = cache / f"tfidf-{key}.npz"
     if model_path.is_file() and matrix_path.is_file():
         return StemmedTfidf.load(model_path), sp.csr_matrix(sp.load_npz(matrix_path))
-    model = StemmedTfidf(**tfidf_options).fit(fit_docs)
+    # object annotations are a histogram of whole synsets, never split into words
+    model = StemmedTfidf(**tfidf_options, symbols=field == "objects").fit(fit_docs)
     X = model.transform(all_docs)
     with atomic_path(matrix_path, suffix=".npz") as tmp:
         sp.save_npz(tmp, X)

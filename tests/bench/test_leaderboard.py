@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 import yaml
 
@@ -84,16 +85,20 @@ def test_render_writes_markdown_plots_and_html(cli, results, tmp_path):
 
 
 def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
-    assert cli("reproduce", "toypaper", "--seeds", "2", "--write-golden")[0] == 0
+    rc, out, _ = cli("reproduce", "toypaper", "--seeds", "2", "--write-golden")
+    assert rc == 0 and "running 3 seeds" in out  # golden numbers need a spread over 3 seeds
     golden = yaml.safe_load((toy / "toypaper" / "golden_scenes.yaml").read_text())
     a = golden["tables"]["t1"]["a"]["mean"]
-    assert (a["value"], a["std"], a["n"]) == (2.0, 0.0, 2)
-    assert a["tolerance"] == pytest.approx(0.02 * 2.0)  # default: 2% of |value| when std = 0
+    assert (a["value"], a["std"], a["n"]) == (2.0, 0.0, 3)
+    assert a["tolerance"] == pytest.approx(1e-4 * 2.0)  # seed-independent: the noise floor
     b_recs = [
         read_record(p) for p in iter_record_paths(results, "toypaper") if "/t1/b/" in p.as_posix()
     ]
     b_means = [r.metrics["mean"] for r in b_recs]
-    assert golden["tables"]["t1"]["b"]["mean"]["value"] == pytest.approx(sum(b_means) / 2)
+    b = golden["tables"]["t1"]["b"]["mean"]
+    assert b["value"] == pytest.approx(sum(b_means) / 3)
+    spread = float(np.std(b_means, ddof=1))
+    assert spread > 0 and b["tolerance"] == pytest.approx(3 * spread)  # from the spread
     assert golden["tables"]["t2"]["a2"]["mean"]["value"] == 200.0  # scaled like the tables
     assert "c" not in golden["tables"]["t1"]  # pending rows have no golden numbers
 
@@ -102,13 +107,13 @@ def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
 
     path = next(p for p in iter_record_paths(results, "toypaper") if "/t1/a/" in p.as_posix())
     raw = json.loads(path.read_text())
-    raw["metrics"]["mean"] -= 1.0  # seed 0 drops by 1 -> the mean over 2 seeds drops by 0.5
+    raw["metrics"]["mean"] -= 1.5  # seed 0 drops by 1.5 -> the mean over 3 seeds drops by 0.5
     path.write_text(json.dumps(raw))
     rc, out, err = cli("leaderboard", "check")
     assert rc == 1 and "1 cell(s) out of tolerance" in err
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert fails == [
-        "FAIL toypaper t1 a mean: reproduced 1.5 (n=2) vs reference 2, delta -0.5, tolerance 0.04 -> regression"
+        "FAIL toypaper t1 a mean: reproduced 1.5 (n=3) vs reference 2, delta -0.5, tolerance 0.0002 -> regression"
     ]
     # a metric the records no longer carry is named as such, not as a row that never ran
     for p in iter_record_paths(results, "toypaper"):
@@ -182,15 +187,24 @@ def test_golden_refresh_keeps_rows_not_rerun(cli, toy, results):
         if "/t1/b/" in p.as_posix():
             p.unlink()
     # a's golden numbers move with its records; b has no records now and keeps its own
-    path_a = next(p for p in iter_record_paths(results, "toypaper") if "/t1/a/" in p.as_posix())
-    raw = json.loads(path_a.read_text())
-    raw["metrics"]["mean"] = 4.0
-    path_a.write_text(json.dumps(raw))
+    for path_a in iter_record_paths(results, "toypaper"):
+        if "/t1/a/" in path_a.as_posix():  # all three seeds
+            raw = json.loads(path_a.read_text())
+            raw["metrics"]["mean"] = 4.0
+            path_a.write_text(json.dumps(raw))
     rc, out, _ = cli("leaderboard", "golden", "toypaper")
     assert rc == 0 and "wrote 2 golden value(s)" in out
     after = yaml.safe_load(path.read_text())["tables"]["t1"]
     assert after["b"] == before["b"]
     assert after["a"]["mean"]["value"] == 4.0 and before["a"]["mean"]["value"] == 2.0
+
+
+def test_golden_numbers_refuse_fewer_than_three_seeds(cli, toy, results):
+    """A tolerance is measured from the spread over seeds: one seed has none."""
+    assert cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")[0] == 0
+    rc, _, err = cli("leaderboard", "golden", "toypaper")
+    assert rc == 1 and "need 3 seeds" in err and "t1/a (1)" in err
+    assert not (toy / "toypaper" / "golden_scenes.yaml").exists()
 
 
 def test_check_can_be_narrowed_to_the_rows_a_partial_run_made(cli, results):

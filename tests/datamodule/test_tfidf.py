@@ -87,11 +87,37 @@ def test_record_document_fields():
     )
     assert record_document(rec, "regions") == "brown horse . man wearing a hat"
     assert record_document(rec, "captions") == "A man rides a horse. . A rider on a horse"
-    assert record_document(rec, "objects") == "horse_n_01 . hat . tree"
+    assert record_document(rec, "objects") == "horse.n.01 hat tree"
     with pytest.raises(KeyError, match="meta"):
         record_document(_record(2), "objects")
     with pytest.raises(ValueError, match="field"):
         record_document(rec, "words")
+
+
+def _objects(i: int, synsets: list[str]) -> CaptionedImage:
+    return _record(i, meta={"objects": [{"names": [s.split(".")[0]], "synsets": [s]}
+                                        for s in synsets]})  # fmt: skip
+
+
+def test_object_histogram_counts_whole_synsets(tmp_path):
+    """Gordo & Larlus: "counting how many objects of each synset appear in that image", tf-idf
+    weighted and L2-normalised. Synsets are symbols: tree.n.01 never shares a term with
+    car.n.01 (no "n" or "01" tokens), so images with no synset in common score exactly 0."""
+    import math
+
+    from capbench.data.tfidf import cached_tfidf
+
+    a = _objects(0, ["tree.n.01", "tree.n.01", "car.n.01"])
+    b = _objects(1, ["tree.n.01"])
+    c = _objects(2, ["dog.n.01", "cat.n.01"])
+    model, x = cached_tfidf([a, b, c], [a, b, c], field="objects", cache_dir=tmp_path)
+    assert sorted(model.vocabulary) == ["car.n.01", "cat.n.01", "dog.n.01", "tree.n.01"]
+    sim = (x @ x.T).toarray()
+    assert sim[0, 2] == 0.0 and sim[1, 2] == 0.0
+    # b's objects are a subset of a's; scikit-learn's idf: ln((1 + n) / (1 + df)) + 1, n = 3
+    idf_tree, idf_car = math.log(4 / 3) + 1, math.log(4 / 2) + 1
+    want = 2 * idf_tree / math.hypot(2 * idf_tree, idf_car)
+    assert sim[0, 1] == pytest.approx(want, rel=1e-6)
 
 
 def _brute_force(X, Y, k, exclude_self):

@@ -19,6 +19,7 @@ ROW = ["reproduce", "gordo2017", "--profile", "ci", "--table", "table2", "--rows
 
 
 def _env(tmp: Path, name: str, scenes: Path) -> dict[str, str]:
+    (tmp / name).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         CAPBENCH_RESULTS=str(tmp / name / "results"),
@@ -30,8 +31,9 @@ def _env(tmp: Path, name: str, scenes: Path) -> dict[str, str]:
 
 def _capbench(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     code = "import sys; from capbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    log = open(Path(env["CAPBENCH_CACHE"]).parent / "log.txt", "ab")  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
 def _metrics(env: dict[str, str]) -> dict[str, float]:
@@ -61,4 +63,6 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_numbers(tiny_sc
     proc.wait(timeout=60)
     assert not list(Path(killed["CAPBENCH_RESULTS"]).rglob("ci-*.json")), "killed too late"
     assert _capbench(ROW, killed).wait(timeout=900) == 0
+    log = (tmp_path / "killed" / "log.txt").read_text(errors="replace")
+    assert "Restored all states from the checkpoint" in log  # it resumed, it did not restart
     assert _metrics(killed) == _metrics(straight)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from capbench.eval.protocols.semantic_retrieval import TfidfConfig
+
 
 def _rounds(max_steps: int, remine_every: int) -> int:
     """Epochs of a run: one per mining round (the last one cut to ``max_steps``)."""
@@ -35,6 +37,7 @@ def configure_parser(parser: Any) -> None:
     parser.set_defaults(
         {
             "data.source": "visual_genome",
+            "data.tfidf_options": TfidfConfig().options,  # the relevance's weighting, one source
             "data.view": "triplets",
             "data.augment": False,
             "data.val_split": None,

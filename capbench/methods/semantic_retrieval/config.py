@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capbench.data.sampling import MiningConfig
-from capbench.eval.protocols.semantic_retrieval import DataConfig, EvalConfig
+from capbench.eval.protocols.semantic_retrieval import DataConfig, EvalConfig, TfidfConfig
 from capbench.methods.config import build_config
 from capbench.methods.protocol import method_sections
 
@@ -97,13 +97,6 @@ class RowConfig:
             raise ValueError(
                 f"row.query_mode must be one of {QUERY_MODES}, got {self.query_mode!r}"
             )
-
-
-@dataclass(frozen=True)
-class TfidfConfig:
-    """The ``tfidf`` section: options of ``capbench.data.tfidf.StemmedTfidf`` for the relevance."""
-
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

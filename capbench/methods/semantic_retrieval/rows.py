@@ -229,10 +229,14 @@ KINDS: dict[str, Row] = {
 
 def load_row_eval_data(cfg: SemanticRetrievalRow, ctx: RowContext) -> EvalData:
     """The protocol's data for a row (splits, queries, relevance, user study)."""
-    return load_eval_data(cfg.data, cfg.eval, Path(ctx.data_root), cfg.tfidf.options)
+    return load_eval_data(cfg.data, cfg.eval, Path(ctx.data_root), cfg.tfidf)
 
 
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
-    """The benchmark runner's entry point for every gordo2017 row."""
+    """The benchmark runner's entry point for every gordo2017 row. Each record carries the
+    relevance summary (vocabulary size, mean relevance of a random pair) beside its metrics."""
     cfg = _resolve_pretrain_data(row_config(config), ctx)
-    return KINDS[cfg.row.kind](cfg, ctx, load_row_eval_data(cfg, ctx))
+    ev = load_row_eval_data(cfg, ctx)
+    result = KINDS[cfg.row.kind](cfg, ctx, ev)
+    result.extra.setdefault("relevance", {**ev.relevance, "idf": cfg.tfidf.idf})
+    return result
