@@ -34,16 +34,15 @@ def test_nested_regions_round_trip_exactly(tmp_path):
     path, rows = _region_file(tmp_path)
     built = arrow_cache.load_json_list(path)
     cached = arrow_cache.load_json_list(path)
-    assert built.to_list() == rows
-    assert cached.to_list() == rows
-    assert isinstance(cached.to_list()[2]["regions"][0]["x"], int)
+    assert built.to_pylist() == rows
+    assert cached.to_pylist() == rows
+    assert isinstance(cached.to_pylist()[2]["regions"][0]["x"], int)
     (entry,) = (cache_root() / "arrow").iterdir()
-    assert entry == arrow_cache.cache_dir_for(path)
+    assert entry == arrow_cache.cache_file_for(path)
 
 
 def _forbid_parsing(monkeypatch, forbidden: set[str]) -> None:
-    """Make ``json.load`` fail on the given source files (``datasets`` itself reads small
-    state.json files with it, which is fine)."""
+    """Make ``json.load`` fail on the given source files (other JSON files may still be read)."""
     real_load = json.load
 
     def guarded(fh, *args, **kwargs):
@@ -58,7 +57,7 @@ def test_hit_does_not_parse_json(tmp_path, monkeypatch):
     path, rows = _region_file(tmp_path)
     arrow_cache.load_json_list(path)
     _forbid_parsing(monkeypatch, {str(path)})
-    assert arrow_cache.load_json_list(path).to_list() == rows
+    assert arrow_cache.load_json_list(path).to_pylist() == rows
     # the guard is real: without the cache the same call fails
     with pytest.raises(AssertionError, match="parsed on a cache hit"):
         arrow_cache.load_json_list(path, use_cache=False)
@@ -67,14 +66,14 @@ def test_hit_does_not_parse_json(tmp_path, monkeypatch):
 def test_changed_file_invalidates(tmp_path):
     path, rows = _region_file(tmp_path)
     arrow_cache.load_json_list(path)
-    old_dir = arrow_cache.cache_dir_for(path)
+    old_file = arrow_cache.cache_file_for(path)
     rows[2]["regions"][1]["phrase"] = "the clock is red in colour 1 "  # same size
     path.write_text(json.dumps(rows))
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # coarse-mtime filesystems
-    assert arrow_cache.cache_dir_for(path) != old_dir
-    assert arrow_cache.load_json_list(path).to_list() == rows
-    assert not old_dir.exists()  # the stale entry is removed when the new one is stored
+    assert arrow_cache.cache_file_for(path) != old_file
+    assert arrow_cache.load_json_list(path).to_pylist() == rows
+    assert not old_file.exists()  # the stale entry is removed when the new one is stored
 
 
 def test_use_cache_false_returns_parsed_json(tmp_path):
