@@ -97,9 +97,12 @@ def store(cache_file: Path, rows: list[dict[str, Any]]) -> pa.Table | None:
             "not caching %s as Arrow (%s); it will be parsed on every read", cache_file, err
         )
         return None
-    with atomic_path(cache_file) as tmp, pa.OSFile(str(tmp), "wb") as sink:
-        with pa.ipc.new_file(sink, arrow.schema) as writer:
-            writer.write_table(arrow)
+    with (
+        atomic_path(cache_file) as tmp,
+        pa.OSFile(str(tmp), "wb") as sink,
+        pa.ipc.new_file(sink, arrow.schema) as writer,
+    ):
+        writer.write_table(arrow)
     prefix = cache_file.name.split("-")[0] + "-"
     for old in cache_file.parent.glob(prefix + "*"):
         if old != cache_file:
