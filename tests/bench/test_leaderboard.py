@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import base64
 import re
 
 import pytest
@@ -78,9 +79,15 @@ def test_render_writes_markdown_plots_and_html(cli, results, tmp_path):
     html = index.read_text()
     tables = set(re.findall(r'data-table="([^"]+)" data-profile="([^"]+)"', html))
     assert tables == {("t1", "scenes"), ("t1", "paper"), ("t2", "scenes"), ("t2", "paper")}
-    for p in pngs:
-        assert f'src="img/{p}"' in html
+    for p in pngs:  # inlined: the page stands alone
+        png = base64.b64encode((out_dir / "img" / p).read_bytes()).decode()
+        assert f'src="data:image/png;base64,{png}"' in html
+    assert 'src="img/' not in html
     assert "http://" not in html and "https://" not in html  # offline: no external assets
+    (link,) = re.findall(
+        r'download="toypaper.md" href="data:text/markdown;charset=utf-8;base64,([^"]+)"', html
+    )
+    assert base64.b64decode(link).decode() == md
 
 
 def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
