@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import base64
+import json
 import re
 
 import pytest
@@ -213,3 +213,20 @@ def test_check_can_be_narrowed_to_the_rows_a_partial_run_made(cli, results):
     # narrowed to exactly the partial run: nothing left to list
     rc, out, _ = cli("leaderboard", "check", "--profile", "paper", "--table", "t1", "--rows", "a")
     assert rc == 0 and "within tolerance" in out and "not run" not in out
+
+
+def test_check_notes_records_made_with_other_package_versions(cli, results, tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from capbench.bench import constraints
+
+    assert cli("reproduce", "toypaper", "--write-golden")[0] == 0
+    pins = tmp_path / "constraints.txt"
+    pins.write_text('numpy==0.0.1\nscipy==0.0.2; platform_machine == "no-such-machine"\n')
+    monkeypatch.setattr(constraints, "default_path", lambda: pins)
+    rc, out, _ = cli("leaderboard", "check")
+    assert rc == 0  # a note, not a failure: the numbers themselves are within tolerance
+    note = "note: records made with other versions than constraints.txt pins: "
+    assert f"{note}numpy {metadata.version('numpy')} (pinned 0.0.1)" in out.splitlines()
+    pins.write_text(f"numpy=={metadata.version('numpy')}\n")
+    assert "note: records made with other versions" not in cli("leaderboard", "check")[1]

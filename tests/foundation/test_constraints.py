@@ -5,7 +5,6 @@ with other versions is named by `leaderboard check`."""
 from __future__ import annotations
 
 import re
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
