@@ -22,7 +22,7 @@ from capbench.bench.schemas import (
     Finite,
     NonEmptyStr,
     NonNegative,
-    _Spec,
+    StrictSpec,
     describe,
 )
 
@@ -38,7 +38,7 @@ class RecordError(ValueError):
         super().__init__(f"{path or '<record>'}: {message}")
 
 
-class RunRecord(_Spec):
+class RunRecord(StrictSpec):
     """One run of one row: what it measured and everything needed to explain the number.
 
     Validated when built, written and read (``RecordError`` names the file and the key)."""

@@ -74,7 +74,7 @@ def _mapping(value_type: Any) -> Any:
     return Annotated[dict[str, value_type], BeforeValidator(_none_as_empty)]
 
 
-class _Spec(BaseModel):
+class StrictSpec(BaseModel):
     """Unknown keys are errors (a typo must not be ignored); numbers in text keys are text."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
@@ -83,7 +83,7 @@ class _Spec(BaseModel):
 # ---------------------------------------------------------------- paper.yaml
 
 
-class MetricSpec(_Spec):
+class MetricSpec(StrictSpec):
     """One column of a table: how it is shown and how far a reproduction may be from it."""
 
     label: str | None = None
@@ -105,7 +105,7 @@ class MetricSpec(_Spec):
         return self
 
 
-class RowSpec(_Spec):
+class RowSpec(StrictSpec):
     """One row of a table: what the paper reports and which configs reproduce it."""
 
     label: str | None = None
@@ -120,7 +120,7 @@ class RowSpec(_Spec):
     )
 
 
-class TableSpec(_Spec):
+class TableSpec(StrictSpec):
     title: str | None = None
     source: str = ""
     metrics: Annotated[_mapping(MetricSpec), Field(min_length=1)]
@@ -139,14 +139,14 @@ class TableSpec(_Spec):
         return self
 
 
-class FigureSpec(_Spec):
+class FigureSpec(StrictSpec):
     title: str | None = None
     source: str = ""
     table: str
     curves: list[str] = Field(default_factory=list, description="keys of RowResult.curves")
 
 
-class PaperSpec(_Spec):
+class PaperSpec(StrictSpec):
     """``benchmarks/<paper>/paper.yaml``: what a paper reports (see ``PAPER_SCHEMA.md``)."""
 
     model_config = ConfigDict(title="paper.yaml")
@@ -176,7 +176,7 @@ class PaperSpec(_Spec):
 # ---------------------------------------------------------------- row configs
 
 
-class BenchSection(_Spec):
+class BenchSection(StrictSpec):
     """Where a user-added row shows up (``PAPER_SCHEMA.md``, "Rows a user adds")."""
 
     paper: str | None = None
