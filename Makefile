@@ -5,26 +5,29 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 ARCH := $(shell uname -m)
-ifeq ($(ARCH),aarch64)
-TORCH_PINS := torch==2.9.1 torchvision==0.24.1
-else
-TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-endif
+# torch is pinned per machine (served from local disk); constraints.txt holds the same pins
+TORCH_PINS_x86_64 := torch==2.14.1 torchvision==0.29.1
+TORCH_PINS_aarch64 := torch==2.9.1 torchvision==0.24.1
+TORCH_PINS := $(if $(filter aarch64,$(ARCH)),$(TORCH_PINS_aarch64),$(TORCH_PINS_x86_64))
+# the package versions the golden numbers were made with; `make constraints` regenerates it
+CONSTRAINTS := constraints.txt
 PROFILE ?= paper
 SCENES_DIR ?= $(or $(CAPBENCH_SCENES),scenes_data)
 export CAPBENCH_RESULTS ?= results
 PYTEST_ARGS ?=
+comma := ,
+space := $(empty) $(empty)
 
-.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo clean
+.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo constraints json-schema clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# torch first, pinned, then capbench with the same pins as constraints so that no
-	# dependency can swap the build.
-	$(PIP) install -q $(TORCH_PINS)
+	# torch first, pinned, then capbench with every dependency at the version in constraints.txt
+	# (what the golden numbers were made with), so that no dependency can swap the build.
+	$(PIP) install -q -c $(CONSTRAINTS) $(TORCH_PINS)
 	printf '%s\n' $(TORCH_PINS) > $(VENV)/torch-pins.txt
-	$(PIP) install -q -c $(VENV)/torch-pins.txt -e '.[dev]'
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
 	$(PY) -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $@
 
@@ -41,6 +44,18 @@ browser:
 
 test-slow: setup browser
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+# Rewrite constraints.txt from this venv (after an intended upgrade; then regenerate the goldens:
+# `capbench reproduce PAPER --profile ci --force --write-golden`, and --profile scenes).
+constraints: setup
+	@test "$(ARCH)" = x86_64 || { echo "error: the golden numbers are made on x86_64; run make constraints there" >&2; exit 1; }
+	$(PY) -m capbench.bench.constraints --out $(CONSTRAINTS) \
+	  --torch x86_64=$(subst $(space),$(comma),$(TORCH_PINS_x86_64)) \
+	  --torch aarch64=$(subst $(space),$(comma),$(TORCH_PINS_aarch64))
+
+# Rewrite the JSON Schema files of paper.yaml, row configs and run records (capbench/bench/json_schema/).
+json-schema: setup
+	$(PY) -m capbench.bench.schemas
 
 lint: setup
 	$(VENV)/bin/ruff check capbench tests benchmarks

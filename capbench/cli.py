@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Iterable
+from typing import Any
+
+from capbench import __version__
 
 # verb -> (module under capbench.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,30 +33,45 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _PASSTHROUGH = {"fit", "validate", "test"}
 
 
+def _load(verb: str, parser: argparse.ArgumentParser) -> Any:
+    """The command module of ``verb``; a module missing from this installation is a usage error."""
+    mod_name = COMMANDS[verb][0]
+    try:
+        return importlib.import_module(f"capbench.commands.{mod_name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"capbench.commands.{mod_name}":
+            raise
+        parser.error(f"'{verb}' is not available in this installation")
+
+
+def build_parser(load: str | Iterable[str] = ()) -> argparse.ArgumentParser:
+    """The ``capbench`` parser; the verbs named in ``load`` get their full options (their
+    modules are imported), the others are listed with their one-line help only."""
+    loaded = {load} if isinstance(load, str) else set(load)
+    parser = argparse.ArgumentParser(prog="capbench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--version", action="version", version=f"capbench {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for verb, (_, help_text) in COMMANDS.items():
+        if verb in _PASSTHROUGH:
+            sub.add_parser(verb, help=help_text, add_help=False)
+        elif verb not in loaded:
+            sub.add_parser(verb, help=help_text)  # listed in --help, not imported
+        else:
+            module = _load(verb, parser)
+            p = sub.add_parser(verb, help=help_text, description=help_text)
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _PASSTHROUGH:
         module = importlib.import_module(f"capbench.commands.{COMMANDS[argv[0]][0]}")
         return int(module.main(argv) or 0)
-
-    parser = argparse.ArgumentParser(prog="capbench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for verb, (mod_name, help_text) in COMMANDS.items():
-        if verb in _PASSTHROUGH:
-            sub.add_parser(verb, help=help_text, add_help=False)
-            continue
-        if not argv or argv[0] != verb:
-            sub.add_parser(verb, help=help_text)  # listed in --help, not imported
-            continue
-        try:
-            module = importlib.import_module(f"capbench.commands.{mod_name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"capbench.commands.{mod_name}":
-                raise
-            parser.error(f"'{verb}' is not available in this installation")
-        p = sub.add_parser(verb, help=help_text, description=help_text)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    parser = build_parser(load=argv[0] if argv else ())
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

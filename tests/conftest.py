@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("WANDB_MODE", "offline")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

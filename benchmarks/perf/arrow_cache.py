@@ -29,8 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
 import numpy as np
 from PIL import Image
 

@@ -1,5 +1,6 @@
-"""The catalog: every paper, table and row found under ``benchmarks/*/paper.yaml`` and in
-``--include`` folders, plus rows users added as configs with a ``bench:`` section.
+"""The catalog: every paper, table and row found under ``benchmarks/*/paper.yaml`` (shipped with
+capbench), in ``$CAPBENCH_BENCHMARKS`` and ``--include`` folders, plus rows users added as
+configs with a ``bench:`` section.
 
 Papers are data, so discovery is a directory scan: a new paper or method needs no code here.
 """
@@ -13,29 +14,21 @@ from pathlib import Path
 
 import yaml
 
-import capbench
 from capbench.bench.paper import PROFILES, Paper, PaperSpecError, Row, Table, load_paper
+from capbench.resources import benchmarks_dir
 
 
 def builtin_benchmarks_dirs() -> list[Path]:
-    """``benchmarks/`` of the checkout capbench runs from, and of the working directory.
+    """The suites that ship with capbench: the checkout's ``benchmarks/``, or the copy inside an
+    installed wheel (``capbench.resources``)."""
+    return [benchmarks_dir().resolve()]
 
-    ``$CAPBENCH_BENCHMARKS`` (folders separated by ``os.pathsep``; empty = none) replaces them,
-    e.g. to run only an external suite, or to keep tests away from the real papers.
-    """
-    env = os.environ.get("CAPBENCH_BENCHMARKS")
-    if env is not None:
-        dirs = [Path(d) for d in env.split(os.pathsep) if d]
-    else:
-        dirs = [
-            Path(capbench.__file__).resolve().parents[1] / "benchmarks",
-            Path.cwd() / "benchmarks",
-        ]
-    out: list[Path] = []
-    for d in dirs:
-        if d.is_dir() and d.resolve() not in out:
-            out.append(d.resolve())
-    return out
+
+def user_benchmarks_dirs() -> list[Path]:
+    """A user's own suites from ``$CAPBENCH_BENCHMARKS`` (folders separated by ``os.pathsep``),
+    added to the built-in ones exactly like ``--include`` folders."""
+    env = os.environ.get("CAPBENCH_BENCHMARKS") or ""
+    return [Path(d) for d in env.split(os.pathsep) if d]
 
 
 @dataclass(frozen=True)
@@ -76,13 +69,19 @@ class Catalog:
 
     @classmethod
     def discover(cls, include: Iterable[Path | str] = (), builtin: bool = True) -> Catalog:
+        """Papers of the built-in suites, of ``$CAPBENCH_BENCHMARKS`` and of ``include``."""
         roots = builtin_benchmarks_dirs() if builtin else []
-        include = [Path(p).resolve() for p in include]
-        for inc in include:
+        extra = [("$CAPBENCH_BENCHMARKS", Path(p)) for p in user_benchmarks_dirs()]
+        extra += [("--include", Path(p)) for p in include]
+        for origin, inc in extra:
             if not inc.is_dir():
-                raise FileNotFoundError(f"--include {inc}: not a directory")
+                raise FileNotFoundError(f"{origin} {inc}: not a directory")
+        folders: list[Path] = []  # external folders, each once, none of them a built-in one
+        for _, inc in extra:
+            if inc.resolve() not in folders and inc.resolve() not in roots:
+                folders.append(inc.resolve())
         papers: dict[str, Paper] = {}
-        for paper_yaml in _paper_files([*roots, *include]):
+        for paper_yaml in _paper_files([*roots, *folders]):
             paper = load_paper(paper_yaml)
             if paper.key in papers and papers[paper.key].dir != paper.dir:
                 raise PaperSpecError(
@@ -93,7 +92,7 @@ class Catalog:
         cat = cls(papers)
         for paper in papers.values():  # configs added next to a paper.yaml
             cat._add_user_rows(paper.dir.glob("*.yaml"), default_paper=paper.key)
-        for inc in include:  # configs in external folders
+        for inc in folders:  # configs in external folders
             cat._add_user_rows(inc.rglob("*.yaml"), default_paper=None)
         return cat
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from capbench.bench import constraints
 from capbench.bench.catalog import Catalog
 from capbench.bench.golden import golden_name, load_golden
 from capbench.bench.paper import Paper
@@ -43,6 +44,7 @@ def check(
     failures: list[str] = []
     notes: list[str] = []
     checked = 0
+    packages: list[dict[str, str | None]] = []  # of every record looked at
     papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
     _check_selection(papers, paper, table, rows)
     for p in papers:
@@ -56,6 +58,7 @@ def check(
         for s in summarize(catalog, results, profile, p.key):
             if (table and s.ref.table.id != table) or (rows and s.ref.row.id not in rows):
                 continue
+            packages += [r.packages for r in s.records]
             for mkey, cell in s.cells.items():
                 if cell.reference is None or cell.status == "pending":
                     continue
@@ -89,6 +92,7 @@ def check(
                     f"FAIL {where}: reproduced {fmt(cell.mean)} (n={cell.n}) vs reference "
                     f"{fmt(cell.reference)}, delta {cell.delta:+.4g}, tolerance {fmt(cell.tolerance)} -> {cell.status}"
                 )
+    notes += package_drift(packages)
     return CheckResult(failures, notes, checked)
 
 
@@ -112,3 +116,17 @@ def _check_selection(
         if missing:
             scope = where + (f", table {table!r}" if table else "")
             raise KeyError(f"unknown rows {missing} in {scope}; rows: {', '.join(sorted(known))}")
+
+
+def package_drift(packages: list[dict[str, str | None]]) -> list[str]:
+    """A note when the records were made with other package versions than the checkout's
+    ``constraints.txt`` pins (the versions the golden numbers were made with): the first place
+    to look when a number moved without a code change."""
+    path = constraints.default_path()
+    if path is None or not packages:
+        return []
+    pins = constraints.pinned(path)
+    drifted = sorted({d for p in packages for d in constraints.drift(p, pins)})
+    if not drifted:
+        return []
+    return [f"note: records made with other versions than {path.name} pins: {', '.join(drifted)}"]

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from capbench.bench.paper import PaperSpecError
+from capbench.bench.schemas import RowConfigSpec, validate
 
 # Keys that describe where a row shows up, which machine runs it or whether it can run at all,
 # not what it computes: excluded from the hash (a method that trains with DDP must fix its global
@@ -94,20 +95,16 @@ def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str,
     cfg = deep_merge(load_config(path), parse_overrides(overrides))
     # JSON round trip: YAML dates etc. become strings now, so the record and the hash agree
     cfg = json.loads(json.dumps(cfg, default=str))
-    if ("method" in cfg) == ("target" in cfg):
-        raise PaperSpecError(
-            path, "a row config names exactly one of 'method' (a registered method) or 'target'"
-        )
+    try:
+        validate(RowConfigSpec, cfg)  # the schema: capbench.bench.schemas.RowConfigSpec
+    except ValueError as err:
+        raise PaperSpecError(path, str(err)) from None
     if "method" in cfg:
         from capbench.methods.registry import discover_methods
 
         if cfg["method"] not in discover_methods():
             known = ", ".join(discover_methods()) or "none"
             raise PaperSpecError(path, f"unknown method {cfg['method']!r}; registered: {known}")
-    elif not isinstance(cfg.get("target"), str) or ":" not in cfg["target"]:
-        raise PaperSpecError(
-            path, f"'target' must be 'package.module:function', got {cfg.get('target')!r}"
-        )
     return cfg
 
 

@@ -1,6 +1,7 @@
 """``paper.yaml``: what a paper reports, as typed objects validated on load.
 
-The schema (with an example) is in ``PAPER_SCHEMA.md`` next to this file. Validation is strict
+The schema is declared once, in ``capbench.bench.schemas.PaperSpec`` (documented with an example
+in ``PAPER_SCHEMA.md`` next to this file, JSON Schema in ``json_schema/``). Validation is strict
 and names the file and key, because a typo in a reported number or tolerance silently skews
 every leaderboard built on it.
 """
@@ -9,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-# ``ci`` is the scenes rows at a size that fits CI (tiny scenes data, short schedules).
-PROFILES = ("scenes", "ci", "paper")
+from capbench.bench.schemas import PROFILES, MetricSpec, PaperSpec, RowSpec, validate
+
 # Profiles whose reference numbers are our own golden numbers rather than the paper's.
 GOLDEN_PROFILES = ("scenes", "ci")
 
@@ -96,79 +96,24 @@ class Paper:
             ) from None
 
 
-def _num(path: Path, where: str, value: Any, allow_none: bool = True) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PaperSpecError(
-            path, f"{where} must be a number{' or null' if allow_none else ''}, got {value!r}"
-        )
-    return float(value)
-
-
-def _mapping(path: Path, where: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise PaperSpecError(path, f"{where} must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _parse_metric(path: Path, where: str, key: str, raw: Any) -> Metric:
-    raw = _mapping(path, where, raw)
-    unknown = set(raw) - {
-        "label", "higher_is_better", "tolerance", "tolerance_why", "unit", "scale", "scenes_tolerance",
-    }  # fmt: skip
-    if unknown:
-        raise PaperSpecError(path, f"{where}: unknown keys {sorted(unknown)}")
-    tol = _num(path, f"{where}.tolerance", raw.get("tolerance"))
-    if tol is not None and tol < 0:
-        raise PaperSpecError(path, f"{where}.tolerance must be >= 0, got {tol}")
-    if tol is not None and not str(raw.get("tolerance_why") or "").strip():
-        raise PaperSpecError(path, f"{where}.tolerance_why is required to justify the tolerance")
-    stol = _num(path, f"{where}.scenes_tolerance", raw.get("scenes_tolerance"))
-    if stol is not None and stol < 0:
-        raise PaperSpecError(path, f"{where}.scenes_tolerance must be >= 0, got {stol}")
-    hib = raw.get("higher_is_better", True)
-    if not isinstance(hib, bool):
-        raise PaperSpecError(path, f"{where}.higher_is_better must be true or false, got {hib!r}")
-    scale = _num(path, f"{where}.scale", raw.get("scale", 1.0), allow_none=False)
+def _metric(key: str, spec: MetricSpec) -> Metric:
     return Metric(
         key=key,
-        label=str(raw.get("label") or key),
-        higher_is_better=hib,
-        tolerance=tol,
-        tolerance_why=str(raw.get("tolerance_why") or ""),
-        unit=str(raw.get("unit") or ""),
-        scale=float(scale or 1.0),
-        scenes_tolerance=stol,
+        label=spec.label or key,
+        higher_is_better=spec.higher_is_better,
+        tolerance=spec.tolerance,
+        tolerance_why=spec.tolerance_why,
+        unit=spec.unit,
+        scale=float(spec.scale or 1.0),
+        scenes_tolerance=spec.scenes_tolerance,
     )
 
 
-def _parse_row(path: Path, where: str, row_id: str, raw: Any, metrics: dict[str, Metric]) -> Row:
-    raw = _mapping(path, where, raw)
-    unknown = set(raw) - {"label", "reported", "reported_std", "source", "pending", "configs"}
-    if unknown:
-        raise PaperSpecError(path, f"{where}: unknown keys {sorted(unknown)}")
-    reported: dict[str, float | None] = {}
-    stds: dict[str, float | None] = {}
-    for name, target in (("reported", reported), ("reported_std", stds)):
-        for mkey, value in _mapping(path, f"{where}.{name}", raw.get(name)).items():
-            if mkey not in metrics:
-                raise PaperSpecError(
-                    path,
-                    f"{where}.{name}.{mkey}: not a metric of this table ({', '.join(metrics)})",
-                )
-            target[mkey] = _num(path, f"{where}.{name}.{mkey}", value)
-    pending = raw.get("pending")
-    if pending is not None and not isinstance(pending, str):
-        raise PaperSpecError(path, f"{where}.pending must be a reason string or null")
+def _row(path: Path, where: str, row_id: str, spec: RowSpec) -> Row:
     configs: dict[str, Path] = {}
-    for profile, fname in _mapping(path, f"{where}.configs", raw.get("configs")).items():
-        if profile not in PROFILES:
-            raise PaperSpecError(path, f"{where}.configs: unknown profile {profile!r} ({PROFILES})")
-        cfg = path.parent / str(fname)
-        if not cfg.is_file() and not pending:
+    for profile, fname in spec.configs.items():
+        cfg = path.parent / fname
+        if not cfg.is_file() and not spec.pending:
             raise PaperSpecError(
                 path, f"{where}.configs.{profile}: config file {cfg} does not exist"
             )
@@ -179,17 +124,20 @@ def _parse_row(path: Path, where: str, row_id: str, raw: Any, metrics: dict[str,
             configs[profile] = default
     return Row(
         id=row_id,
-        label=str(raw.get("label") or row_id),
-        reported=reported,
-        reported_std=stds,
-        source=str(raw.get("source") or ""),
-        pending=pending,
+        label=spec.label or row_id,
+        reported=dict(spec.reported),
+        reported_std=dict(spec.reported_std),
+        source=spec.source,
+        pending=spec.pending,
         configs=configs,
     )
 
 
 def load_paper(path: Path | str) -> Paper:
-    """Load and validate ``paper.yaml`` (the file, or the folder holding it)."""
+    """Load and validate ``paper.yaml`` (the file, or the folder holding it).
+
+    The schema is ``capbench.bench.schemas.PaperSpec``; here the validated file becomes the
+    objects the bench uses, with config files found and checked on disk."""
     path = Path(path)
     if path.is_dir():
         path = path / "paper.yaml"
@@ -197,64 +145,41 @@ def load_paper(path: Path | str) -> Paper:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise PaperSpecError(path, f"cannot read: {err}") from err
-    raw = _mapping(path, "top level", raw)
-    if raw.get("schema", 1) != 1:
-        raise PaperSpecError(path, f"schema {raw.get('schema')!r} is not supported (only 1)")
-    key = raw.get("key") or path.parent.name
-    if not isinstance(key, str) or not key:
-        raise PaperSpecError(path, "key must be a non-empty string")
-    tables: dict[str, Table] = {}
-    for tid, traw in _mapping(path, "tables", raw.get("tables")).items():
-        where = f"tables.{tid}"
-        traw = _mapping(path, where, traw)
-        metrics = {
-            mk: _parse_metric(path, f"{where}.metrics.{mk}", mk, mv)
-            for mk, mv in _mapping(path, f"{where}.metrics", traw.get("metrics")).items()
-        }
-        if not metrics:
-            raise PaperSpecError(path, f"{where}.metrics: a table needs at least one metric")
-        rows = {
-            rid: _parse_row(path, f"{where}.rows.{rid}", str(rid), rv, metrics)
-            for rid, rv in _mapping(path, f"{where}.rows", traw.get("rows")).items()
-        }
-        tables[str(tid)] = Table(
-            id=str(tid),
-            title=str(traw.get("title") or tid),
-            source=str(traw.get("source") or ""),
-            metrics=metrics,
-            rows=rows,
+    try:
+        spec: PaperSpec = validate(PaperSpec, raw)
+    except ValueError as err:
+        raise PaperSpecError(path, str(err)) from None
+    tables = {
+        tid: Table(
+            id=tid,
+            title=t.title or tid,
+            source=t.source,
+            metrics={mk: _metric(mk, m) for mk, m in t.metrics.items()},
+            rows={rid: _row(path, f"tables.{tid}.rows.{rid}", rid, r) for rid, r in t.rows.items()},
         )
-    if not tables:
-        raise PaperSpecError(path, "no tables")
-    figures: dict[str, Figure] = {}
-    for fid, fraw in _mapping(path, "figures", raw.get("figures")).items():
-        fraw = _mapping(path, f"figures.{fid}", fraw)
-        if fraw.get("table") not in tables:
-            raise PaperSpecError(path, f"figures.{fid}.table: unknown table {fraw.get('table')!r}")
-        curves = fraw.get("curves") or []
-        if not isinstance(curves, list) or not all(isinstance(c, str) for c in curves):
-            raise PaperSpecError(path, f"figures.{fid}.curves must be a list of curve names")
-        figures[str(fid)] = Figure(
-            id=str(fid),
-            title=str(fraw.get("title") or fid),
-            source=str(fraw.get("source") or ""),
-            table=str(fraw["table"]),
-            curves=tuple(curves),
+        for tid, t in spec.tables.items()
+    }
+    figures = {
+        fid: Figure(
+            id=fid,
+            title=f.title or fid,
+            source=f.source,
+            table=f.table,
+            curves=tuple(f.curves),
         )
-    year = raw.get("year")
-    authors = raw.get("authors") or []
-    if isinstance(authors, str):
-        authors = [authors]
+        for fid, f in spec.figures.items()
+    }
+    key = spec.key or path.parent.name
     return Paper(
         key=key,
-        title=str(raw.get("title") or key),
-        authors=[str(a) for a in authors],
-        venue=str(raw.get("venue") or ""),
-        year=int(year) if year is not None else None,
+        title=spec.title or key,
+        authors=list(spec.authors),
+        venue=spec.venue,
+        year=spec.year,
         dir=path.parent.resolve(),
         tables=tables,
         figures=figures,
-        arxiv=None if raw.get("arxiv") is None else str(raw.get("arxiv")),
-        url=raw.get("url"),
-        bibtex=str(raw.get("bibtex") or ""),
+        arxiv=spec.arxiv,
+        url=spec.url,
+        bibtex=spec.bibtex,
     )

@@ -1,4 +1,5 @@
-"""Where a number came from: git sha, package versions, device, dataset fingerprint.
+"""Where a number came from: capbench's version and (in a checkout) git sha, package versions,
+device, dataset fingerprint.
 
 ``capbench leaderboard compare`` explains a delta between two runs from exactly these fields,
 so they are gathered the same way every time and never raise (a missing git or package is
@@ -15,8 +16,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import capbench
+from capbench.resources import checkout_root
 
+# The packages a reproduced number can depend on; constraints.txt pins the versions the golden
+# numbers were made with, and a record that differs shows it here (``leaderboard compare``).
 PACKAGES = (
     "torch",
     "torchvision",
@@ -30,10 +33,12 @@ PACKAGES = (
     "scipy",
     "sentencepiece",
     "nltk",
-    "datasets",
     "pillow",
     "submitit",
     "pyyaml",
+    "pyarrow",
+    "joblib",
+    "pydantic",
 )
 
 
@@ -48,8 +53,15 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 
 
 def git_info(repo: Path | None = None) -> dict[str, Any]:
-    """``{"sha": ..., "dirty": ...}`` of the checkout capbench is imported from."""
-    repo = repo or Path(capbench.__file__).resolve().parents[1]
+    """``{"sha": ..., "dirty": ...}`` of the checkout capbench is imported from.
+
+    An installed capbench (a wheel in ``site-packages``) has no checkout: both are ``None`` and
+    ``capbench_version`` is what identifies the code. git is never run anywhere else, e.g. in
+    the folder that happens to hold ``site-packages``.
+    """
+    repo = repo or checkout_root()
+    if repo is None or not (repo / ".git").exists():
+        return {"sha": None, "dirty": None}
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"],

@@ -9,12 +9,22 @@ leaves a half-written record that would look complete.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError
 
 from capbench.atomic import atomic_write_text
+from capbench.bench.schemas import (
+    HEX64_PATTERN,
+    Count,
+    CurveData,
+    Finite,
+    NonEmptyStr,
+    NonNegative,
+    StrictSpec,
+    describe,
+)
 
 SCHEMA_VERSION = 1
 STATUS_COMPLETE = "complete"
@@ -28,111 +38,68 @@ class RecordError(ValueError):
         super().__init__(f"{path or '<record>'}: {message}")
 
 
-@dataclass
-class RunRecord:
-    paper: str
-    table: str
-    row: str
-    profile: str
-    seed: int
-    metrics: dict[str, float]
-    n_scored: int
-    config: dict[str, Any]
-    config_hash: str
-    dataset: dict[str, Any]  # {"name", "root", "fingerprint"}
-    capbench_version: str
-    git: dict[str, Any]  # {"sha": str | None, "dirty": bool | None}
-    packages: dict[str, str | None]
-    device: dict[str, Any]  # {"kind": "cpu"|"cuda", "name": str, "count": int}
-    wall_time_s: float
-    started: str  # ISO 8601, UTC
-    finished: str
-    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+class RunRecord(StrictSpec):
+    """One run of one row: what it measured and everything needed to explain the number.
+
+    Validated when built, written and read (``RecordError`` names the file and the key)."""
+
+    paper: NonEmptyStr
+    table: NonEmptyStr
+    row: NonEmptyStr
+    profile: NonEmptyStr
+    seed: Count
+    metrics: Annotated[dict[str, Finite], Field(min_length=1)] = Field(
+        description="target units, before the table's scale"
+    )
+    n_scored: Count = Field(description="items scored (each once, also under DDP)")
+    config: dict[str, Any] = Field(description="the resolved row config")
+    config_hash: Annotated[str, Field(pattern=HEX64_PATTERN)]
+    dataset: dict[str, Any] = Field(description='{"name", "root", "fingerprint"}')
+    capbench_version: NonEmptyStr
+    git: dict[str, Any] = Field(
+        description='{"sha", "dirty"} of the checkout; both null for an installed capbench'
+    )
+    packages: dict[str, str | None] = Field(description="versions of the packages numbers use")
+    device: dict[str, Any] = Field(description='{"kind": "cpu"|"cuda", "name", "count"}')
+    wall_time_s: NonNegative
+    started: NonEmptyStr = Field(description="ISO 8601, UTC")
+    finished: NonEmptyStr
+    curves: dict[str, CurveData] = Field(default_factory=dict)
     checkpoint: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    status: str = STATUS_COMPLETE
-    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["complete"] = STATUS_COMPLETE
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+
+    model_config = ConfigDict(title="run record")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise RecordError(None, describe(err)) from None
 
     @property
     def hash8(self) -> str:
         return self.config_hash[:8]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON object written to disk (``schema`` under its file name)."""
+        return self.model_dump(mode="json", by_alias=True)
 
     @classmethod
     def from_dict(cls, raw: Any, path: Path | str | None = None) -> RunRecord:
         """Build and validate; raises :class:`RecordError` naming ``path``."""
         if not isinstance(raw, dict):
             raise RecordError(path, f"expected a JSON object, got {type(raw).__name__}")
-        names = {f.name for f in fields(cls)}
-        required = {
-            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
-        }
-        missing = sorted(required - set(raw))
-        if missing:
-            raise RecordError(path, f"missing keys {missing}")
-        unknown = sorted(set(raw) - names)
-        if unknown:
-            raise RecordError(path, f"unknown keys {unknown}")
-        rec = cls(**raw)
-        rec.validate(path)
-        return rec
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            raise RecordError(path, describe(err)) from None
 
-    def validate(self, path: Path | str | None = None) -> None:
-        def fail(msg: str) -> None:
-            raise RecordError(path, msg)
-
-        for key in (
-            "paper",
-            "table",
-            "row",
-            "profile",
-            "config_hash",
-            "capbench_version",
-            "started",
-            "finished",
-        ):
-            if not isinstance(getattr(self, key), str) or not getattr(self, key):
-                fail(f"{key} must be a non-empty string, got {getattr(self, key)!r}")
-        if self.schema != SCHEMA_VERSION:
-            fail(f"schema {self.schema!r} is not {SCHEMA_VERSION}")
-        if self.status != STATUS_COMPLETE:
-            fail(f"status {self.status!r} is not {STATUS_COMPLETE!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            fail(f"seed must be a non-negative integer, got {self.seed!r}")
-        if (
-            isinstance(self.n_scored, bool)
-            or not isinstance(self.n_scored, int)
-            or self.n_scored < 0
-        ):
-            fail(f"n_scored must be a non-negative integer, got {self.n_scored!r}")
-        if len(self.config_hash) != 64 or any(
-            c not in "0123456789abcdef" for c in self.config_hash
-        ):
-            fail(f"config_hash must be 64 hex digits, got {self.config_hash!r}")
-        if not isinstance(self.metrics, dict) or not self.metrics:
-            fail("metrics must be a non-empty mapping")
-        for k, v in self.metrics.items():
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                fail(f"metrics.{k} must be a finite number, got {v!r}")
-        if not isinstance(self.curves, dict):
-            fail("curves must be a mapping")
-        for name, curve in self.curves.items():
-            if not isinstance(curve, dict) or set(curve) != {"x", "y"}:
-                fail(f"curves.{name} must be {{'x': [...], 'y': [...]}}")
-            xs, ys = curve["x"], curve["y"]
-            if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
-                fail(f"curves.{name}: x and y must be lists of equal length")
-            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (*xs, *ys)):
-                fail(f"curves.{name}: x and y must hold numbers")
-        for key in ("config", "dataset", "git", "packages", "device", "extra"):
-            if not isinstance(getattr(self, key), dict):
-                fail(f"{key} must be a mapping")
-        if not isinstance(self.wall_time_s, int | float) or self.wall_time_s < 0:
-            fail(f"wall_time_s must be a non-negative number, got {self.wall_time_s!r}")
-        if self.checkpoint is not None and not isinstance(self.checkpoint, str):
-            fail("checkpoint must be a path string or null")
+    def validate(self, path: Path | str | None = None) -> None:  # type: ignore[override]
+        """Check the record again as it is now (fields may have been changed since it was
+        built); raises :class:`RecordError` naming ``path``."""
+        type(self).from_dict(self.to_dict(), path)
 
 
 def record_path(

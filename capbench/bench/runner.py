@@ -30,6 +30,7 @@ from capbench.bench.config import (
 )
 from capbench.bench.provenance import dataset_info, device_info, git_info, package_versions
 from capbench.bench.record import RecordError, RunRecord, read_record, record_path, write_record
+from capbench.bench.wandb_run import log_final, row_run
 from capbench.methods.protocol import RowContext, RowResult
 
 
@@ -269,7 +270,7 @@ def _rank() -> int:
 
 
 def _log_final(job: RowJob, result: RowResult) -> None:
-    """Lightning's CSV logger always; wandb (offline unless told otherwise) when asked."""
+    """The row's final metrics in Lightning's CSV logger (wandb gets them in ``_call_target``)."""
     from lightning.pytorch.loggers import CSVLogger
 
     logger = CSVLogger(save_dir=str(job.workdir), name="runner")  # version_N per attempt
@@ -278,20 +279,6 @@ def _log_final(job: RowJob, result: RowResult) -> None:
     )
     logger.log_metrics({k: float(v) for k, v in result.metrics.items()})
     logger.save()
-    if job.wandb:
-        os.environ.setdefault("WANDB_MODE", "offline")
-        import wandb
-
-        run = wandb.init(
-            project="capbench",
-            group=f"{job.paper}/{job.table}",
-            name=f"{job.row}-{job.profile}-s{job.seed}",
-            dir=str(job.workdir),
-            config=job.config,
-            reinit=True,
-        )
-        run.log(dict(result.metrics))
-        run.finish()
 
 
 @dataclass
@@ -326,13 +313,16 @@ def _call_target(job: RowJob) -> _Done:
         wandb=job.wandb,
         progress=job.progress,
     )
-    started, t0 = _now(), time.perf_counter()
-    result = target(dict(job.config), ctx)
-    wall = time.perf_counter() - t0
-    if not isinstance(result, RowResult):
-        raise TypeError(
-            f"{row_target_name(job.config)} returned {type(result).__name__}, expected RowResult"
-        )
+    with row_run(job, enabled=job.wandb and _rank() == 0) as run:  # one wandb run per row
+        started, t0 = _now(), time.perf_counter()
+        result = target(dict(job.config), ctx)
+        wall = time.perf_counter() - t0
+        if not isinstance(result, RowResult):
+            raise TypeError(
+                f"{row_target_name(job.config)} returned {type(result).__name__}, expected RowResult"
+            )
+        if run is not None:
+            log_final(run, result.metrics)
     return _Done(result, wall, started, _now(), job.name)
 
 

@@ -11,31 +11,43 @@ from pathlib import Path
 
 from capbench.bench.paper import GOLDEN_PROFILES, PROFILES
 
+_INCLUDE = "extra papers / row configs (repeatable; also $CAPBENCH_BENCHMARKS)"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     r = sub.add_parser("render", help="Markdown tables, PNG plots and index.html")
-    r.add_argument("--paper")
+    r.add_argument("--paper", help="only this paper (default: every paper)")
     r.add_argument("--out", type=Path, help="output folder (default $CAPBENCH_RESULTS/leaderboard)")
-    r.add_argument("--include", action="append", default=[], metavar="DIR")
+    r.add_argument("--include", action="append", default=[], metavar="DIR", help=_INCLUDE)
     c = sub.add_parser("check", help="exit non-zero if any cell is out of tolerance")
-    c.add_argument("--paper")
-    c.add_argument("--profile", choices=list(PROFILES), default="scenes")
+    c.add_argument("--paper", help="only this paper (default: every paper)")
+    c.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="scenes",
+        help="paper: against reported numbers; scenes, ci: against golden numbers (default: scenes)",
+    )
     c.add_argument("--table", help="only this table (e.g. table2)")
     c.add_argument("--rows", help="only these rows, comma-separated (as given to reproduce)")
     c.add_argument(
         "--strict", action="store_true", help="a row with no record fails (what CI uses)"
     )
-    c.add_argument("--include", action="append", default=[], metavar="DIR")
+    c.add_argument("--include", action="append", default=[], metavar="DIR", help=_INCLUDE)
     m = sub.add_parser("compare", help="explain the delta between two run records")
-    m.add_argument("run_a", type=Path)
-    m.add_argument("run_b", type=Path)
+    m.add_argument("run_a", type=Path, help="run record JSON (A)")
+    m.add_argument("run_b", type=Path, help="run record JSON (B), compared with A")
     g = sub.add_parser(
         "golden", help="write benchmarks/<paper>/golden_<profile>.yaml from that profile's records"
     )
-    g.add_argument("paper")
-    g.add_argument("--profile", choices=list(GOLDEN_PROFILES), default="scenes")
-    g.add_argument("--include", action="append", default=[], metavar="DIR")
+    g.add_argument("paper", help="paper key")
+    g.add_argument(
+        "--profile",
+        choices=list(GOLDEN_PROFILES),
+        default="scenes",
+        help="whose records become golden numbers (default: scenes)",
+    )
+    g.add_argument("--include", action="append", default=[], metavar="DIR", help=_INCLUDE)
 
 
 def run(args: argparse.Namespace) -> int:

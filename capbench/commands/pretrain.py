@@ -11,19 +11,25 @@ PROFILES = ("scenes",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=PROFILES, default="scenes")
+    parser.add_argument(
+        "--profile", choices=PROFILES, default="scenes", help="size preset (default: scenes)"
+    )
     parser.add_argument(
         "--data",
         default=None,
         help="VOC 2007 layout of labelled images disjoint from the retrieval splits (default: $CAPBENCH_SCENES/scenes_pretrain, written by `capbench data scenes`)",
     )
     parser.add_argument("--arch", default=None, help="backbone name, e.g. timm::resnet18")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (profile's)")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="image side in pixels (profile's)"
+    )
     parser.add_argument("--out", default=None, help="write the trunk here instead of the cache")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--accelerator", default="cpu", help="Lightning accelerator: cpu, gpu, auto (default: cpu)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -26,10 +27,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paper", nargs="?", help="paper key, or 'all' (default with --list)")
     p.add_argument("--table", help="only this table")
     p.add_argument("--rows", help="comma-separated row ids")
-    p.add_argument("--profile", choices=list(PROFILES), default="scenes")
+    p.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="scenes",
+        help="paper: real data, GPU; scenes: embedded data, CPU; ci: tiny scenes (default: scenes)",
+    )
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 (default 1)")
     p.add_argument("--force", action="store_true", help="rerun rows that already have a record")
-    p.add_argument("--launcher", choices=["local", "slurm"], default="local")
+    p.add_argument(
+        "--launcher",
+        choices=["local", "slurm"],
+        default="local",
+        help="run here, or submit to SLURM with submitit (needs capbench[slurm]) (default: local)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="print what would run / be submitted; write nothing"
     )
@@ -37,7 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--wandb", action="store_true", help="also log to wandb (offline unless WANDB_MODE is set)"
     )
     p.add_argument(
-        "--include", action="append", default=[], metavar="DIR", help="extra papers / row configs"
+        "--include",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="extra papers / row configs (repeatable; also $CAPBENCH_BENCHMARKS)",
     )
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="override a config value (dotted key, YAML value); repeatable")  # fmt: skip
@@ -60,21 +75,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(raises --seeds to 3); tolerances come from the spread over seeds",
     )
     g = p.add_argument_group("local launcher")
-    g.add_argument("--accelerator", default="auto")
-    g.add_argument("--devices", default="auto")
+    g.add_argument(
+        "--accelerator",
+        default="auto",
+        help="Lightning accelerator: cpu, gpu, auto (default: auto)",
+    )
+    g.add_argument("--devices", default="auto", help="Lightning devices: N or auto (default: auto)")
     s = p.add_argument_group("slurm launcher (options override --cluster)")
     s.add_argument(
         "--cluster",
         metavar="FILE",
         help="cluster profile YAML (partition, account, gpus_per_node, ...)",
     )
-    s.add_argument("--partition")
-    s.add_argument("--account")
-    s.add_argument("--qos")
-    s.add_argument("--gpus-per-node", type=int)
-    s.add_argument("--nodes", type=int)
-    s.add_argument("--cpus-per-task", type=int)
-    s.add_argument("--mem-gb", type=int)
+    s.add_argument("--partition", help="SLURM partition")
+    s.add_argument("--account", help="SLURM account")
+    s.add_argument("--qos", help="SLURM quality of service")
+    s.add_argument("--gpus-per-node", type=int, help="GPUs per node (one task per GPU)")
+    s.add_argument("--nodes", type=int, help="nodes per row")
+    s.add_argument("--cpus-per-task", type=int, help="CPU cores per task")
+    s.add_argument("--mem-gb", type=int, help="memory per node in GB")
     s.add_argument("--time-min", type=int, help="time limit in minutes")
     s.add_argument(
         "--wait", action="store_true", help="wait for the submitted jobs and report failures"
@@ -96,6 +115,21 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     if args.allow_random_init:
         out.append("model.allow_random_init=true")
     return out
+
+
+def missing_extras(args: argparse.Namespace) -> str | None:
+    """What the chosen options need that this installation lacks (the optional parts of
+    capbench are extras), as the command that installs it; None when nothing is missing."""
+    needs = []
+    if args.launcher == "slurm" and importlib.util.find_spec("submitit") is None:
+        needs.append(("--launcher slurm", "submitit", "slurm"))
+    if args.wandb and importlib.util.find_spec("wandb") is None:
+        needs.append(("--wandb", "wandb", "wandb"))
+    if not needs:
+        return None
+    what = "; ".join(f"{opt} needs {pkg}" for opt, pkg, _ in needs)
+    extras = ",".join(extra for _, _, extra in needs)
+    return f"{what}: pip install 'capbench[{extras}]'"
 
 
 def _devices(value: str) -> int | str:
@@ -170,6 +204,10 @@ def run(args: argparse.Namespace) -> int:
     if args.write_golden and args.seeds < GOLDEN_MIN_SEEDS:
         print(f"--write-golden: running {GOLDEN_MIN_SEEDS} seeds (tolerances need a spread)")
         args.seeds = GOLDEN_MIN_SEEDS
+    missing = missing_extras(args)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     if args.wandb:
         os.environ.setdefault("WANDB_MODE", "offline")
     papers = list(catalog.papers) if args.paper == "all" else [args.paper]

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from capbench.data.fingerprint import file_sha256
+from capbench.resources import data_cards_dir
 
 _FENCE = re.compile(r"^```sha256\s*$(?P<body>.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 _LINE = re.compile(r"^(?P<hex>[0-9a-fA-F]{64})\s+\*?(?P<path>\S.*?)\s*$")
 
 
 def cards_dir() -> Path:
-    """``data_cards/`` of the source checkout (next to the ``capbench`` package)."""
-    return Path(__file__).resolve().parents[2] / "data_cards"
+    """``data_cards/`` of the checkout, or the copy an installed capbench ships with."""
+    return data_cards_dir()
 
 
 def card_path(name: str) -> Path:

@@ -25,7 +25,9 @@ in ``tests/eval/test_retrieval.py``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -109,8 +111,7 @@ class _Searcher:
         self.reserved = 0 if self.db64 is None else db.numel() * 8
         self.gpu_k_limit: int | None = None
         if backend == "faiss":
-            import faiss
-
+            faiss = _import_faiss()
             index = faiss.IndexFlatIP(db.shape[1])
             index.add(np.ascontiguousarray(db.numpy(), dtype=np.float32))
             if _faiss_gpus() > 0:
@@ -193,12 +194,44 @@ class _Searcher:
         return out_s, out_i
 
 
+# faiss is optional: the torch backend needs none. faiss-cpu comes with capbench[dev]; on a GPU
+# node capbench[gpu] installs faiss-gpu, which provides the same ``faiss`` module.
+FAISS_HINT = "pip install 'capbench[gpu]' on a GPU node (faiss-gpu), or pip install faiss-cpu"
+
+
+def _import_faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as err:
+        raise ImportError(f"the faiss retrieval backend needs faiss: {FAISS_HINT}") from err
+    return faiss
+
+
 def _faiss_gpus() -> int:
+    """GPUs faiss can use (0 without faiss, or with its CPU build)."""
     try:
         import faiss
     except ImportError:
         return 0
-    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if n == 0 and not hasattr(faiss, "StandardGpuResources") and _installed("faiss-gpu"):
+        # faiss-cpu and faiss-gpu write the same faiss/ files; the one installed last wins
+        warnings.warn(
+            "faiss-gpu is installed but the faiss module is faiss-cpu's CPU build (both install "
+            "faiss/, the last one wins): retrieval runs on the CPU. Fix it with "
+            "`pip install --force-reinstall --no-deps faiss-gpu`",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return n
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _prepare(query_emb: Any, db_emb: Any) -> tuple[torch.Tensor, torch.Tensor]:

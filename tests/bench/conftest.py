@@ -15,9 +15,12 @@ TOY = Path(__file__).parent / "toy_paper"
 def toy(tmp_path, monkeypatch) -> Path:
     """A writable copy of ``toy_paper/`` (golden files get written into it); the real
     ``benchmarks/`` are hidden so only the toy paper is in the catalog."""
+    from capbench.bench import catalog
+
     dst = tmp_path / "toy_paper"
     shutil.copytree(TOY, dst, ignore=shutil.ignore_patterns("__pycache__", "golden_scenes.yaml"))
-    monkeypatch.setenv("CAPBENCH_BENCHMARKS", "")
+    monkeypatch.setattr(catalog, "builtin_benchmarks_dirs", lambda: [])
+    monkeypatch.delenv("CAPBENCH_BENCHMARKS", raising=False)
     monkeypatch.chdir(tmp_path)
     sys.modules.pop("toy_target", None)
     yield dst

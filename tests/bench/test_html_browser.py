@@ -23,7 +23,7 @@ load_page = _cdp().load_page
 
 SCRIPT = """JSON.stringify({
   tables: [...document.querySelectorAll('table.leaderboard')].map(t => [t.dataset.table, t.dataset.profile, t.rows.length]),
-  images: [...document.images].map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]),
+  images: [...document.images].map(i => [i.dataset.file, i.complete && i.naturalWidth > 0]),
 })"""
 
 
@@ -34,7 +34,11 @@ def test_index_html_loads_cleanly_in_chromium(cli, tmp_path):
     assert cli("reproduce", "toypaper", "--seeds", "2", "--write-golden")[0] == 0
     out_dir = tmp_path / "board"
     assert cli("leaderboard", "render", "--out", str(out_dir))[0] == 0
-    errors, value = load_page(out_dir / "index.html", SCRIPT)
+    # the page stands alone: opened from another folder, with nothing beside it
+    alone = tmp_path / "elsewhere" / "index.html"
+    alone.parent.mkdir()
+    alone.write_text((out_dir / "index.html").read_text())
+    errors, value = load_page(alone, SCRIPT)
     assert errors == []
     page = json.loads(value)
     tables = {(t, p): n for t, p, n in page["tables"]}
@@ -42,7 +46,10 @@ def test_index_html_loads_cleanly_in_chromium(cli, tmp_path):
     assert tables[("t1", "scenes")] == 1 + 4 * 2  # header + 4 rows x 2 metrics
     assert page["images"] and all(ok for _, ok in page["images"]), page["images"]
 
-    # the same check must catch a broken page: a missing plot is a console error
-    (out_dir / "img" / "toypaper_t1_scenes_bar_mean.png").unlink()
-    errors, _ = load_page(out_dir / "index.html", SCRIPT)
-    assert any("toypaper_t1_scenes_bar_mean.png" in e for e in errors), errors
+    # the same check must catch a broken page: a damaged inlined plot does not load
+    text = alone.read_text()
+    start = text.index("data:image/png;base64,") + len("data:image/png;base64,")
+    alone.write_text(text[:start] + "AAAA" + text[start + 400 :])
+    _, value = load_page(alone, SCRIPT)
+    loaded = [ok for _, ok in json.loads(value)["images"]]
+    assert loaded.count(False) == 1, loaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -79,9 +80,15 @@ def test_render_writes_markdown_plots_and_html(cli, results, tmp_path):
     html = index.read_text()
     tables = set(re.findall(r'data-table="([^"]+)" data-profile="([^"]+)"', html))
     assert tables == {("t1", "scenes"), ("t1", "paper"), ("t2", "scenes"), ("t2", "paper")}
-    for p in pngs:
-        assert f'src="img/{p}"' in html
+    for p in pngs:  # inlined: the page stands alone
+        png = base64.b64encode((out_dir / "img" / p).read_bytes()).decode()
+        assert f'src="data:image/png;base64,{png}"' in html
+    assert 'src="img/' not in html
     assert "http://" not in html and "https://" not in html  # offline: no external assets
+    (link,) = re.findall(
+        r'download="toypaper.md" href="data:text/markdown;charset=utf-8;base64,([^"]+)"', html
+    )
+    assert base64.b64decode(link).decode() == md
 
 
 def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
@@ -232,3 +239,20 @@ def test_check_names_an_unknown_table_or_row(cli, results):
     assert rc == 2 and "unknown rows ['zz'] in any paper, table 't1'; rows: a, b" in err
     rc, _, err = cli("leaderboard", "check", "--paper", "toypaper", "--rows", "nope")
     assert rc == 2 and "unknown rows ['nope'] in paper 'toypaper'" in err
+
+
+def test_check_notes_records_made_with_other_package_versions(cli, results, tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from capbench.bench import constraints
+
+    assert cli("reproduce", "toypaper", "--write-golden")[0] == 0
+    pins = tmp_path / "constraints.txt"
+    pins.write_text('numpy==0.0.1\nscipy==0.0.2; platform_machine == "no-such-machine"\n')
+    monkeypatch.setattr(constraints, "default_path", lambda: pins)
+    rc, out, _ = cli("leaderboard", "check")
+    assert rc == 0  # a note, not a failure: the numbers themselves are within tolerance
+    note = "note: records made with other versions than constraints.txt pins: "
+    assert f"{note}numpy {metadata.version('numpy')} (pinned 0.0.1)" in out.splitlines()
+    pins.write_text(f"numpy=={metadata.version('numpy')}\n")
+    assert "note: records made with other versions" not in cli("leaderboard", "check")[1]

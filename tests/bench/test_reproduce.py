@@ -226,7 +226,7 @@ def test_row_with_an_unset_requirement_is_skipped_with_its_reason(cli, toy, resu
     assert rec.config_hash == config_hash(plain)
     cfg.write_text(cfg.read_text() + "requires: [data.study]\n")
     rc, _, err = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")
-    assert rc == 1 and "requires must map dotted config keys to reasons" in err
+    assert rc == 1 and f"{cfg}: requires: must be a mapping, got list" in err
 
 
 @pytest.mark.parametrize("damage", [b'{"paper": "toyp', b"\xff\xfe\x00garbage"])

@@ -86,3 +86,17 @@ def test_row_slurm_section_overrides_cluster_settings_without_changing_the_hash(
     assert record_line in out  # same config hash, same record
     rc, _, err = cli(*base, "--set", "slurm.gpu=8")
     assert rc == 2 and "slurm: unknown keys ['gpu']" in err
+
+
+def test_slurm_without_submitit_names_the_extra(cli, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "submitit" else real(name, *a)
+    )
+    rc, _, err = cli("reproduce", "toypaper", "--rows", "a", "--launcher", "slurm", "--dry-run")
+    assert rc == 2
+    assert "--launcher slurm needs submitit: pip install 'capbench[slurm]'" in err
+    rc, _, err = cli("reproduce", "toypaper", "--rows", "a", "--launcher", "slurm", "--wandb")
+    assert rc == 2 and "pip install 'capbench[slurm]'" in err  # wandb is there: only slurm named

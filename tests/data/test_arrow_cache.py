@@ -34,16 +34,16 @@ def test_nested_regions_round_trip_exactly(tmp_path):
     path, rows = _region_file(tmp_path)
     built = arrow_cache.load_json_list(path)
     cached = arrow_cache.load_json_list(path)
-    assert built.to_list() == rows
-    assert cached.to_list() == rows
-    assert isinstance(cached.to_list()[2]["regions"][0]["x"], int)
+    assert built.to_pylist() == rows
+    assert cached.to_pylist() == rows
+    assert isinstance(cached.to_pylist()[2]["regions"][0]["x"], int)
     (entry,) = (cache_root() / "arrow").iterdir()
-    assert entry == arrow_cache.cache_dir_for(path)
+    assert entry == arrow_cache.cache_file_for(path)
 
 
 def _forbid_parsing(monkeypatch, forbidden: set[str]) -> None:
     """Make reading the given source files fail (readers read every text file through
-    ``_common.read_text``; ``datasets`` reads its own small state files, which is fine)."""
+    ``_common.read_text``)."""
     from capbench.data.sources import _common
 
     real_read = _common.read_text
@@ -60,7 +60,7 @@ def test_hit_does_not_parse_json(tmp_path, monkeypatch):
     path, rows = _region_file(tmp_path)
     arrow_cache.load_json_list(path)
     _forbid_parsing(monkeypatch, {str(path)})
-    assert arrow_cache.load_json_list(path).to_list() == rows
+    assert arrow_cache.load_json_list(path).to_pylist() == rows
     # the guard is real: without the cache the same call fails
     with pytest.raises(AssertionError, match="parsed on a cache hit"):
         arrow_cache.load_json_list(path, use_cache=False)
@@ -69,14 +69,14 @@ def test_hit_does_not_parse_json(tmp_path, monkeypatch):
 def test_changed_file_invalidates(tmp_path):
     path, rows = _region_file(tmp_path)
     arrow_cache.load_json_list(path)
-    old_dir = arrow_cache.cache_dir_for(path)
+    old_file = arrow_cache.cache_file_for(path)
     rows[2]["regions"][1]["phrase"] = "the clock is red in colour 1 "  # same size
     path.write_text(json.dumps(rows))
     st = os.stat(path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # coarse-mtime filesystems
-    assert arrow_cache.cache_dir_for(path) != old_dir
-    assert arrow_cache.load_json_list(path).to_list() == rows
-    assert not old_dir.exists()  # the stale entry is removed when the new one is stored
+    assert arrow_cache.cache_file_for(path) != old_file
+    assert arrow_cache.load_json_list(path).to_pylist() == rows
+    assert not old_file.exists()  # the stale entry is removed when the new one is stored
 
 
 def test_use_cache_false_returns_parsed_json(tmp_path):
@@ -138,30 +138,28 @@ def test_visual_genome_regions_are_built_on_first_use(tmp_path, make_items):
         assert by_id == {s["image_id"]: s["regions"] for s in specs}
 
 
-def _damage_arrow_data(entry):
-    (data,) = entry.glob("*.arrow")
-    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+def _truncate(entry):
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
 
 
-def _delete_arrow_data(entry):
-    (data,) = entry.glob("*.arrow")
-    data.unlink()
+def _empty(entry):
+    entry.write_bytes(b"")
 
 
-def _mangle_state(entry):
-    (entry / "state.json").write_text("{not json")
+def _garbage(entry):
+    entry.write_bytes(b"not an arrow file at all" * 40)
 
 
-@pytest.mark.parametrize("damage", [_damage_arrow_data, _delete_arrow_data, _mangle_state])
+@pytest.mark.parametrize("damage", [_truncate, _empty, _garbage])
 def test_damaged_cache_entry_is_rebuilt(tmp_path, caplog, damage):
     path, rows = _region_file(tmp_path)
     arrow_cache.load_json_list(path)
-    entry = arrow_cache.cache_dir_for(path)
+    entry = arrow_cache.cache_file_for(path)
     damage(entry)
-    assert arrow_cache.load_json_list(path).to_list() == rows
+    assert arrow_cache.load_json_list(path).to_pylist() == rows
     assert f"damaged Arrow cache {entry}" in caplog.text
     caplog.clear()
-    assert arrow_cache.load_json_list(path).to_list() == rows  # rebuilt: a clean hit again
+    assert arrow_cache.load_json_list(path).to_pylist() == rows  # rebuilt: a clean hit again
     assert "damaged" not in caplog.text
 
 

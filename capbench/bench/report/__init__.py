@@ -1,10 +1,12 @@
-"""Render the leaderboard: Markdown per paper, PNG plots, one offline ``index.html``."""
+"""Render the leaderboard: Markdown per paper, PNG plots, one ``index.html`` that stands alone
+(plots and Markdown inlined)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from capbench.atomic import atomic_write_text
 from capbench.bench.catalog import Catalog
 from capbench.bench.golden import load_golden
 from capbench.bench.report.html import index_html
@@ -38,6 +40,7 @@ def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None)
     profiles: dict[str, list[str]] = {}
     images: dict[tuple[str, str, str], list[str]] = {}
     md_paths: list[Path] = []
+    markdown: dict[str, str] = {}
     for p in papers:
         rows = summarize(catalog, results, "scenes", p.key) + summarize(
             catalog, results, "paper", p.key
@@ -50,9 +53,9 @@ def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None)
                 imgs = table_plots(p, t, profile, rows, out)
                 images[(p.key, t.id, profile)] = imgs
                 per_paper[(t.id, profile)] = imgs
-        md = out / f"{p.key}.md"
-        md.write_text(paper_markdown(p, profiles[p.key], rows, per_paper) + "\n")
-        md_paths.append(md)
-    index = out / "index.html"
-    index.write_text(index_html(papers, profiles, summaries, images))
+        markdown[p.key] = paper_markdown(p, profiles[p.key], rows, per_paper) + "\n"
+        md_paths.append(atomic_write_text(out / f"{p.key}.md", markdown[p.key]))
+    index = atomic_write_text(
+        out / "index.html", index_html(papers, profiles, summaries, images, out, markdown)
+    )
     return Rendered(index, md_paths, [out / i for imgs in images.values() for i in imgs])

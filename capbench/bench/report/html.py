@@ -1,9 +1,13 @@
-"""One static ``index.html``: every table and plot, readable offline (no external assets)."""
+"""One static ``index.html`` that stands alone: every table, every plot inlined as a ``data:``
+URI and each paper's Markdown as a download link, so the file can be mailed, attached to a CI
+run or opened from anywhere, offline (no external assets, nothing beside it needed)."""
 
 from __future__ import annotations
 
+import base64
 import html
 from datetime import UTC, datetime
+from pathlib import Path
 
 from capbench.bench.paper import Paper
 from capbench.bench.report.tables import columns, table_cells
@@ -44,13 +48,20 @@ def table_html(paper: Paper, table_id: str, profile: str, summaries: list[RowSum
     )
 
 
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def index_html(
     papers: list[Paper],
     profiles: dict[str, list[str]],
     summaries: list[RowSummary],
     images: dict[tuple[str, str, str], list[str]],
+    out: Path,
+    markdown: dict[str, str],
 ) -> str:
-    """The page; ``images[(paper, table, profile)]`` are paths relative to the page."""
+    """The page; ``images[(paper, table, profile)]`` are PNG paths relative to ``out``, read
+    and inlined; ``markdown[paper]`` is that paper's Markdown, offered as a download."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -69,10 +80,13 @@ def index_html(
         parts.append("<p>No papers found (benchmarks/*/paper.yaml or --include).</p>")
     for p in papers:
         cite = f"{', '.join(p.authors)}. {p.venue} {p.year or ''}"
-        md = html.escape(f"{p.key}.md")
+        md_link = ""
+        if p.key in markdown:
+            href = data_uri(markdown[p.key].encode("utf-8"), "text/markdown;charset=utf-8")
+            md_link = f' · <a download="{html.escape(p.key)}.md" href="{href}">Markdown</a>'
         parts.append(
             f'<section id="{html.escape(p.key)}"><h2>{html.escape(p.title)}</h2>'
-            f'<p>{html.escape(cite)} · <a href="{md}">Markdown</a></p>'
+            f"<p>{html.escape(cite)}{md_link}</p>"
         )
         for table in p.tables.values():
             for profile in profiles[p.key]:
@@ -81,7 +95,10 @@ def index_html(
                 )
                 parts.append(table_html(p, table.id, profile, summaries))
                 for img in images.get((p.key, table.id, profile), []):
-                    parts.append(f'<img src="{html.escape(img)}" alt="{html.escape(img)}">')
+                    src = data_uri((out / img).read_bytes(), "image/png")
+                    parts.append(
+                        f'<img src="{src}" alt="{html.escape(img)}" data-file="{html.escape(img)}">'
+                    )
         if p.bibtex:
             parts.append(
                 f"<details><summary>BibTeX</summary><pre>{html.escape(p.bibtex)}</pre></details>"

@@ -6,6 +6,7 @@ import re
 import textwrap
 from pathlib import Path
 
+from capbench.atomic import atomic_path
 from capbench.bench.paper import Paper, Table
 from capbench.bench.summary import RowSummary
 
@@ -67,7 +68,8 @@ def bar_plot(
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:  # matplotlib reads the format from it
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
 
@@ -96,7 +98,8 @@ def curve_plot(
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:  # matplotlib reads the format from it
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
 

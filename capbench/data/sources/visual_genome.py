@@ -15,7 +15,7 @@ does not change it.
 The per-image files are lists aligned index-by-index with ``image_data.json``; the reader checks
 the ids agree. Boxes become ``Region(x, y, width, height, phrase)``; objects go to
 ``meta["objects"] = [{"x","y","w","h","names":[...],"synsets":[...]}]``. The three JSON files are
-cached as Arrow datasets (``capbench.data.arrow_cache``) after a first, validated read.
+cached as Arrow files (``capbench.data.arrow_cache``) after a first, validated read.
 """
 
 from __future__ import annotations
