@@ -160,7 +160,14 @@ def test_split_file_created_once_in_the_cache_and_deterministic(vg, tmp_path, ma
 
 def test_make_vg_split_sizes():
     real = make_vg_split(range(1, 108_078), seed=0)
-    assert [len(real[s]) for s in ("train", "val", "test")] == [88_077, 10_000, 10_000]
+    # the paper's 80k / 10k / 10k (section 6.1); the rest of the release is unused, not trained on
+    assert [len(real[s]) for s in ("train", "val", "test", "unused")] == [
+        80_000,
+        10_000,
+        10_000,
+        8_077,
+    ]
+    assert len({i for part in real.values() for i in part}) == 108_077
     small = make_vg_split(range(50), seed=1)
     assert [len(small[s]) for s in ("train", "val", "test")] == [40, 5, 5]
     assert sorted(small["train"] + small["val"] + small["test"]) == list(range(50))

@@ -164,7 +164,7 @@ def test_model_rows_wiring(semantic_eval_data, ctx, monkeypatch, tmp_path):
     index = load_index(Path(vt.extra["index"]))
     assert index.ids == [r.image_id for r in ev.images[: ev.n_database]]
     assert np.allclose(index.embeddings, phi[: ev.n_database].numpy())  # the database is image-only
-    assert index.longest_side == 576 and index.pad_to_square  # the model's image sizes
+    assert index.longest_side == 576 and not index.pad_to_square  # the paper: aspect kept
 
 
 def test_shared_training_folder(tmp_path):

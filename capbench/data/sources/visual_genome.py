@@ -58,9 +58,11 @@ REGIONS = "region_descriptions.json"
 OBJECTS = "objects.json"
 IMAGE_FOLDERS = ("VG_100K", "VG_100K_2")
 SPLITS = ("train", "val", "test")
+UNUSED = "unused"  # images of the full release left out of the paper's 80k / 10k / 10k
 DEFAULT_FRACTIONS = (80 / 100, 10 / 100, 10 / 100)
-# With at least this many images, val and test get exactly fraction * HELD_OUT_BASE images each
-# (10,000 for the real 108,077-image release) and train gets the rest.
+# With at least this many images, each split gets exactly fraction * HELD_OUT_BASE images (the
+# 80,000 / 10,000 / 10,000 of Gordo & Larlus 2017, section 6.1, out of the real 108,077) and the
+# rest is unused; a smaller set is split by the fractions, train taking the remainder.
 HELD_OUT_BASE = 100_000
 
 
@@ -75,7 +77,8 @@ def make_vg_split(
     The ids are sorted, then shuffled by ``numpy.random.default_rng(seed)``, so the split
     depends only on the id set and the seed, not on file order. Val and test sizes are
     ``round(min(n, 100_000) * fraction)``: exactly 10,000 each for the real 108,077 images,
-    proportional for smaller sets; train takes every remaining image.
+    proportional for smaller sets. Train is 80,000 images of the real release (as the paper),
+    the other 8,077 go to ``"unused"``; below 100,000 images train takes every remaining image.
     """
     if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
         raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions}")
@@ -84,11 +87,16 @@ def make_vg_split(
     n_val, n_test = round(held * fractions[1]), round(held * fractions[2])
     order = np.random.default_rng(seed).permutation(len(ids))
     shuffled = [ids[i] for i in order]
-    return {
-        "train": sorted(shuffled[n_val + n_test :]),
+    n_train = round(held * fractions[0]) if len(ids) >= HELD_OUT_BASE else len(ids)
+    train_end = min(len(ids), n_val + n_test + n_train)
+    out = {
+        "train": sorted(shuffled[n_val + n_test : train_end]),
         "val": sorted(shuffled[:n_val]),
         "test": sorted(shuffled[n_val : n_val + n_test]),
     }
+    if train_end < len(ids):
+        out[UNUSED] = sorted(shuffled[train_end:])
+    return out
 
 
 def split_file(root: Path, seed: int) -> Path:
@@ -99,12 +107,16 @@ def split_file(root: Path, seed: int) -> Path:
 def cached_split_file(root: Path, seed: int) -> Path:
     """Where a split made for the dataset at ``root`` is kept: the cache, keyed by the root."""
     key = hashlib.sha256(str(Path(root).absolute()).encode()).hexdigest()[:16]
-    return cache_root() / "vg_splits" / key / f"capbench_split_seed{seed}.json"
+    # v2: 80k / 10k / 10k and the rest unused (v1 gave train every remaining image)
+    return cache_root() / "vg_splits" / key / f"capbench_split_v2_seed{seed}.json"
 
 
 def write_split_file(path: Path, splits: dict[str, list[int]], seed: int) -> None:
     """Write a split file atomically (temp file + rename): readers never see half a file."""
-    payload = {"seed": seed, "splits": {s: sorted(splits.get(s, [])) for s in SPLITS}}
+    payload = {
+        "seed": seed,
+        "splits": {s: sorted(splits.get(s, [])) for s in (*SPLITS, UNUSED) if s in splits},
+    }
     atomic_write_text(path, json.dumps(payload))
 
 
@@ -124,7 +136,9 @@ def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[
         except OSError as err:  # unwritable cache: the split is deterministic anyway
             log.warning("could not save %s (%s); using the split in memory", path, err)
     split_of: dict[int, str] = {}
-    for name in SPLITS:
+    for name in (*SPLITS, UNUSED):
+        if name == UNUSED and name not in splits:
+            continue
         for image_id in require_key(splits, name, path):
             if image_id in split_of:
                 raise DatasetFormatError(

@@ -29,10 +29,14 @@ class ModelConfig:
     backbone_weights: str | None = None
     allow_random_init: bool = False  # a paper run must not silently start from random weights
     out_dim: int | None = None  # null = the trunk's channels (2048 for ResNet-101), as R-MAC
-    levels: int = 3  # R-MAC region-grid levels: our reading of "two scales" (README)
-    scales: tuple[float, ...] = (1.0, 0.7071)  # input resolutions: our reading of "two scales"
+    # section 6.1, "two scales for the R-MAC pooling": in R-MAC's own terms (Tolias et al.) a
+    # scale is a level of the region grid, so L = 2 levels at one input resolution (README)
+    levels: int = 2
+    scales: tuple[float, ...] = (1.0,)  # input resolutions (multi-resolution is an option)
     longest_side: int = 576  # section 6.1: largest side resized to 576, aspect kept
-    pad_to_square: bool = True  # not in the paper: padding to a square lets images batch
+    # section 6.1 resizes "preserving the aspect ratio": no padding (which would square the
+    # region grid and let max-pooling see it); images of unequal sizes are embedded one by one
+    pad_to_square: bool = False
     channels_last: bool = False  # a GPU speed knob, no effect on results
 
 

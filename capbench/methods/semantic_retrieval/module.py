@@ -209,10 +209,16 @@ class SemanticRetrieval(L.LightningModule):
 
     @torch.no_grad()
     def embed_dataset(
-        self, dataset: Dataset, progress: bool = False, desc: str = "embedding"
+        self,
+        dataset: Dataset,
+        progress: bool = False,
+        desc: str = "embedding",
+        precision: str | None = None,
     ) -> Tensor:
         """phi of every item of an image dataset (dicts with ``"image"``), in order, eval mode;
-        the row of an unreadable image (an item that is None) is NaN."""
+        the row of an unreadable image (an item that is None) is NaN. ``precision``: None = the
+        Trainer's (mining, during fit); evaluation passes ``"32-true"`` so that every row is
+        scored at one precision, however its model was obtained."""
         was_training = self.training
         self.eval()
         loader: Any = self._loader(_Positions(dataset))
@@ -223,15 +229,16 @@ class SemanticRetrieval(L.LightningModule):
         out = torch.full((len(dataset), self.out_dim), float("nan"), device=self.device)  # type: ignore[arg-type]
         for batch in loader:
             if "image" in batch:
-                with self._autocast():
+                with self._autocast(precision):
                     out[batch["position"].to(self.device)] = self.embed_images(
                         batch["image"]
                     ).float()
         self.train(was_training)
         return out
 
-    def _autocast(self) -> Any:
-        bf16 = self.trainer_precision().startswith("bf16") and self.device.type == "cuda"
+    def _autocast(self, precision: str | None = None) -> Any:
+        precision = precision or self.trainer_precision()
+        bf16 = precision.startswith("bf16") and self.device.type == "cuda"
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
 
     def trainer_precision(self) -> str:

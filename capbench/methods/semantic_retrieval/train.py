@@ -165,6 +165,7 @@ def embed_records(
     progress: bool = False,
     longest_side: int | None = None,
 ) -> Tensor:
-    """phi of ``records``' images, in order, ``(N, D)`` on the CPU (NaN rows: unreadable)."""
+    """phi of ``records``' images, in order, ``(N, D)`` on the CPU (NaN rows: unreadable), in
+    fp32: every row is evaluated at one precision (a bf16-trained model included)."""
     images = record_images(model.cfg, records, longest_side)
-    return model.embed_dataset(images, progress=progress).cpu()
+    return model.embed_dataset(images, progress=progress, precision="32-true").cpu()
