@@ -47,7 +47,7 @@ def test_row_config_takes_a_method_name_or_a_target(tmp_path):
     cfg = resolve_config(_row_config(tmp_path, "method: semantic_retrieval\nmodel: {a: 1}\n"))
     assert cfg["method"] == "semantic_retrieval"
     with pytest.raises(
-        PaperSpecError, match="unknown method 'gordo'; registered: .*semantic_retrieval"
+        PaperSpecError, match=r"unknown method 'gordo'; registered: .*semantic_retrieval"
     ):
         resolve_config(_row_config(tmp_path, "method: gordo\n"))
     assert resolve_config(_row_config(tmp_path, "target: m:f\n"), ["x.y=1"]) == {
