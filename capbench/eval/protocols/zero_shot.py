@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from capbench.eval.metrics import ap_at_50, zero_shot_top1
+from capbench.eval.metrics import ap_at_50, class_text_embeddings, zero_shot_top1
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,12 @@ class EvalConfig:
 def class_embeddings(
     caption_emb: np.ndarray | torch.Tensor, caption_labels: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(classes, (C, D) mean caption embedding per class)``, classes sorted."""
-    emb = np.asarray(torch.as_tensor(caption_emb).detach().cpu().double())
+    """``(classes, (C, D) mean caption embedding per class)``, classes sorted; the mean is
+    ``capbench.eval.metrics.class_text_embeddings``."""
     labels = np.asarray(caption_labels, dtype=np.int64)
-    if emb.shape[0] != labels.shape[0]:
-        raise ValueError(f"{emb.shape[0]} caption embeddings for {labels.shape[0]} labels")
-    classes = np.unique(labels)
-    means = np.stack([emb[labels == c].mean(0) for c in classes])
-    return classes, means
+    classes, position = np.unique(labels, return_inverse=True)
+    means = class_text_embeddings(torch.as_tensor(caption_emb), torch.from_numpy(position))
+    return classes, means.numpy()
 
 
 def _image_indices(classes: np.ndarray, image_labels: Sequence[int]) -> np.ndarray:

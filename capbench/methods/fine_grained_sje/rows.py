@@ -46,7 +46,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     from capbench.methods.fine_grained_sje.train import (
         build_datamodule,
         read_records,
-        test_side,
+        zero_shot_side,
         train_fine_grained_sje,
         untrained_module,
     )
@@ -75,7 +75,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
             loggers=make_loggers(ctx, f"reed2016-{cfg.row.name or kind}"),
         )
     test_records = read_records(cfg.data.name, root, [cfg.data.test_split], cfg.data.reader_options)
-    test = test_side(cfg.method, dm, cfg.data.name, root, test_records, seed=ctx.seed)
+    test = zero_shot_side(cfg.method, dm, cfg.data.name, root, test_records, seed=ctx.seed)
     model = model.cpu().eval()
     captions = model.embed_captions(test.caption_tokens, cfg.train.embed_batch_size)
     metrics = score_zero_shot(

@@ -206,7 +206,7 @@ def train_fine_grained_sje(
 
 
 @dataclass
-class TestSide:
+class ZeroShotSide:
     """The zero-shot test set as the protocol scores it."""
 
     image_features: Tensor  # (N, D), one view per test image
@@ -215,21 +215,21 @@ class TestSide:
     caption_labels: list[int]
 
 
-def test_side(
+def zero_shot_side(
     cfg: FineGrainedSJEConfig,
     dm: SJEFeatureData,
     source: str,
     root: str | Path,
     records: Sequence[CaptionedImage],
     seed: int = 0,
-) -> TestSide:
+) -> ZeroShotSide:
     """Test images' single-view features and all their captions, tokenized as in training."""
     feats = image_features(cfg, source, root, records, train=False, seed=seed)[:, 0]
     labels = [int(r.label) for r in records]  # type: ignore[arg-type]
     if dm.level == "class":  # one "caption" per class: its attribute vector
         classes = sorted(set(labels))
         tokens = torch.tensor(classes, dtype=torch.long).view(-1, 1)
-        return TestSide(feats, labels, tokens, classes)
+        return ZeroShotSide(feats, labels, tokens, classes)
     captions = [(c, y) for r, y in zip(records, labels, strict=True) for c in r.captions]
     tokens = encode_captions(dm.tokenizer, dm.level, [c for c, _ in captions])  # type: ignore[arg-type]
-    return TestSide(feats, labels, tokens, [y for _, y in captions])
+    return ZeroShotSide(feats, labels, tokens, [y for _, y in captions])
