@@ -20,8 +20,8 @@ from capbench.methods.fine_grained_sje.train import (
     build_module,
     read_records,
     shuffle_class_captions,
-    zero_shot_side,
     train_fine_grained_sje,
+    zero_shot_side,
 )
 
 

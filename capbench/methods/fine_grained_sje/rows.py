@@ -46,9 +46,9 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     from capbench.methods.fine_grained_sje.train import (
         build_datamodule,
         read_records,
-        zero_shot_side,
         train_fine_grained_sje,
         untrained_module,
+        zero_shot_side,
     )
 
     cfg = _resolve_pretrain(row_config(config), ctx)
