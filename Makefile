@@ -15,7 +15,7 @@ SCENES_DIR ?= $(or $(CAPBENCH_SCENES),scenes_data)
 export CAPBENCH_RESULTS ?= results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo clean
+.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -99,3 +99,26 @@ demo: setup
 	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce all --profile scenes $(REPRODUCE_ARGS); \
 	  rc=$$?; $(VENV)/bin/capbench leaderboard render; exit $$rc
+
+# --- Reed et al. 2016 (benchmarks/reed2016): Tables 1-3 (zero-shot top-1 and AP@50 on CUB and
+# Flowers, DA-SJE / DS-SJE, nine text encoders). PROFILE=paper (default) needs CUB-200-2011 and
+# Flowers-102 with Reed's cvpr2016_cub / cvpr2016_flowers release (captions and the .t7 GoogLeNet
+# features) under $CAPBENCH_DATA; PROFILE=scenes writes the scenes data at demo size when absent.
+REED_ROOT := $(or $(CAPBENCH_DATA),data)
+
+.PHONY: reed-data reproduce-reed
+ifeq ($(PROFILE),scenes)
+reed-data: setup
+	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+else
+reed-data:
+	@test -d $(REED_ROOT)/cub/cvpr2016_cub/images || { \
+	  echo "error: Reed's CUB release not found at $(REED_ROOT)/cub/cvpr2016_cub/images (the .t7 features)." >&2; \
+	  echo "  See data_cards/cub.md and data_cards/flowers.md to obtain and lay them out, set CAPBENCH_DATA," >&2; \
+	  echo "  or run the embedded default: make reproduce-reed PROFILE=scenes" >&2; exit 1; }
+endif
+
+reproduce-reed: reed-data setup
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce reed2016 --profile $(PROFILE) $(REPRODUCE_ARGS)
+	$(VENV)/bin/capbench leaderboard render --paper reed2016
+	@cat $(CAPBENCH_RESULTS)/leaderboard/reed2016.md
