@@ -12,6 +12,7 @@ from capbench.eval.protocols.zero_shot import (
     class_embeddings,
     score_zero_shot,
     sentences_per_class_curve,
+    single_sentence_ap,
 )
 
 
@@ -34,6 +35,20 @@ def test_score_matches_the_metrics_on_hand_built_data():
     assert got["ap50"] == pytest.approx(ap_at_50(images, means, y, k=2))
     # by hand: class 40 has 1/1 right, class 9 has 1/3 (images 2 and 3 look like class 40)
     assert got["top1"] == pytest.approx(100 * (1 + 1 / 3) / 2)
+
+
+def test_single_sentence_ap_equals_class_ap_when_each_class_has_one_caption():
+    """With one caption per class the class mean is that caption: both AP@k agree; with two,
+    each caption is scored alone (by hand)."""
+    images = np.array([[1.0, 0.1], [0.1, 1.0], [0.9, 0.0], [0.6, 0.5]])
+    labels = [40, 9, 9, 9]
+    one = np.array([[1.0, 0.0], [0.0, 1.0]])
+    got = score_zero_shot(images, labels, one, [40, 9], ap_k=2)
+    assert got["ap50_single"] == pytest.approx(got["ap50"])
+    two = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    # caption 0 (class 40): top-2 images 0, 2 -> 1/2; captions 1, 2 (class 9): images 1, 3 -> 2/2
+    got = single_sentence_ap(images, labels, two, [40, 9, 9], k=2)
+    assert got == pytest.approx(100 * (0.5 + 1 + 1) / 3)
 
 
 def test_a_test_class_without_captions_is_an_error():

@@ -76,6 +76,7 @@ def score_zero_shot(
     return {
         "top1": zero_shot_top1(img, means, y),
         "ap50": ap_at_50(img, means, y, k=ap_k),
+        "ap50_single": single_sentence_ap(img, image_labels, caption_emb, caption_labels, ap_k),
     }
 
 
@@ -111,3 +112,23 @@ def sentences_per_class_curve(
         ys.append(float(np.mean(scores)))
         sds.append(float(np.std(scores)))
     return {"x": [float(n) for n in counts], "y": ys, "sd": sds}
+
+
+def single_sentence_ap(
+    image_emb: np.ndarray | torch.Tensor,
+    image_labels: Sequence[int],
+    caption_emb: np.ndarray | torch.Tensor,
+    caption_labels: Sequence[int],
+    k: int = 50,
+) -> float:
+    """AP@k (percent) with each test caption alone as the query (section 5.1's single-sentence
+    retrieval): the share of its top-k images of its class, averaged over captions. Ties go to
+    the lower image index, as ``ap_at_50``."""
+    from capbench.eval.metrics import topk_deterministic
+
+    img = torch.as_tensor(image_emb).detach().cpu().double()
+    cap = torch.as_tensor(caption_emb).detach().cpu().double()
+    y_img = torch.as_tensor(list(image_labels), dtype=torch.long)
+    y_cap = torch.as_tensor(list(caption_labels), dtype=torch.long)
+    _, idx = topk_deterministic(cap @ img.T, min(k, img.shape[0]))
+    return float(100.0 * (y_img[idx] == y_cap.unsqueeze(1)).double().mean())
