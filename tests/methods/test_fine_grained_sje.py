@@ -128,3 +128,35 @@ def test_trained_beats_untrained_and_shuffled_captions_on_the_training_classes(
     assert trained > 3 * chance, (trained, chance)
     assert trained > untrained + 5, (trained, untrained)
     assert shuffled < trained - 5, (shuffled, trained, untrained)
+
+
+def test_googlenet_features_are_torchvisions_pool5_of_the_ten_views(cub_records, tmp_path):
+    """The paper profile's second image source: torchvision's GoogLeNet from a local weights
+    file, 1024 pooling units per view, cached; equal to torchvision's own forward."""
+    import torchvision
+
+    from capbench.data.images import MultiViewTransform, load_rgb
+    from capbench.methods.fine_grained_sje.features import backbone_features
+
+    net = torchvision.models.googlenet(
+        weights=None, aux_logits=True, init_weights=True, transform_input=True
+    ).eval()
+    weights = tmp_path / "googlenet.pth"
+    torch.save(net.state_dict(), weights)
+    cfg = replace(
+        FineGrainedSJEConfig().model,
+        image_source="backbone",
+        backbone="torchvision::googlenet",
+        backbone_weights=str(weights),
+        resize=40,
+        crop=32,
+    )
+    records = cub_records[:3]
+    feats = backbone_features(cfg, str(weights), records, train=True, batch_size=2)
+    assert feats.shape == (3, 10, 1024)
+    net.fc, net.dropout = torch.nn.Identity(), torch.nn.Identity()
+    views = MultiViewTransform(32, views=10, shorter_side=40)(load_rgb(records[1].image_path))
+    with torch.no_grad():
+        torch.testing.assert_close(feats[1], net(views), rtol=1e-4, atol=1e-5)
+    again = backbone_features(cfg, str(weights), records, train=True, batch_size=2)
+    torch.testing.assert_close(again, feats, rtol=0, atol=0)  # from the feature cache

@@ -25,7 +25,9 @@ class ModelConfig:
     # "t7": the features Reed et al. released (cvpr2016_<dataset>/images/<class>.t7, N x 1024
     # x 10), the paper's exact inputs; "backbone": features extracted here with model.backbone
     image_source: str = "t7"
-    backbone: str | None = None  # image_source "backbone": e.g. timm::resnet18 (scenes)
+    # image_source "backbone": torchvision::googlenet (the paper's network, from a local ImageNet
+    # file) or the scenes stand-in timm::resnet18
+    backbone: str | None = None
     # a local weights file, or "scenes-pretrain" (the scenes stand-in); null refuses to run
     # unless allow_random_init
     backbone_weights: str | None = None
