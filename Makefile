@@ -15,7 +15,7 @@ SCENES_DIR ?= $(or $(CAPBENCH_SCENES),scenes_data)
 export CAPBENCH_RESULTS ?= results
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed clean
+.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -122,3 +122,8 @@ reproduce-reed: reed-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce reed2016 --profile $(PROFILE) $(REPRODUCE_ARGS)
 	$(VENV)/bin/capbench leaderboard render --paper reed2016
 	@cat $(CAPBENCH_RESULTS)/leaderboard/reed2016.md
+
+# Char-CNN-RNN training at the paper's sizes (batch 40, 201 characters, 1024-d features) on random
+# inputs: captions/s, peak GPU memory and the hours one 200-epoch CUB model implies.
+gpu-check-reed: setup
+	$(PY) benchmarks/reed2016/gpu_check.py --out $(CAPBENCH_RESULTS)/reed2016/gpu_check.json
