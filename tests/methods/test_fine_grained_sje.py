@@ -160,3 +160,24 @@ def test_googlenet_features_are_torchvisions_pool5_of_the_ten_views(cub_records,
         torch.testing.assert_close(feats[1], net(views), rtol=1e-4, atol=1e-5)
     again = backbone_features(cfg, str(weights), records, train=True, batch_size=2)
     torch.testing.assert_close(again, feats, rtol=0, atol=0)  # from the feature cache
+
+
+def test_word2vec_and_attribute_encoders_get_their_tables_from_the_data(tiny_scenes):
+    """word2vec_avg: gensim vectors trained on the training captions (scenes); attributes: CUB's
+    class attribute file (one row per class), the class id as the "text". Both train a step to a finite loss."""
+    data = {"source": "cub", "root": tiny_scenes / "cub"}
+    for encoder in ("word2vec_avg", "attributes"):
+        base = _smoke_config(batch_size=8)
+        cfg = replace(base, model=replace(base.model, encoder=encoder))
+        dm = build_datamodule(cfg, data)
+        model = build_module(cfg, dm, seed=0)
+        batch = next(iter(dm.train_dataloader()))
+        loss = model.loss(batch["features"], batch["tokens"])
+        loss.backward()
+        assert torch.isfinite(loss) and loss > 0, encoder
+        if encoder == "attributes":
+            assert dm.class_attributes.shape[0] == dm.vocab_size and batch["tokens"].shape[1] == 1
+            assert torch.equal(batch["tokens"][:, 0], batch["label"])
+        else:
+            assert dm.word_vectors.shape[0] == dm.vocab_size
+            assert dm.word_vectors.abs().sum(1).gt(0).sum() > 10  # words with a vector

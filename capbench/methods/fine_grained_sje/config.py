@@ -43,9 +43,6 @@ class ModelConfig:
     # word2vec_avg: a local vectors file (the paper's pretrained word2vec); null = gensim
     # Word2Vec trained on the training captions only (the scenes stand-in)
     word2vec: str | None = None
-    # a class-attribute file for the attributes encoder; null = CUB's
-    # attributes/class_attribute_labels_continuous.txt under the data root
-    class_attributes: str | None = None
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class SJEItems(Dataset):
 class SJEFeatureData(L.LightningDataModule):
     """Training data of one SJE model: ``features (N, V, D)``, ``tokens (N, C, L)``, ``labels
     (N,)``, plus what the module needs to build its encoder (``vocab_size``, ``tokenizer``,
-    ``class_attributes``)."""
+    ``class_attributes``, ``word_vectors``)."""
 
     def __init__(
         self,
@@ -108,6 +108,7 @@ class SJEFeatureData(L.LightningDataModule):
         num_workers: int = 0,
         vocab_size: int | None = None,
         class_attributes: Tensor | None = None,
+        word_vectors: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.items = SJEItems(features, tokens, labels)
@@ -117,6 +118,7 @@ class SJEFeatureData(L.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.class_attributes = class_attributes
+        self.word_vectors = word_vectors
         if vocab_size is None:
             vocab_size = tokenizer.vocab_size if tokenizer is not None else 2
         self.vocab_size = int(vocab_size)

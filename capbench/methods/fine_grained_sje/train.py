@@ -63,12 +63,14 @@ def image_features(
     return backbone_features(m, weights, records, train, cfg.train.extract_batch_size, seed)
 
 
-def _class_attributes(cfg: FineGrainedSJEConfig, root: str | Path) -> Tensor:
+def _class_attributes(source: str, root: str | Path) -> Tensor:
+    """CUB's ``attributes/class_attribute_labels_continuous.txt`` (the attributes encoder's
+    table; Flowers has none, as the paper's Table 2)."""
     from capbench.data.sources.cub import read_class_attributes
 
-    path = cfg.model.class_attributes
-    base = Path(path).parent.parent if path else Path(root)
-    return torch.as_tensor(read_class_attributes(base), dtype=torch.float32)
+    if source != "cub":
+        raise ValueError(f"the attributes encoder needs CUB's class attributes, not {source!r}")
+    return torch.as_tensor(read_class_attributes(Path(root)), dtype=torch.float32)
 
 
 def _word_vectors(
@@ -129,9 +131,12 @@ def build_datamodule(
     level = encoder_level(m.encoder)
     captions = [c for r in records for c in r.captions]
     tokenizer = build_tokenizer(m.encoder, captions, m.word_min_count) if level != "class" else None
-    attributes = _class_attributes(cfg, root) if m.encoder == "attributes" else None
+    attributes = _class_attributes(source, root) if m.encoder == "attributes" else None
     vocab = len(attributes) if attributes is not None else None
-    dm = SJEFeatureData(
+    vectors = None
+    if m.encoder == "word2vec_avg":
+        vectors = _word_vectors(cfg, tokenizer, captions, seed)
+    return SJEFeatureData(
         features=image_features(cfg, source, root, records, train=True, seed=seed),
         tokens=caption_tokens(records, tokenizer, level, t.captions_per_image),
         labels=torch.tensor([int(r.label) for r in records], dtype=torch.long),  # type: ignore[arg-type]
@@ -142,10 +147,8 @@ def build_datamodule(
         num_workers=t.num_workers,
         vocab_size=vocab,
         class_attributes=attributes,
+        word_vectors=vectors,
     )
-    if m.encoder == "word2vec_avg":
-        dm.word_vectors = _word_vectors(cfg, tokenizer, captions, seed)
-    return dm
 
 
 def build_module(cfg: FineGrainedSJEConfig, dm: SJEFeatureData, seed: int) -> FineGrainedSJE:
@@ -157,7 +160,7 @@ def build_module(cfg: FineGrainedSJEConfig, dm: SJEFeatureData, seed: int) -> Fi
         feature_dim=dm.feature_dim,
         seed=seed,
         class_attributes=dm.class_attributes,
-        word_vectors=getattr(dm, "word_vectors", None),
+        word_vectors=dm.word_vectors,
     )
 
 
