@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 comma := ,
 space := $(empty) $(empty)
 
-.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo constraints json-schema clean
+.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed constraints json-schema clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -114,3 +114,31 @@ demo: setup
 	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce all --profile scenes $(REPRODUCE_ARGS); \
 	  rc=$$?; $(VENV)/bin/capbench leaderboard render; exit $$rc
+
+# --- Reed et al. 2016 (benchmarks/reed2016): Tables 1-3 (zero-shot top-1 and AP@50 on CUB and
+# Flowers, DA-SJE / DS-SJE, nine text encoders). PROFILE=paper (default) needs CUB-200-2011 and
+# Flowers-102 with Reed's cvpr2016_cub / cvpr2016_flowers release (captions and the .t7 GoogLeNet
+# features) under $CAPBENCH_DATA; PROFILE=scenes writes the scenes data at demo size when absent.
+REED_ROOT := $(or $(CAPBENCH_DATA),data)
+
+.PHONY: reed-data reproduce-reed
+ifeq ($(PROFILE),scenes)
+reed-data: setup
+	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+else
+reed-data:
+	@test -d $(REED_ROOT)/cub/cvpr2016_cub/images || { \
+	  echo "error: Reed's CUB release not found at $(REED_ROOT)/cub/cvpr2016_cub/images (the .t7 features)." >&2; \
+	  echo "  See data_cards/cub.md and data_cards/flowers.md to obtain and lay them out, set CAPBENCH_DATA," >&2; \
+	  echo "  or run the embedded default: make reproduce-reed PROFILE=scenes" >&2; exit 1; }
+endif
+
+reproduce-reed: reed-data setup
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce reed2016 --profile $(PROFILE) $(REPRODUCE_ARGS)
+	$(VENV)/bin/capbench leaderboard render --paper reed2016
+	@cat $(CAPBENCH_RESULTS)/leaderboard/reed2016.md
+
+# Char-CNN-RNN training at the paper's sizes (batch 40, 201 characters, 1024-d features) on random
+# inputs: captions/s, peak GPU memory and the hours one 200-epoch CUB model implies.
+gpu-check-reed: setup
+	$(PY) benchmarks/reed2016/gpu_check.py --out $(CAPBENCH_RESULTS)/reed2016/gpu_check.json

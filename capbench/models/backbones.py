@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-_HEAD_PREFIXES = ("fc.", "head.", "classifier.", "last_linear.")
+_HEAD_PREFIXES = ("fc.", "head.", "classifier.", "last_linear.", "aux1.", "aux2.")
 
 
 class BackboneWeightsError(RuntimeError):
@@ -35,6 +35,8 @@ def _torchvision_trunk(arch: str) -> tuple[nn.Module, int]:
         factory = getattr(torchvision.models, arch)
     except AttributeError:
         raise KeyError(f"torchvision has no model {arch!r}") from None
+    if arch == "googlenet":
+        return _googlenet_trunk()
     net = factory(weights=None)
     if not arch.startswith(("resnet", "resnext", "wide_resnet")):
         raise KeyError(f"torchvision::{arch}: only ResNet-family trunks are supported")
@@ -42,6 +44,34 @@ def _torchvision_trunk(arch: str) -> tuple[nn.Module, int]:
     names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
     trunk = nn.Sequential(OrderedDict((n, getattr(net, n)) for n in names))
     return trunk, int(net.fc.in_features)
+
+
+class _GoogLeNetInput(nn.Module):
+    """torchvision's ``GoogLeNet._transform_input``: its ImageNet weights were trained on inputs
+    normalised with mean = std = 0.5, so ImageNet-normalised images are mapped there first."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        return torch.cat(
+            [x[:, i : i + 1] * (std[i] / 0.5) + (mean[i] - 0.5) / 0.5 for i in range(3)], dim=1
+        )
+
+
+def _googlenet_trunk() -> tuple[nn.Module, int]:
+    """torchvision's GoogLeNet (with batch normalisation, as Reed et al.'s Torch model) up to
+    ``inception5b``: a 1024-channel map whose average is the 1024 pooling units. Its auxiliary
+    heads are training-only and left out (their keys in an ImageNet file are ignored)."""
+    import torchvision
+
+    net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
+    names = (
+        "conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b",
+        "maxpool3", "inception4a", "inception4b", "inception4c", "inception4d", "inception4e",
+        "maxpool4", "inception5a", "inception5b",
+    )  # fmt: skip
+    layers = [("transform_input", _GoogLeNetInput())]
+    layers += [(n, getattr(net, n)) for n in names]
+    return nn.Sequential(OrderedDict(layers)), 1024
 
 
 def _timm_trunk(arch: str) -> tuple[nn.Module, int]:
