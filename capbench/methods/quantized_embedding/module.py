@@ -191,6 +191,44 @@ class QuantizedEmbedding(L.LightningModule):
             self.centers = self._new_centers(n).to(self.device)
             self.hparams["n_concepts"] = n
 
+    def on_fit_start(self) -> None:
+        """A frozen trunk's pooled features of every training image, computed once in record
+        order with a fixed batch size (so a resumed run computes the same numbers); training
+        steps then read them by the batch's ``index`` instead of running the trunk."""
+        self._train_features = None
+        if self.cfg.model.finetune_trunk:
+            return
+        from capbench.data.views import ImagesDataset
+
+        dm = self._datamodule()
+        images = ImagesDataset(dm.records("train"), dm.transform(train=False))
+        if dm.augment:
+            return  # augmented images differ each epoch: run the trunk on them
+        self._train_features = self._pooled_features(images)
+
+    @torch.no_grad()
+    def _pooled_features(self, dataset: Dataset) -> Tensor:
+        loader = DataLoader(
+            dataset,
+            batch_size=self.cfg.train.embed_batch_size,
+            num_workers=self.cfg.train.num_workers,
+            collate_fn=collate_skip_none,
+        )
+        n = len(dataset)  # type: ignore[arg-type]
+        out = torch.full((n, self.image.fc.in_features), float("nan"), device=self.device)
+        for batch in loader:
+            if "image" in batch:
+                out[batch["index"].to(self.device)] = self.image.pooled(
+                    batch["image"].to(self.device)
+                ).float()
+        return out
+
+    def _train_image_embeddings(self, batch: dict[str, Any]) -> Tensor:
+        feats = getattr(self, "_train_features", None)
+        if feats is None:
+            return self.embed_images(batch["image"])
+        return self._finish(self.image.fc(feats[batch["index"].to(self.device)]))
+
     def scores(self, a: Tensor, b: Tensor) -> Tensor:
         """Similarities of every row of ``a`` with every row of ``b`` (larger = closer)."""
         if self.cfg.model.measure == "l2":
@@ -200,7 +238,7 @@ class QuantizedEmbedding(L.LightningModule):
     def batch_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """The enabled terms for a batch of (image, caption) pairs, and their weighted sum."""
         lc = self.cfg.loss
-        img = self.embed_images(batch["image"])
+        img = self._train_image_embeddings(batch)
         txt = self.embed_tokens(batch["tokens"], batch["length"])
         s = self.scores(img, txt)
         margin = self.margin.detach()
@@ -239,7 +277,7 @@ class QuantizedEmbedding(L.LightningModule):
         return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
-        if "image" not in batch:  # every image of this batch was unreadable
+        if not len(batch["index"]):  # every image of this batch was unreadable
             return None
         losses = self.batch_losses(batch)
         bs = int(batch["index"].shape[0])

@@ -25,13 +25,23 @@ class ImageTower(nn.Module):
             self.trunk.requires_grad_(False)
         self.fc = nn.Linear(channels, embed_dim)
 
-    def forward(self, images: Tensor) -> Tensor:
+    def pooled(self, images: Tensor) -> Tensor:
+        """The trunk's average-pooled features ``(B, C)`` (no gradient when it is frozen)."""
         if self.finetune_trunk:
-            fmap = self.trunk(images)
-        else:
-            with torch.no_grad():
-                fmap = self.trunk(images)
-        return self.fc(fmap.mean(dim=(2, 3)))
+            return self.trunk(images).mean(dim=(2, 3))
+        with torch.no_grad():
+            return self.trunk(images).mean(dim=(2, 3))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.fc(self.pooled(images))
+
+    def train(self, mode: bool = True) -> ImageTower:
+        """A frozen trunk stays in eval mode: its BatchNorm uses its stored statistics, so its
+        features do not depend on the batch (and can be computed once)."""
+        super().train(mode)
+        if not self.finetune_trunk:
+            self.trunk.eval()
+        return self
 
 
 class GRUTextTower(nn.Module):

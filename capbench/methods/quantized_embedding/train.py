@@ -41,6 +41,8 @@ def build_datamodule(
         "val_split": None,
         "test_split": None,
         "seed": seed,
+        # a frozen trunk's features are computed once at fit start: batches need no images
+        "load_train_images": m.finetune_trunk or t.augment,
         **dict(data),
     }
     kwargs.setdefault("source", "coco")
