@@ -100,3 +100,25 @@ def test_gpu_check_paper_sizes_and_smoke_run(benchmark_script, tmp_path):
     out = json.loads(out_file.read_text())
     assert out["row_batch"] == 8 and len(out["step_seconds"]) == 2
     assert out["pairs_per_s"] > 0 and all(loss > 0 for loss in out["step_losses"])
+
+
+def test_cached_frozen_features_equal_running_the_trunk(tiny_scenes):
+    """With a frozen trunk the training batches carry no images: the features computed once at
+    fit start stand in for them, and give the embeddings the trunk gives."""
+    from capbench.methods.quantized_embedding.train import build_datamodule
+
+    model = _model(finetune=False).eval()
+    data = {"source": "coco", "root": str(tiny_scenes / "coco")}
+    data["reader_options"] = {"splits": "karpathy"}
+    dm = build_datamodule(model.cfg, data)
+    assert dm.load_train_images is False
+    batch = next(iter(dm.loader("train", train=True)))
+    assert "image" not in batch and {"tokens", "length", "index"} <= set(batch)
+
+    from capbench.data.views import ImagesDataset
+
+    images = ImagesDataset(dm.records("train"), dm.transform(train=False))
+    model._train_features = model._pooled_features(images)
+    cached = model._train_image_embeddings(batch)
+    direct = model.embed_images(torch.stack([images[int(i)]["image"] for i in batch["index"]]))
+    torch.testing.assert_close(cached, direct, rtol=1e-4, atol=1e-5)
