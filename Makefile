@@ -98,6 +98,29 @@ reproduce-gordo: gordo-data setup
 	@cat $(CAPBENCH_RESULTS)/leaderboard/gordo2017.md
 	@echo "Figure 3 (grounded pairs): $(CAPBENCH_RESULTS)/gordo2017/figure3-$(PROFILE)/"
 
+# --- Malali & Keller 2022 (benchmarks/malali2022): COCO 1K/5K (continuous and on PQ codes),
+# Flickr30k and Flickr8k tables: Malali, its ablations, VSE0, VSE++. PROFILE=paper (default) needs
+# COCO with Karpathy splits at $CAPBENCH_DATA/coco (and Flickr30k / Flickr8k beside it) and an
+# ImageNet ResNet-152 (BACKBONE_WEIGHTS=/path/resnet152.pth); PROFILE=scenes writes the scenes
+# data at demo size when absent. Extra `capbench reproduce` options: REPRODUCE_ARGS="--seeds 3".
+MALALI_COCO := $(or $(CAPBENCH_DATA),data)/coco
+MALALI_ARGS := $(if $(BACKBONE_WEIGHTS),--backbone-weights $(BACKBONE_WEIGHTS)) $(REPRODUCE_ARGS)
+
+.PHONY: malali-data reproduce-malali
+ifeq ($(PROFILE),scenes)
+malali-data: setup
+	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+else
+malali-data:
+	@test -f $(MALALI_COCO)/dataset_coco.json || { \
+	  echo "error: COCO with Karpathy splits not found at $(MALALI_COCO) (no dataset_coco.json): see data_cards/coco.md, set CAPBENCH_DATA, or run make reproduce-malali PROFILE=scenes" >&2; exit 1; }
+endif
+
+reproduce-malali: malali-data setup
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce malali2022 --profile $(PROFILE) $(MALALI_ARGS)
+	$(VENV)/bin/capbench leaderboard render --paper malali2022
+	@cat $(CAPBENCH_RESULTS)/leaderboard/malali2022.md
+
 # --- The leaderboard (capbench/bench): every paper under benchmarks/ with configs for PROFILE.
 # `make demo` is the README's main command: scenes data at demo size if absent, every implemented
 # paper on the scenes profile, then the leaderboard; it prints the path of index.html last.

@@ -124,3 +124,78 @@ def ds_sje_loss(image: Tensor, text: Tensor, margin: float = SJE_MARGIN) -> Tens
 def da_sje_loss(image: Tensor, text: Tensor, margin: float = SJE_MARGIN) -> Tensor:
     """DA-SJE (``-symmetric 0``): the image term alone, as in Akata et al.'s SJE."""
     return sje_image_term(image, text, margin)
+
+
+# --------------------------------------------------------------------------- Malali & Keller 2022
+# and its VSE baselines (Faghri et al. 2018). Scores are similarities: larger = closer. Malali's
+# abstract approximates semantic similarity by L2 distances, so its score is -||a - b||;
+# VSE0/VSE++ (fartashf/vsepp, ``--measure cosine``) score by the dot product.
+
+NEGATIVES = ("sum", "hardest")
+
+
+def pairwise_l2(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
+    """Euclidean distances ``(A, D) x (B, D) -> (A, B)``; ``eps`` keeps the gradient finite at 0."""
+    sq = (a * a).sum(-1, keepdim=True) - 2.0 * a @ b.T + (b * b).sum(-1).unsqueeze(0)
+    return sq.clamp_min(eps).sqrt()
+
+
+def bidirectional_hinge(
+    scores_i2t: Tensor,
+    scores_t2i: Tensor,
+    margin: float | Tensor,
+    negatives: str = "sum",
+) -> Tensor:
+    """The VSE ranking hinge over a batch whose row i (image) and column i (caption) match.
+
+    ``scores_i2t[i, j]`` scores image i against caption j (image queries rank captions);
+    ``scores_t2i[i, j]`` the same pair as caption j's query ranks images (the two differ only
+    when one side is quantized). Each query's violations ``max(0, m + s_neg - s_pos)`` are
+    summed over the batch's negatives (``"sum"``: VSE0) or only the hardest one counts
+    (``"hardest"``: VSE++, ``--max_violation``); both directions, summed over the batch as in
+    fartashf/vsepp ``ContrastiveLoss``.
+    """
+    if negatives not in NEGATIVES:
+        raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+    if scores_i2t.shape != scores_t2i.shape or scores_i2t.shape[0] != scores_i2t.shape[1]:
+        raise ValueError(
+            f"square score matrices of one shape expected, got {tuple(scores_i2t.shape)} and "
+            f"{tuple(scores_t2i.shape)}"
+        )
+    n = scores_i2t.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=scores_i2t.device)
+    pos_i = scores_i2t.diagonal().unsqueeze(1)  # image i's own caption, per row
+    pos_t = scores_t2i.diagonal().unsqueeze(0)  # caption j's own image, per column
+    cost_caption = F.relu(margin + scores_i2t - pos_i).masked_fill(eye, 0.0)
+    cost_image = F.relu(margin + scores_t2i - pos_t).masked_fill(eye, 0.0)
+    if negatives == "hardest":
+        return cost_caption.max(dim=1).values.sum() + cost_image.max(dim=0).values.sum()
+    return cost_caption.sum() + cost_image.sum()
+
+
+def center_loss(embeddings: Tensor, centers: Tensor, labels: Tensor) -> Tensor:
+    """Center loss (Wen et al. 2016): ``0.5 * ||e_i - c_{y_i}||^2`` averaged over the rows."""
+    diff = embeddings - centers.index_select(0, labels)
+    return 0.5 * (diff * diff).sum(-1).mean()
+
+
+def adaptive_margin_update(
+    margin: Tensor,
+    d_pos: Tensor,
+    d_neg: Tensor,
+    momentum: float,
+    gap_fraction: float,
+    low: float,
+    high: float,
+) -> Tensor:
+    """Capbench's rule for the adaptive margin (our reading of Malali & Keller's abstract, which
+    says only that the margin "is refined during the training phase"): the margin follows an
+    exponential moving average of ``gap_fraction`` times the observed gap between the mean
+    distance to negatives and to positives, clipped to ``[low, high]``:
+
+        m <- (1 - momentum) * m + momentum * clip(gap_fraction * (mean d_neg - mean d_pos))
+
+    So the hinge asks for a separation proportional to what the embedding already achieves."""
+    gap = (d_neg.detach().mean() - d_pos.detach().mean()) * gap_fraction
+    target = gap.clamp(min=low, max=high)
+    return (1.0 - momentum) * margin + momentum * target

@@ -101,7 +101,8 @@ class CaptionDataModule(L.LightningDataModule):
     Text options: ``tokenizer`` is ``"word"`` (max_len 30 by default), ``"char"`` (201) or
     ``"sentencepiece"`` (``vocab_size``, ``sp_model_type``; model cached under
     ``tokenizer_dir``), or a ready tokenizer object. ``max_len=None`` picks Reed's length for the
-    tokenizer.
+    tokenizer. ``load_train_images=False``: training ``pairs`` batches carry no ``image`` (for
+    models that train on cached frozen image features).
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class CaptionDataModule(L.LightningDataModule):
         k_relevant: int = 32,
         relevance_field: str = "regions",
         tfidf_options: dict[str, Any] | None = None,
+        load_train_images: bool = True,
     ) -> None:
         super().__init__()
         if view not in VIEWS:
@@ -191,6 +193,7 @@ class CaptionDataModule(L.LightningDataModule):
         self.k_relevant = k_relevant
         self.relevance_field = relevance_field
         self.tfidf_options = dict(tfidf_options or {})
+        self.load_train_images = load_train_images
         self._relevance: TextRelevance | None = None
         self._train_images: Dataset | None = None
         self._round: Any = None  # the last mined round (triplets view), reused within a step
@@ -325,6 +328,7 @@ class CaptionDataModule(L.LightningDataModule):
             ds = ImagesDataset(recs, transform)
         elif self.view == "pairs":
             ds = PairsDataset(recs, transform, self.tokenizer, self.max_len, sample_caption=train)
+            ds.load_images = self.load_train_images or not train
         elif self.view == "classes":
             ds = ClassesDataset(recs, transform, self.tokenizer, self.max_len, sample_caption=train)
         else:

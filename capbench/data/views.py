@@ -73,8 +73,14 @@ class ImagesDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    # False: items carry no ``image`` (a model that trains on cached frozen image features reads
+    # only the text and ``index``; set by CaptionDataModule(load_train_images=False))
+    load_images = True
+
     def _base(self, index: int) -> Item | None:
         record = self.records[index]
+        if not self.load_images:
+            return {"index": index, "image_id": record.image_id}
         image = _load_image(record, self.transform)
         if image is None:
             return None
