@@ -9,6 +9,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest
+import torch
+
+# torch's own thread count, before any test module changes it: the golden numbers are written
+# by `capbench reproduce` with this default, and CPU float reductions depend on the thread
+# count, so the regression gate runs with it too (tests/regression/test_ci_golden.py)
+DEFAULT_TORCH_THREADS = torch.get_num_threads()
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +86,13 @@ def semantic_eval_data():
         ids = ev0.images[q].image_id, ev0.images[a].image_id, ev0.images[b].image_id
         triplets.append(Triplet(*ids, votes={"u0": pick, "u1": pick, "u2": pick, "u3": "neither"}))
     return build_eval_data(train, test, triplets, cfg)
+
+
+@pytest.fixture()
+def default_torch_threads():
+    """Run a test with torch's default thread count (as `capbench reproduce` has), whatever
+    other tests set; restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(DEFAULT_TORCH_THREADS)
+    yield DEFAULT_TORCH_THREADS
+    torch.set_num_threads(previous)

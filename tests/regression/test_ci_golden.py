@@ -37,7 +37,9 @@ def test_every_implemented_paper_has_ci_golden_numbers(paper):
 
 
 @pytest.mark.parametrize("paper", PAPERS)
-def test_ci_rows_reproduce_their_golden_numbers(paper, tiny_scenes, monkeypatch, capsys, tmp_path):
+def test_ci_rows_reproduce_their_golden_numbers(
+    paper, tiny_scenes, monkeypatch, capsys, tmp_path, default_torch_threads
+):
     monkeypatch.setenv("CAPBENCH_SCENES", str(tiny_scenes))
     assert main(["reproduce", paper, "--profile", "ci"]) == 0
     capsys.readouterr()
