@@ -59,3 +59,17 @@ def import_object(path: str) -> Any:
         return getattr(module, attr)
     except AttributeError:
         raise AttributeError(f"{path!r}: module {module_name} has no {attr!r}") from None
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's module-level ``__getattr__`` serving ``name`` from
+    ``package.<exports[name]>``, imported on first use: a method package registers itself
+    cheaply and still offers its public names (``capbench.methods.semantic_retrieval.
+    SemanticRetrieval``)."""
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

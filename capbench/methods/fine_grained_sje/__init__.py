@@ -15,9 +15,8 @@ The evaluation protocol is ``capbench.eval.protocols.zero_shot``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from capbench.methods.registry import MethodSpec, register_method
+from capbench.registry import lazy_exports
 
 _PKG = "capbench.methods.fine_grained_sje"
 
@@ -45,13 +44,7 @@ _EXPORTS = {
     "run_row": "rows",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{_PKG}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(_PKG, _EXPORTS)
 
 
 __all__ = ["SPEC", *_EXPORTS]

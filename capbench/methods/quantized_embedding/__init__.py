@@ -18,9 +18,8 @@ The protocol is ``capbench.eval.protocols.image_text_retrieval``; the quantizer 
 
 from __future__ import annotations
 
-from typing import Any
-
 from capbench.methods.registry import MethodSpec, register_method
+from capbench.registry import lazy_exports
 
 _PKG = "capbench.methods.quantized_embedding"
 
@@ -50,13 +49,7 @@ _EXPORTS = {
     "run_row": "rows",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"{_PKG}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(_PKG, _EXPORTS)
 
 
 __all__ = ["SPEC", *_EXPORTS]
