@@ -15,6 +15,7 @@ weights of an uninterrupted run. Three things make that hold:
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,10 +25,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from capbench.atomic import atomic_path
+from capbench.atomic import atomic_path, atomic_write_text
 
 SCENES_PRETRAIN = "scenes-pretrain"
 LAST = "last.ckpt"
+FINISHED = "finished.json"  # beside last.ckpt once a fit has run to its end
 
 
 def resolve_backbone_weights(
@@ -82,15 +84,27 @@ class RngState(L.Callback):
             torch.cuda.set_rng_state_all(state_dict["cuda"])
 
 
-def checkpoint_step(path: str | Path) -> int:
-    """``global_step`` of a Lightning checkpoint, read without loading its tensors."""
-    ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    return int(ckpt.get("global_step", 0))
-
-
 def last_checkpoint(workdir: str | Path) -> Path:
     """Where :func:`fit_resumable` keeps the checkpoint it resumes from."""
     return Path(workdir) / "checkpoints" / LAST
+
+
+def finished_checkpoint(workdir: str | Path) -> Path | None:
+    """``last.ckpt`` of a fit in ``workdir`` that ran to its end (so a rerun only loads it and
+    needs no data), else None (never started, or interrupted: :func:`fit_resumable` resumes)."""
+    last = last_checkpoint(workdir)
+    return last if last.is_file() and (last.parent / FINISHED).is_file() else None
+
+
+def load_trained(cls: type[L.LightningModule], path: str | Path, map_location: str = "cpu") -> Any:
+    """A module of class ``cls`` from its checkpoint, without re-reading the trunk's weights
+    file (the checkpoint holds the weights): ``model.backbone_weights`` is cleared on load."""
+    ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=False)
+    model_cfg = dict(ckpt["hyper_parameters"]["model"])
+    model_cfg.update(backbone_weights=None, allow_random_init=True)
+    return cls.load_from_checkpoint(
+        str(path), map_location=map_location, model=model_cfg, weights_only=False
+    )
 
 
 def fit_resumable(
@@ -108,7 +122,8 @@ def fit_resumable(
     **trainer_kwargs: Any,
 ) -> Path:
     """Fit with checkpoints at every epoch end in ``workdir/checkpoints`` and resume from
-    ``last.ckpt`` there; returns that checkpoint, holding the final state."""
+    ``last.ckpt`` there; returns that checkpoint, holding the final state, and marks the run
+    finished (:func:`finished_checkpoint`)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     last = last_checkpoint(workdir)
@@ -133,6 +148,7 @@ def fit_resumable(
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     trainer.save_checkpoint(str(last))
+    atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
     return last
 
 
@@ -144,6 +160,7 @@ def save_plain_checkpoint(module: L.LightningModule, path: str | Path) -> Path:
         "pytorch-lightning_version": L.__version__,
     }
     module.on_save_checkpoint(ckpt)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(Path(path), suffix=".ckpt") as tmp:
         torch.save(ckpt, tmp)
     return Path(path)

@@ -4,7 +4,6 @@ and test-split embeddings for the protocol."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,14 +11,16 @@ from typing import Any
 import lightning as L
 import torch
 
-from capbench.atomic import atomic_write_text
 from capbench.data.datamodule import TRAIN, CaptionDataModule
 from capbench.data.records import CaptionedImage
 from capbench.methods.quantized_embedding.config import QuantizedEmbeddingConfig
 from capbench.methods.quantized_embedding.module import QuantizedEmbedding
-from capbench.methods.training import fit_resumable, last_checkpoint, save_plain_checkpoint
-
-DONE = "done.json"
+from capbench.methods.training import (
+    finished_checkpoint,
+    fit_resumable,
+    load_trained,
+    save_plain_checkpoint,
+)
 
 
 def build_datamodule(
@@ -69,12 +70,7 @@ def build_module(
 def load_quantized_embedding(path: str | Path, map_location: str = "cpu") -> QuantizedEmbedding:
     """A trained (or untrained baseline) model from its checkpoint; the backbone file is not
     re-read (the checkpoint holds the weights)."""
-    ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=False)
-    model_cfg = dict(ckpt["hyper_parameters"]["model"])
-    model_cfg.update(backbone_weights=None, allow_random_init=True)
-    return QuantizedEmbedding.load_from_checkpoint(
-        str(path), map_location=map_location, model=model_cfg, weights_only=False
-    )
+    return load_trained(QuantizedEmbedding, path, map_location)
 
 
 def untrained_model(
@@ -83,9 +79,7 @@ def untrained_model(
     """The towers as initialised (the floor a trained row must beat), saved as a checkpoint."""
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_module(cfg, datamodule, seed)
-    path = Path(workdir) / "untrained.ckpt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_plain_checkpoint(model, path)
+    path = save_plain_checkpoint(model, Path(workdir) / "untrained.ckpt")
     return model.eval(), path
 
 
@@ -101,15 +95,14 @@ def train_quantized_embedding(
     callbacks: Sequence[L.Callback] = (),
 ) -> tuple[QuantizedEmbedding, Path]:
     """Fit (checkpoints in ``workdir/checkpoints``, resumed from ``last.ckpt``) and return the
-    model in eval mode with its last checkpoint. A finished run (``workdir/done.json``) is
-    loaded without training again."""
-    last = last_checkpoint(workdir)
-    done = Path(workdir) / DONE
-    if done.is_file() and last.is_file():
-        return load_quantized_embedding(last).eval(), last
+    model in eval mode with its last checkpoint. A finished run is loaded without training
+    again."""
+    finished = finished_checkpoint(workdir)
+    if finished is not None:
+        return load_quantized_embedding(finished).eval(), finished
     L.seed_everything(seed, workers=True, verbose=False)
     model = build_module(cfg, datamodule, seed)
-    fit_resumable(
+    last = fit_resumable(
         model,
         datamodule,
         workdir,
@@ -123,7 +116,6 @@ def train_quantized_embedding(
         callbacks=callbacks,
         gradient_clip_val=cfg.train.grad_clip,
     )
-    atomic_write_text(done, json.dumps({"epochs": cfg.train.max_epochs, "seed": seed}))
     return model.eval(), last
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from torch import Tensor
 
 from capbench.data.datamodule import CaptionDataModule
@@ -16,9 +15,9 @@ from capbench.data.records import CaptionedImage
 from capbench.methods.semantic_retrieval.config import SemanticRetrievalConfig, normalise_mode
 from capbench.methods.semantic_retrieval.module import SemanticRetrieval
 from capbench.methods.training import (
-    checkpoint_step,
+    finished_checkpoint,
     fit_resumable,
-    last_checkpoint,
+    load_trained,
     save_plain_checkpoint,
 )
 
@@ -85,12 +84,7 @@ def load_image_tensor(path: str | Path, longest_side: int | None, pad_to_square:
 def load_semantic_retrieval(path: str | Path, map_location: str = "cpu") -> SemanticRetrieval:
     """A trained (or baseline) model from its checkpoint; the backbone file is not re-read (the
     checkpoint holds the weights)."""
-    ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=False)
-    model_cfg = dict(ckpt["hyper_parameters"]["model"])
-    model_cfg.update(backbone_weights=None, allow_random_init=True)
-    return SemanticRetrieval.load_from_checkpoint(
-        str(path), map_location=map_location, model=model_cfg, weights_only=False
-    )
+    return load_trained(SemanticRetrieval, path, map_location)
 
 
 def build_visual_baseline(
@@ -136,13 +130,13 @@ def train_semantic_retrieval(
     """Fit a model (checkpoints in ``workdir/checkpoints``, resumed from ``last.ckpt``; one
     epoch per mining round) and return it in eval mode with its last checkpoint. A finished run
     is loaded without touching the data."""
-    last = last_checkpoint(workdir)
-    if last.is_file() and checkpoint_step(last) >= cfg.train.max_steps:
-        return load_semantic_retrieval(last).eval(), last
+    finished = finished_checkpoint(workdir)
+    if finished is not None:
+        return load_semantic_retrieval(finished).eval(), finished
     L.seed_everything(seed, workers=True, verbose=False)
     vocab = datamodule.relevance.vocab_size
     model = build_module(cfg, train_mode, vocab, seed)
-    fit_resumable(
+    last = fit_resumable(
         model,
         datamodule,
         workdir,
