@@ -462,3 +462,22 @@ class CaptionDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader | list:
         return [] if self.predict_split is None else self.loader(self.predict_split)
+
+
+def record_images(
+    records: Sequence[CaptionedImage], longest_side: int | None, pad_to_square: bool
+) -> Dataset:
+    """The ``images`` view of ``records``, in order and without augmentation: what a method
+    embeds to evaluate (an item is None for an unreadable image)."""
+    dm = CaptionDataModule(
+        "records",
+        ".",
+        view="images",
+        longest_side=longest_side,  # type: ignore[arg-type]
+        pad_to_square=pad_to_square,
+        augment=False,
+        records={"eval": list(records)},
+        val_split=None,
+        test_split=None,
+    )
+    return dm.dataset("eval")

@@ -108,3 +108,18 @@ def test_trains_and_resumes_exactly_after_an_interruption(name, tiny_scenes, tmp
     assert resumed["global_step"] == straight["global_step"]
     for key, value in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_methods_verb_lists_every_registered_method(capsys):
+    from capbench.cli import main
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in METHODS:
+        assert f"{name}  (benchmarks/{get_method(name).paper})" in out
+    assert main(["methods", "--json"]) == 0
+    import json
+
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["name"] for d in docs] == METHODS
+    assert docs[METHODS.index("semantic_retrieval")]["rows"].endswith("rows:run_row")

@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from capbench.data.datamodule import TRAIN, CaptionDataModule
+from capbench.data.datamodule import TRAIN, CaptionDataModule, record_images
 from capbench.data.records import CaptionedImage
 from capbench.methods.quantized_embedding.config import QuantizedEmbeddingConfig
 from capbench.methods.quantized_embedding.module import QuantizedEmbedding
@@ -123,15 +123,4 @@ def eval_images(
     cfg: QuantizedEmbeddingConfig, records: Sequence[CaptionedImage]
 ) -> torch.utils.data.Dataset:
     """The ``images`` view of ``records`` at the model's size, no augmentation, in order."""
-    dm = CaptionDataModule(
-        "records",
-        ".",
-        view="images",
-        longest_side=cfg.model.image_size,
-        pad_to_square=True,
-        augment=False,
-        records={"eval": list(records)},
-        val_split=None,
-        test_split=None,
-    )
-    return dm.dataset("eval")
+    return record_images(records, cfg.model.image_size, pad_to_square=True)

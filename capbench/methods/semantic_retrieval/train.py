@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from torch import Tensor
 
-from capbench.data.datamodule import CaptionDataModule
+from capbench.data.datamodule import CaptionDataModule, record_images
 from capbench.data.records import CaptionedImage
 from capbench.methods.semantic_retrieval.config import SemanticRetrievalConfig, normalise_mode
 from capbench.methods.semantic_retrieval.module import SemanticRetrieval
@@ -50,27 +50,6 @@ def build_datamodule(
     kwargs.setdefault("source", "visual_genome")
     kwargs.setdefault("root", ".")
     return CaptionDataModule(**kwargs)
-
-
-def record_images(
-    cfg: SemanticRetrievalConfig,
-    records: Sequence[CaptionedImage],
-    longest_side: int | None = None,
-) -> Any:
-    """The images of ``records`` as the model embeds them (no augmentation, in order; at
-    ``longest_side`` instead of the config's when given)."""
-    dm = CaptionDataModule(
-        "records",
-        ".",
-        view="images",
-        longest_side=longest_side or cfg.model.longest_side,
-        pad_to_square=cfg.model.pad_to_square,
-        augment=False,
-        records={"eval": list(records)},
-        val_split=None,
-        test_split=None,
-    )
-    return dm.dataset("eval")
 
 
 def load_image_tensor(path: str | Path, longest_side: int | None, pad_to_square: bool) -> Tensor:
@@ -161,5 +140,6 @@ def embed_records(
 ) -> Tensor:
     """phi of ``records``' images, in order, ``(N, D)`` on the CPU (NaN rows: unreadable), in
     fp32: every row is evaluated at one precision (a bf16-trained model included)."""
-    images = record_images(model.cfg, records, longest_side)
+    m = model.cfg.model
+    images = record_images(records, longest_side or m.longest_side, m.pad_to_square)
     return model.embed_dataset(images, progress=progress, precision="32-true").cpu()
