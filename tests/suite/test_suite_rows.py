@@ -16,7 +16,7 @@ from capbench.cli import main
 # A user's encoder with a text tower in the same space: the mean colour of the image, and the
 # colour its caption names (scenes captions name the colours of their shapes).
 BYO = textwrap.dedent(
-    '''
+    """
     import torch
     from torch import nn
 
@@ -43,7 +43,7 @@ BYO = textwrap.dedent(
 
     def build_wrong():
         return "not a module"
-    '''
+    """
 )
 
 
@@ -64,7 +64,9 @@ def _records(row: str) -> list[dict]:
 
 
 def test_user_encoder_with_text_tower_gets_every_column(user_dir, capsys):
-    assert main(["suite", "--encoder", "byo_encoder:build", "--name", "byo", "--profile", "ci"]) == 0
+    assert (
+        main(["suite", "--encoder", "byo_encoder:build", "--name", "byo", "--profile", "ci"]) == 0
+    )
     (rec,) = _records("byo")
     metrics = rec["metrics"]
     for key in ("voc07_map", "sr_ndcg_auc", "sr_pcc_auc", "sr_us", "graded_ndcg"):
@@ -90,11 +92,15 @@ def test_cells_that_do_not_apply_say_why_and_the_matrix_shows_it(user_dir, capsy
     assert main(["leaderboard", "render", "--paper", "suite", "--out", str(out)]) == 0
     md = (out / "suite.md").read_text()
     assert "| Encoder | VOC07 SVM mAP (%) |" in md
-    plain = next(line for line in md.splitlines() if line.startswith("| byo_encoder:build_plain (user)"))
+    plain = next(
+        line for line in md.splitlines() if line.startswith("| byo_encoder:build_plain (user)")
+    )
     assert "*no text tower*" in plain
     random_line = next(line for line in md.splitlines() if line.startswith("| Random-init"))
     assert "**" in random_line or "**" in plain  # the best of each column is marked
-    gordo = next(line for line in md.splitlines() if line.startswith("| Gordo & Larlus R-MAC (V, V)"))
+    gordo = next(
+        line for line in md.splitlines() if line.startswith("| Gordo & Larlus R-MAC (V, V)")
+    )
     assert "*not run*" in gordo
     page = (out / "index.html").read_text()
     ci_table = page.split('data-profile="ci"', 1)[1].split("</table>", 1)[0]
@@ -118,7 +124,9 @@ def test_a_paper_rows_encoder_is_that_rows_checkpoint(user_dir, capsys):
     """The suite runs the missing paper row once and scores its checkpoint; it never trains."""
     assert main(["reproduce", "suite", "--profile", "ci", "--rows", "gordo_v_v"]) == 0
     (rec,) = _records("gordo_v_v")
-    gordo = sorted((paths.results_root() / "gordo2017" / "records").rglob("proposed_v_v/ci-s0-*.json"))
+    gordo = sorted(
+        (paths.results_root() / "gordo2017" / "records").rglob("proposed_v_v/ci-s0-*.json")
+    )
     assert len(gordo) == 1
     paper_rec = json.loads(gordo[0].read_text())
     assert rec["extra"]["encoder"]["checkpoint"] == paper_rec["checkpoint"]
