@@ -16,7 +16,15 @@ from capbench.methods.protocol import method_sections
 
 TRAIN_MODES = ("V", "V+T", "WSABIE")
 QUERY_MODES = ("V", "V+T")
-ROW_KINDS = ("random", "text_oracle", "tfidf", "annotators", "visual_baseline", "trained")
+ROW_KINDS = (
+    "random",
+    "text_oracle",
+    "tfidf",
+    "word2vec_fv",
+    "annotators",
+    "visual_baseline",
+    "trained",
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,11 @@ class RowConfig:
     field: str = "regions"  # tfidf rows: the text proxy (regions | objects | captions)
     repeats: int = 5  # random rows: independent draws, mean reported (the paper's "x5")
     dim: int = 128  # random rows: signature dimension
+    # word2vec_fv rows (Table 1, row 5): a local word-vector file (the paper: pretrained word2vec,
+    # which one is not stated); null = gensim word2vec trained on the training split's text
+    word_vectors: str | None = None
+    word2vec_dim: int = 300  # trained vectors only; the usual word2vec size (paper silent)
+    fv_components: int = 64  # GMM components of the Fisher vector (paper silent: our reading)
 
     def __post_init__(self) -> None:
         if self.kind not in ROW_KINDS:
