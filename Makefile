@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 comma := ,
 space := $(empty) $(empty)
 
-.PHONY: setup test test-slow browser lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed constraints json-schema clean
+.PHONY: setup test test-slow browser java lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed constraints json-schema clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "error: the slow tests need chromium: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
-test-slow: setup browser
+# ... and METEOR (gordo2017 Table 1) needs a Java runtime.
+java:
+	@command -v java >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq default-jre-headless; \
+	  else echo "error: the slow tests need Java: sudo apt-get install -y default-jre-headless" >&2; exit 1; fi; }
+
+test-slow: setup browser java
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 # Rewrite constraints.txt from this venv (after an intended upgrade; then regenerate the goldens:

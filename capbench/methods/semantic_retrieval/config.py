@@ -21,6 +21,7 @@ ROW_KINDS = (
     "text_oracle",
     "tfidf",
     "word2vec_fv",
+    "meteor",
     "annotators",
     "visual_baseline",
     "trained",
@@ -102,6 +103,12 @@ class RowConfig:
     word_vectors: str | None = None
     word2vec_dim: int = 300  # trained vectors only; the usual word2vec size (paper silent)
     fv_components: int = 64  # GMM components of the Fisher vector (paper silent: our reading)
+    # meteor rows (Table 1, row 4): mean of (M(a->b) + M(b->a)) / 2 over caption pairs (our
+    # reading of the "many-to-many match kernel"); false = M(b | reference a) only
+    meteor_symmetric: bool = True
+    # meteor rows: score a seeded sample of this many study triplets (None = all; METEOR scores
+    # ~1,000 segments/s on one core, and an image pair needs ~2 x phrases^2 of them)
+    meteor_triplets: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ROW_KINDS:

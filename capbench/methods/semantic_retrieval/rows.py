@@ -7,6 +7,7 @@
 * ``text_oracle``      ranking by the tf-idf relevance itself (NDCG/PCC AUC = 100 by construction)
 * ``tfidf``            tf-idf of another text field (``row.field``: regions | objects | captions)
 * ``word2vec_fv``      Fisher vector of the word2vec vectors of ``row.field``'s words
+* ``meteor``           METEOR match kernel between two images' texts (user agreement only)
 * ``annotators``       leave-one-user-out agreement of the user study itself (Table 1, row 1)
 * ``visual_baseline``  pretrained backbone + R-MAC, whitening learned on train, no fine-tuning
 * ``trained``          ``row.train_mode``: V | V+T | WSABIE, ``row.query_mode``: V | V+T
@@ -31,6 +32,7 @@ from capbench.eval.protocols.semantic_retrieval import (
     load_eval_data,
     score_embeddings,
     score_sparse,
+    user_agreement_of,
 )
 from capbench.methods.config import config_dict
 from capbench.methods.loggers import make_loggers
@@ -124,6 +126,50 @@ def _row_word2vec_fv(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -
         dataset=ev.dataset,
         extra={"field": row.field, "word_vectors": source, "fv_dim": fv.dim},
     )
+
+
+def _row_meteor(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Table 1, row 4: the user-study agreement of a METEOR match kernel between the two images'
+    ``row.field`` texts (only US: the kernel is computed for the study's image pairs only)."""
+    from capbench.eval.meteor_kernel import MeteorScorer, kernel_pairs, match_kernel
+
+    if not ev.triplets:
+        raise ValueError("the meteor row reports user agreement only: it needs data.user_study")
+    row = cfg.row
+    pos = ev.position
+    triplets = list(ev.triplets)
+    if row.meteor_triplets is not None and row.meteor_triplets < len(triplets):
+        keep = np.random.default_rng(cfg.eval.seed).choice(
+            len(triplets), row.meteor_triplets, replace=False
+        )
+        triplets = [triplets[i] for i in sorted(keep)]
+        ev = replace(ev, triplets=triplets)
+    pairs = sorted({(pos[t.query], pos[c]) for t in triplets for c in (t.a, t.b)})
+    sets = [_texts(r, row.field) for r in ev.images]
+    segments = kernel_pairs(sets, pairs, row.meteor_symmetric)
+    scores = dict(zip(segments, MeteorScorer().score(segments, ctx.progress), strict=True))
+    kernel = match_kernel(sets, pairs, scores, row.meteor_symmetric)
+    us = user_agreement_of(ev, lambda i, j: kernel[(i, j)])
+    return RowResult(
+        metrics={"us": float(us)},  # type: ignore[arg-type]
+        n_scored=len(ev.triplets),
+        dataset=ev.dataset,
+        extra={
+            "field": row.field,
+            "segments": len(segments),
+            "image_pairs": len(pairs),
+            "symmetric": row.meteor_symmetric,
+        },
+    )
+
+
+def _texts(record: Any, field: str) -> list[str]:
+    """The separate texts of an image (region phrases or captions) the METEOR kernel compares."""
+    if field == "regions":
+        return [r.phrase for r in record.regions]
+    if field == "captions":
+        return list(record.captions)
+    raise ValueError(f"row.field {field!r}: the meteor row compares regions or captions")
 
 
 def _row_annotators(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
@@ -257,6 +303,7 @@ KINDS: dict[str, Row] = {
     "text_oracle": _row_text_oracle,
     "tfidf": _row_tfidf,
     "word2vec_fv": _row_word2vec_fv,
+    "meteor": _row_meteor,
     "annotators": _row_annotators,
     "visual_baseline": _row_model,
     "trained": _row_model,
