@@ -5,6 +5,7 @@ Examples::
     capbench suite --profile scenes                      # every suite row (runs missing paper rows)
     capbench suite --encoder mypkg.enc:build --name mine # your encoder on every protocol
     capbench suite --encoder mypkg.enc:build --profile ci --seeds 3
+    capbench suite --weights my_trunk.ckpt --backbone timm::resnet18 --name mine
 
 ``--encoder`` names a function called with no argument that returns an ``nn.Module`` mapping
 ImageNet-normalised images ``(B, 3, H, W)`` to ``(B, D)`` features (a feature map is averaged;
@@ -29,6 +30,13 @@ _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", metavar="MODULE:FUNCTION", help="your encoder's builder")
+    p.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="or: a trunk checkpoint (a state dict, or a Lightning checkpoint holding the trunk "
+        "under a prefix such as backbone.), loaded into --backbone and average-pooled",
+    )
+    p.add_argument("--backbone", default="timm::resnet50", help="the trunk of --weights")
     p.add_argument("--name", help="the row id of --encoder (default: the function's name)")
     p.add_argument("--label", help="the row label on the leaderboard (default: --encoder)")
     p.add_argument("--image-size", type=int, default=None, help="input size (default 224)")
@@ -39,13 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def user_row_config(
-    build: str, name: str, label: str, profile: str, image_size: int | None
+    encoder: dict, name: str, label: str, profile: str, image_size: int | None
 ) -> dict:
-    """The row config of a user's encoder: the suite's base for ``profile`` plus the builder."""
+    """The row config of a user's encoder: the suite's base for ``profile`` plus ``encoder``."""
     from capbench.bench.catalog import Catalog
 
     base = Catalog.discover().paper("suite").dir / f"base_{profile}.yaml"
-    encoder: dict = {"kind": "callable", "build": build}
+    encoder = dict(encoder)
     if image_size:
         encoder["image_size"] = image_size
     return {
@@ -72,7 +80,30 @@ def run(args: argparse.Namespace) -> int:
 
     argv = ["reproduce", "suite", "--profile", args.profile, "--seeds", str(args.seeds)]
     argv += ["--force"] * args.force + ["--dry-run"] * args.dry_run
-    if args.encoder:
+    if args.encoder and args.weights:
+        print("error: give --encoder or --weights, not both", file=sys.stderr)
+        return 2
+    if args.weights:
+        weights = Path(args.weights).resolve()
+        if not weights.is_file():
+            print(f"error: --weights {weights}: not a file", file=sys.stderr)
+            return 2
+        name = args.name or re.sub(r"[^A-Za-z0-9_]", "_", weights.stem)
+        encoder = {
+            "kind": "pretrained",
+            "backbone": args.backbone,
+            "backbone_weights": str(weights),
+        }
+        config = user_row_config(
+            encoder, name, args.label or f"{args.backbone} from {weights.name}", args.profile,
+            args.image_size,
+        )  # fmt: skip
+        if args.dry_run:
+            print(f"would write the row {name!r} ({args.profile}): {config}")
+            return 0
+        print(f"row {name!r}: {write_user_row(config, name, args.profile)}")
+        argv += ["--rows", name]
+    elif args.encoder:
         if ":" not in args.encoder:
             print(f"error: --encoder {args.encoder!r}: expected 'package.module:function'",
                   file=sys.stderr)  # fmt: skip
@@ -91,7 +122,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --encoder {args.encoder}: {err}", file=sys.stderr)
             return 2
         config = user_row_config(
-            args.encoder, name, args.label or args.encoder, args.profile, args.image_size
+            {"kind": "callable", "build": args.encoder},
+            name,
+            args.label or args.encoder,
+            args.profile,
+            args.image_size,
         )
         if args.dry_run:
             print(f"would write the row {name!r} ({args.profile}): {config}")

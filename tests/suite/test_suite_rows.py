@@ -135,3 +135,20 @@ def test_a_paper_rows_encoder_is_that_rows_checkpoint(user_dir, capsys):
     before = gordo[0].stat().st_mtime_ns
     assert main(["reproduce", "suite", "--profile", "ci", "--rows", "gordo_v_v", "--force"]) == 0
     assert gordo[0].stat().st_mtime_ns == before  # the paper row was not run again
+
+
+def test_a_trunk_checkpoint_gets_a_row(user_dir, capsys, tmp_path):
+    import torch
+
+    from capbench.models.backbones import create_backbone
+
+    trunk, _ = create_backbone("timm::resnet18")
+    weights = tmp_path / "my trunk.pth"
+    torch.save(trunk.state_dict(), weights)
+    assert main(["suite", "--weights", str(weights), "--backbone", "timm::resnet18",
+                 "--image-size", "32", "--profile", "ci"]) == 0  # fmt: skip
+    (rec,) = _records("my_trunk")
+    assert rec["extra"]["encoder"]["weights"] == str(weights.resolve())
+    assert "voc07_map" in rec["metrics"]
+    assert main(["suite", "--weights", str(weights), "--encoder", "byo_encoder:build"]) == 2
+    assert "not both" in capsys.readouterr().err
