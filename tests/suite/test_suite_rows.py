@@ -96,7 +96,7 @@ def test_cells_that_do_not_apply_say_why_and_the_matrix_shows_it(user_dir, capsy
         line for line in md.splitlines() if line.startswith("| byo_encoder:build_plain (user)")
     )
     assert "*no text tower*" in plain
-    random_line = next(line for line in md.splitlines() if line.startswith("| Random-init"))
+    random_line = next(line for line in md.splitlines() if line.startswith("| Random-init trunk"))
     assert "**" in random_line or "**" in plain  # the best of each column is marked
     gordo = next(
         line for line in md.splitlines() if line.startswith("| Gordo & Larlus R-MAC (V, V)")
