@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from capbench.eval.protocols.graded_retrieval import DataConfig, EvalConfig
 from capbench.methods.config import build_config
 from capbench.methods.protocol import method_sections
 
@@ -133,24 +134,14 @@ class RegionCaptionerConfig:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """The ``data`` section: where the benchmark and the captioners' training data live
-    (folders relative to the row's data root)."""
+class CaptioningDataConfig:
+    """The ``captioning`` section: the captioners' training data (folders relative to the row's
+    data root) and how features are extracted."""
 
-    benchmark: str = "graded_retrieval"  # rPascal / rImageNet folder (either layout)
-    name: str = "rpascal"
-    coco: str = "coco"  # Karpathy splits (dataset_coco.json) for Show-and-Tell
+    coco: str = "coco"  # COCO with Karpathy splits (dataset_coco.json) for Show-and-Tell
     visual_genome: str = "visual_genome"  # region phrases for the region captioner
     max_train_images: int | None = None  # null = all (a CPU budget knob)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """The ``eval`` section: nDCG@K (``eval_retrieval_copy2.m``)."""
-
-    ks: tuple[int, ...] = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
-    folds: int = 5  # 5-fold over the queries (10 of rPascal's 50 per fold)
-    embed_batch_size: int = 16
+    embed_batch_size: int = 16  # images per forward when extracting features
 
 
 @dataclass(frozen=True)
@@ -176,6 +167,7 @@ class CaptionFusionRow(CaptionFusionConfig):
     row: RowConfig
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    captioning: CaptioningDataConfig = field(default_factory=CaptioningDataConfig)
     show_and_tell: ShowAndTellConfig = field(default_factory=ShowAndTellConfig)
     region_captioner: RegionCaptionerConfig = field(default_factory=RegionCaptionerConfig)
     # options of capbench.methods.backbone_pretrain.pretrain_backbone (the scenes stand-in for

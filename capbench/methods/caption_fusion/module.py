@@ -46,9 +46,9 @@ class CaptionFusion(L.LightningModule):
 
     def __init__(
         self,
-        model: FusionModelConfig | Mapping[str, Any] | None = None,
-        train: FusionTrainConfig | Mapping[str, Any] | None = None,
-        pairs: PairsConfig | Mapping[str, Any] | None = None,
+        model: FusionModelConfig = FusionModelConfig(),
+        train: FusionTrainConfig = FusionTrainConfig(),
+        pairs: PairsConfig = PairsConfig(),
         seed: int = 0,
     ) -> None:
         super().__init__()

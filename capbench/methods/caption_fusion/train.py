@@ -25,7 +25,7 @@ def build_datamodule(
     optionally ``fold`` (0-based, default 0) and ``folds`` (default 5); or ``records`` and a
     ready ``features`` mapping."""
     from capbench.data import read
-    from capbench.eval.protocols.graded_retrieval import fold_queries
+    from capbench.eval.protocols.graded_retrieval import query_folds
     from capbench.methods.caption_fusion.features import resolve_features
 
     records = data.get("records")
@@ -34,7 +34,8 @@ def build_datamodule(
         records = list(read(source, Path(data["root"])))
     features = resolve_features(data["features"], records)
     queries = [r.image_id for r in records if r.split == "query"]
-    _, train_queries = fold_queries(queries, int(data.get("folds", 5)), int(data.get("fold", 0)))
+    test = set(query_folds(len(queries), int(data.get("folds", 5)))[int(data.get("fold", 0))])
+    train_queries = [q for i, q in enumerate(queries) if i not in test]
     return FusionPairs(records, features, train_queries, cfg, seed)
 
 

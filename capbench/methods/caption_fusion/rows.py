@@ -1,0 +1,2 @@
+def run_row(config, ctx):
+    raise NotImplementedError
