@@ -142,6 +142,10 @@ class CaptioningDataConfig:
     visual_genome: str = "visual_genome"  # region phrases for the region captioner
     max_train_images: int | None = None  # null = all (a CPU budget knob)
     embed_batch_size: int = 16  # images per forward when extracting features
+    # held-out images whose generated captions are scored (BLEU-4, CIDEr): null = the whole
+    # Karpathy test split (5000, the usual practice); a CPU budget knob on scenes
+    eval_images: int | None = None
+    meteor: bool = False  # METEOR needs Java and ~2 GB for its paraphrase tables: opt-in
 
 
 @dataclass(frozen=True)
