@@ -308,3 +308,54 @@ class _LoaderModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self.loader
+
+
+def generate_captions(
+    module: Any, records: Sequence[CaptionedImage], batch_size: int = 16
+) -> dict[str, str]:
+    """Each record's generated text: Show-and-Tell's beam-searched caption, or the region
+    captioner's phrase for its top-scoring region (the images at the model's own size)."""
+    from capbench.data.region_phrases import pad_images
+    from capbench.methods.caption_fusion.features import extract
+
+    regions = isinstance(module, RegionCaptionerModule)
+    texts: list[str] = []
+
+    def run(images: list[Tensor]) -> Tensor:
+        if regions:
+            padded, sizes = pad_images(images)
+            described = module.describe(padded, sizes, top=1)
+            texts.extend(d[0][2] if d else "" for d in described)
+        else:
+            texts.extend(module.caption(torch.stack(images)))
+        return torch.zeros(len(images), 1)
+
+    extract(records, run, module.cfg.image_size, not regions, batch_size)
+    return {r.image_id: t for r, t in zip(records, texts)}
+
+
+def caption_quality(
+    module: Any,
+    held_out: Sequence[CaptionedImage],
+    train: Sequence[CaptionedImage],
+    seed: int = 0,
+    meteor: bool = False,
+) -> dict[str, float]:
+    """BLEU / CIDEr of the generated text of ``held_out`` images against their references (the
+    captions, or the region phrases for the region captioner), beside the same scores of a
+    caption of a random training image (``random_*``)."""
+    from capbench.eval.captioning import caption_scores, random_caption_baseline
+
+    regions = isinstance(module, RegionCaptionerModule)
+
+    def refs(r: CaptionedImage) -> list[str]:
+        return [g.phrase for g in r.regions] if regions else list(r.captions)
+
+    held = [r for r in held_out if refs(r)]
+    references = {r.image_id: refs(r) for r in held}
+    generated = generate_captions(module, held)
+    scores = caption_scores(references, generated, meteor=meteor)
+    baseline = random_caption_baseline([refs(r) for r in train], list(references), seed)
+    scores.update({f"random_{k}": v for k, v in caption_scores(references, baseline).items()})
+    scores["n_images"] = float(len(held))
+    return scores

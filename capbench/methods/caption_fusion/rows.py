@@ -91,6 +91,36 @@ def trained_captioner(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> tupl
     )
 
 
+def _caption_quality(
+    kind: str, cfg: CaptionFusionRow, ctx: RowContext, model: Any, checkpoint: Path
+) -> dict[str, float]:
+    """BLEU / CIDEr of the captioner on held-out images (Karpathy test, or VG test regions)
+    against a random training caption, cached beside its checkpoint."""
+    from capbench.data import read
+    from capbench.methods.caption_fusion.captioning import caption_quality
+
+    cache = checkpoint.parent.parent / "caption_scores.json"
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    root = Path(ctx.data_root)
+    if kind == "show_and_tell":
+        held = list(read("coco", root / cfg.captioning.coco, "test", splits="karpathy"))
+    else:
+        held = list(read("visual_genome", root / cfg.captioning.visual_genome, "test"))
+    n = cfg.captioning.eval_images
+    scores = caption_quality(
+        model.cpu(),
+        held[:n] if n else held,
+        captioner_train_records(kind, cfg, ctx),
+        seed=int(ctx.seed),
+        meteor=cfg.captioning.meteor,
+    )
+    from capbench.atomic import atomic_write_text
+
+    atomic_write_text(cache, json.dumps(scores, indent=2))
+    return scores
+
+
 def _cnn_embed(cfg: CaptionFusionRow) -> Callable[[list[torch.Tensor]], torch.Tensor]:
     """The untuned trunk of the FIC captioner (the same starting weights), average-pooled."""
     from capbench.methods.training import resolve_backbone_weights
@@ -116,12 +146,11 @@ def _features(
     batch = cfg.captioning.embed_batch_size
     info: dict[str, Any] = {}
     if kind == "cnn":
-        return extract(
-            images, _cnn_embed(cfg), cfg.show_and_tell.image_size, True, batch
-        ), info
+        return extract(images, _cnn_embed(cfg), cfg.show_and_tell.image_size, True, batch), info
     captioner = "show_and_tell" if kind == "fic" else "region_captioner"
     model, checkpoint = trained_captioner(captioner, cfg, ctx)
     info[f"{captioner}_checkpoint"] = str(checkpoint)
+    info[f"{captioner}_scores"] = _caption_quality(captioner, cfg, ctx, model, checkpoint)
     cache = checkpoint.parent.parent / f"{kind}-{tag}.npz"
     ids = [r.image_id for r in images]
     if cache.is_file():

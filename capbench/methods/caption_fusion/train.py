@@ -87,4 +87,3 @@ def train_caption_fusion(
 def load_trained_fusion(path: str | Path) -> CaptionFusion:
     """A trained fusion model in eval mode from its checkpoint."""
     return CaptionFusion.load_from_checkpoint(str(path), map_location="cpu").eval()
-

@@ -46,7 +46,7 @@ class CaptionDecoder(nn.Module):
         """Teacher-forced word logits ``(B, T+1, V)`` for the targets ``tokens`` ``(B, T)``
         (word ids, padded with ``pad``): position t predicts ``tokens[:, t]`` and the last
         position after the final word predicts ``<eos>``."""
-        bos = torch.full_like(tokens[:, :1], self.specials.bos)
+        bos = tokens.new_full((len(tokens), 1), self.specials.bos)
         words = self.embed(torch.cat([bos, tokens], dim=1))
         seq = torch.cat([code.unsqueeze(1), words], dim=1)
         hidden, _ = self.lstm(self.drop(seq))
