@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "leaderboard": ("leaderboard", "render / check / compare run records"),
     "query": ("query", "retrieve images for an image query with +word/-word text modifiers"),
     "explain": ("explain", "Grad-CAM grounding of the similarity of two images"),
+    "caption": ("caption", "caption an image (or describe its regions) with a trained captioner"),
 }
 
 # LightningCLI verbs parse their own argv.
