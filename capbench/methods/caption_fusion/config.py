@@ -14,7 +14,8 @@ from capbench.eval.protocols.graded_retrieval import DataConfig, EvalConfig
 from capbench.methods.config import build_config
 from capbench.methods.protocol import method_sections
 
-ROW_KINDS = ("random", "cnn", "fic", "bord", "concat", "fused")
+ROW_KINDS = ("random", "cnn", "fic", "bord", "concat", "fused", "captioner")
+CAPTIONER_KINDS = ("show_and_tell", "region_captioner")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -155,12 +156,16 @@ class RowConfig:
     kind: str  # one of ROW_KINDS
     name: str | None = None
     repeats: int = 5  # random rows: independent draws, mean reported
-    # fused rows: the representation layer's input ("concat" = [BoRD ; FIC], as the paper)
-    fusion_input: str = "concat"
+    # captioner rows: which captioner's held-out caption quality (BLEU / CIDEr) is scored
+    captioner: str = "show_and_tell"
 
     def __post_init__(self) -> None:
         if self.kind not in ROW_KINDS:
             raise ValueError(f"row.kind must be one of {ROW_KINDS}, got {self.kind!r}")
+        if self.captioner not in CAPTIONER_KINDS:
+            raise ValueError(
+                f"row.captioner must be one of {CAPTIONER_KINDS}, got {self.captioner!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

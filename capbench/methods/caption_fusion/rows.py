@@ -7,6 +7,8 @@ scored by nDCG@K on the graded benchmark (``capbench.eval.protocols.graded_retri
 * ``bord``    mean LSTM encoding of the region captioner's top-5 regions, L2-normalised
 * ``concat``  [BoRD ; FIC]
 * ``fused``   the siamese fusion of [BoRD ; FIC], trained per fold (5-fold over the queries)
+* ``captioner`` a captioner's own quality on held-out images (BLEU-4, CIDEr) beside a caption
+  of a random training image: the check that it learned to describe images at all
 
 The captioners train once per config (a folder under the cache, shared by the rows); feature
 files are cached beside them per benchmark fingerprint.
@@ -223,6 +225,22 @@ def _fused(
     return score_folds(per_fold), {"folds": info, "per_fold": per_fold}
 
 
+CAPTION_METRICS = ("bleu4", "cider", "random_bleu4", "random_cider")
+
+
+def _captioner_row(cfg: CaptionFusionRow, ctx: RowContext) -> RowResult:
+    """BLEU-4 / CIDEr of one captioner on held-out images and of the random-caption floor."""
+    kind = cfg.row.captioner
+    model, checkpoint = trained_captioner(kind, cfg, ctx)
+    scores = _caption_quality(kind, cfg, ctx, model, checkpoint)
+    return RowResult(
+        metrics={k: scores[k] for k in CAPTION_METRICS},
+        n_scored=int(scores["n_images"]),
+        checkpoint=str(checkpoint),
+        extra={"kind": "captioner", "captioner": kind, "scores": scores},
+    )
+
+
 def _resolve_pretrain_data(cfg: CaptionFusionRow, ctx: RowContext) -> CaptionFusionRow:
     """``pretrain.data`` relative to the row's data root, like ``data.root``."""
     data = cfg.pretrain.get("data")
@@ -234,6 +252,8 @@ def _resolve_pretrain_data(cfg: CaptionFusionRow, ctx: RowContext) -> CaptionFus
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     """The benchmark runner's entry point for every mopuri2017 row."""
     cfg = _resolve_pretrain_data(row_config(config), ctx)
+    if cfg.row.kind == "captioner":
+        return _captioner_row(cfg, ctx)
     data = load_graded_data(cfg.data, Path(ctx.data_root))
     ks = cfg.eval.ks
     kind = cfg.row.kind
