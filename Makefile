@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 comma := ,
 space := $(empty) $(empty)
 
-.PHONY: setup test test-slow browser java lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed constraints json-schema clean
+.PHONY: setup test test-slow browser java lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed reproduce-mopuri constraints json-schema clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -189,3 +189,30 @@ reproduce-reed: reed-data setup
 # inputs: captions/s, peak GPU memory and the hours one 200-epoch CUB model implies.
 gpu-check-reed: setup
 	$(PY) benchmarks/reed2016/gpu_check.py --out $(CAPBENCH_RESULTS)/reed2016/gpu_check.json
+
+# --- Mopuri et al. 2017 (benchmarks/mopuri2017): nDCG@K on rPascal / rImageNet of the untuned
+# CNN, FIC (Show-and-Tell), BoRD (region captioner), [BoRD ; FIC] and the siamese fusion.
+# PROFILE=paper (default) needs rPascal at $CAPBENCH_DATA/rpascal (rImageNet: rimagenet), COCO with
+# Karpathy splits at $CAPBENCH_DATA/coco, Visual Genome at $CAPBENCH_DATA/visual_genome and local
+# ImageNet trunks (REPRODUCE_ARGS="--set show_and_tell.backbone_weights=PATH --set
+# region_captioner.backbone_weights=PATH"); PROFILE=scenes writes the scenes data at demo size.
+MOPURI_ROOT := $(or $(CAPBENCH_DATA),data)
+
+.PHONY: mopuri-data
+ifeq ($(PROFILE),scenes)
+mopuri-data: setup
+	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+else
+mopuri-data:
+	@test -d $(MOPURI_ROOT)/rpascal || { \
+	  echo "error: rPascal not found at $(MOPURI_ROOT)/rpascal: see data_cards/graded_retrieval.md, set CAPBENCH_DATA, or run make reproduce-mopuri PROFILE=scenes" >&2; exit 1; }
+	@test -f $(MOPURI_ROOT)/coco/dataset_coco.json || { \
+	  echo "error: COCO with Karpathy splits not found at $(MOPURI_ROOT)/coco (no dataset_coco.json): see data_cards/coco.md" >&2; exit 1; }
+	@test -f $(MOPURI_ROOT)/visual_genome/region_descriptions.json || { \
+	  echo "error: Visual Genome not found at $(MOPURI_ROOT)/visual_genome (no region_descriptions.json): see data_cards/visual_genome.md" >&2; exit 1; }
+endif
+
+reproduce-mopuri: mopuri-data setup
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce mopuri2017 --profile $(PROFILE) $(REPRODUCE_ARGS)
+	$(VENV)/bin/capbench leaderboard render --paper mopuri2017
+	@cat $(CAPBENCH_RESULTS)/leaderboard/mopuri2017.md

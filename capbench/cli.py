@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "suite": ("suite", "score an encoder (yours: --encoder mod:fn) on every suite protocol"),
     "query": ("query", "retrieve images for an image query with +word/-word text modifiers"),
     "explain": ("explain", "Grad-CAM grounding of the similarity of two images"),
+    "caption": ("caption", "caption an image (or describe its regions) with a trained captioner"),
 }
 
 # LightningCLI verbs parse their own argv.

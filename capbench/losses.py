@@ -9,7 +9,10 @@ instance retrieval; unverified for this paper) and keeps it a config value.
 Reed et al. 2016 (fine-grained zero-shot): the structured joint embedding hinge, DS-SJE (image
 and text terms) and DA-SJE (image term), on the compatibility F(v, t) = theta(v)^T phi(t).
 
-Other methods add their losses here (center loss, graded contrastive, ...).
+Mopuri et al. 2017 (caption fusion): the graded ("non-binary relevance") contrastive loss of
+the official code's ``loss4``, on the distance of the siamese outputs.
+
+Other methods add their losses here (center loss, ...).
 """
 
 from __future__ import annotations
@@ -199,3 +202,20 @@ def adaptive_margin_update(
     gap = (d_neg.detach().mean() - d_pos.detach().mean()) * gap_fraction
     target = gap.clamp(min=low, max=high)
     return (1.0 - momentum) * margin + momentum * target
+
+
+def graded_contrastive_loss(distance: Tensor, grade: Tensor, margin: float = 1.0) -> Tensor:
+    """Mopuri et al.'s loss4, ``mean(y^2 * d + max(0, 1 - y) * max(0, m - d^2))``, for pair
+    distances ``d`` and graded relevance ``y`` in {0..3}: a relevant pair is pulled in with a
+    weight that grows with its grade, a zero-grade pair pushed out to ``d^2 >= m``."""
+    y = grade.to(distance.dtype)
+    pull = y.square() * distance
+    push = F.relu(1.0 - y) * F.relu(margin - distance.square())
+    return (pull + push).mean()
+
+
+def siamese_distance(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
+    """Euclidean distance between the L2-normalised rows of ``a`` and ``b`` (Keras'
+    ``sqrt(max(sum((x - y)^2), eps))`` of the code, so the gradient stays finite at 0)."""
+    diff = F.normalize(a, dim=-1) - F.normalize(b, dim=-1)
+    return diff.square().sum(-1).clamp(min=eps).sqrt()

@@ -1,0 +1,361 @@
+"""Training and loading the two captioners as LightningModules (``capbench.models.captioners``
+holds the networks): Show-and-Tell on COCO captions (the FIC feature) and the region captioner
+on Visual Genome region phrases (the BoRD feature).
+
+Both save their vocabulary (the token list) and config sections as hyperparameters, so a
+checkpoint alone rebuilds the model (``load_captioner``) for features, ``capbench caption`` and
+other rows (e.g. Gordo's "generated captions"). Training resumes exactly
+(``capbench.methods.training.fit_resumable``) and caches per config in its workdir.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from capbench.data.records import CaptionedImage
+from capbench.data.text import WordVocab
+from capbench.methods.caption_fusion.config import (
+    OPTIMIZERS,
+    RegionCaptionerConfig,
+    ShowAndTellConfig,
+)
+from capbench.methods.config import as_config, config_dict
+from capbench.methods.training import (
+    finished_checkpoint,
+    fit_resumable,
+    load_trained,
+    resolve_backbone_weights,
+)
+from capbench.models.captioners.region_captioner import RegionCaptioner, RegionSettings
+from capbench.models.captioners.show_and_tell import ShowAndTell
+from capbench.models.captioners.vocab import build_vocab, decode, special_ids
+
+
+def _optimizer(params: Any, name: str, lr: float) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def _freeze(trunk: torch.nn.Module) -> None:
+    """A frozen trunk: no gradients, and BatchNorm statistics kept (eval mode)."""
+    trunk.requires_grad_(False)
+    trunk.eval()
+
+
+class _CaptionerBase(L.LightningModule):
+    """What both captioners share: the vocabulary, a frozen-or-trained trunk, the optimizer."""
+
+    net: Any
+    cfg: Any
+
+    def setup_vocab(self, vocab: Sequence[str]) -> WordVocab:
+        self.vocab = WordVocab(list(vocab))
+        return self.vocab
+
+    def on_train_epoch_start(self) -> None:
+        if not self.cfg.train_trunk:
+            self.net.trunk.eval()  # Lightning sets train mode each epoch: keep BN frozen
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return _optimizer(params, self.cfg.optimizer, self.cfg.lr)
+
+    def words(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        return [decode(self.vocab, seq) for seq in ids]
+
+
+class ShowAndTellModule(_CaptionerBase):
+    """Show-and-Tell trained with teacher forcing on (image, caption) batches of the ``pairs``
+    view; ``fic`` gives the FIC feature and ``caption`` beam-searched captions."""
+
+    def __init__(
+        self,
+        model: ShowAndTellConfig = ShowAndTellConfig(),
+        vocab: Sequence[str] = (),
+        pretrain: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.cfg = as_config(ShowAndTellConfig, model, "show_and_tell")
+        vocabulary = self.setup_vocab(vocab)
+        self.save_hyperparameters(
+            {"model": config_dict(self.cfg), "vocab": list(vocab), "pretrain": pretrain or {}}
+        )
+        c = self.cfg
+        weights = resolve_backbone_weights(
+            c.backbone, c.backbone_weights, c.allow_random_init, pretrain
+        )
+        self.net = ShowAndTell(
+            c.backbone, len(vocabulary), special_ids(vocabulary), c.dim, c.dropout, weights
+        )
+        if not c.train_trunk:
+            _freeze(self.net.trunk)
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        loss = self.net.loss(batch["image"], batch["tokens"])
+        self.log("train/caption_loss", loss, prog_bar=True, batch_size=len(batch["tokens"]))
+        return loss
+
+    @torch.no_grad()
+    def fic(self, images: Tensor) -> Tensor:
+        return self.net.fic(images)
+
+    @torch.no_grad()
+    def caption(self, images: Tensor) -> list[str]:
+        return self.words(self.net.caption(images, self.cfg.beam_size, self.cfg.max_len))
+
+
+class RegionCaptionerModule(_CaptionerBase):
+    """The DenseCap-style model trained on region-phrase batches; ``bord`` gives the BoRD
+    feature and ``describe`` the top regions with their phrases."""
+
+    def __init__(
+        self,
+        model: RegionCaptionerConfig = RegionCaptionerConfig(),
+        vocab: Sequence[str] = (),
+        pretrain: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.cfg = as_config(RegionCaptionerConfig, model, "region_captioner")
+        vocabulary = self.setup_vocab(vocab)
+        self.save_hyperparameters(
+            {"model": config_dict(self.cfg), "vocab": list(vocab), "pretrain": pretrain or {}}
+        )
+        c = self.cfg
+        weights = resolve_backbone_weights(
+            c.backbone, c.backbone_weights, c.allow_random_init, pretrain
+        )
+        settings = RegionSettings(
+            anchor_sizes=tuple(c.anchor_sizes),
+            aspect_ratios=tuple(c.aspect_ratios),
+            rpn_nms=c.rpn_nms,
+            final_nms=c.final_nms,
+            proposals=c.proposals,
+            train_proposals=c.train_proposals,
+            sample_size=c.sample_size,
+            positive_fraction=c.positive_fraction,
+            pos_iou=c.pos_iou,
+            neg_iou=c.neg_iou,
+            pool_size=c.pool_size,
+            fc_dim=c.fc_dim,
+            top_regions=c.top_regions,
+        )
+        self.net = RegionCaptioner(
+            c.backbone,
+            len(vocabulary),
+            special_ids(vocabulary),
+            settings,
+            c.dim,
+            c.dropout,
+            c.stride,
+            weights,
+        )
+        if not c.train_trunk:
+            _freeze(self.net.trunk)
+
+    @staticmethod
+    def image_list(images: Tensor, sizes: Sequence[tuple[int, int]] | None = None) -> Any:
+        from torchvision.models.detection.image_list import ImageList
+
+        if sizes is None:
+            sizes = [(int(images.shape[2]), int(images.shape[3]))] * len(images)
+        return ImageList(images, [tuple(s) for s in sizes])
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        images = self.image_list(batch["image"], batch["image_sizes"])
+        losses = self.net.loss(images, batch["boxes"], batch["tokens"])
+        loss = sum(losses.values())
+        n = len(batch["boxes"])
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, batch_size=n)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        return loss  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def bord(self, images: Tensor, sizes: Sequence[tuple[int, int]] | None = None) -> Tensor:
+        return self.net.bord(self.image_list(images, sizes))
+
+    @torch.no_grad()
+    def describe(
+        self, images: Tensor, sizes: Sequence[tuple[int, int]] | None = None, top: int = 5
+    ) -> list[list[tuple[list[float], float, str]]]:
+        """Per image: ``(box x1y1x2y2, score, phrase)`` of its ``top`` regions, best first."""
+        out = []
+        described = self.net.describe(
+            self.image_list(images, sizes), top, self.cfg.beam_size, self.cfg.max_len
+        )
+        for regions, ids in described:
+            phrases = self.words(ids)
+            out.append(
+                [
+                    (box.tolist(), float(score), phrase)
+                    for box, score, phrase in zip(regions.boxes, regions.scores, phrases)
+                ]
+            )
+        return out
+
+
+CAPTIONERS: dict[str, type[_CaptionerBase]] = {
+    "show_and_tell": ShowAndTellModule,
+    "region_captioner": RegionCaptionerModule,
+}
+
+
+def load_captioner(path: str | Path, map_location: str = "cpu") -> Any:
+    """A trained captioner (either kind, told by its hyperparameters) in eval mode; the trunk's
+    weights file is not re-read (the checkpoint holds the weights)."""
+    ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=False)
+    model = ckpt["hyper_parameters"]["model"]
+    kind = "region_captioner" if "anchor_sizes" in model else "show_and_tell"
+    return load_trained(CAPTIONERS[kind], path, map_location).eval()
+
+
+def show_and_tell_datamodule(
+    cfg: ShowAndTellConfig, train: Sequence[CaptionedImage], vocab: WordVocab, seed: int = 0
+) -> Any:
+    """The ``pairs`` view of ``train`` (one random caption per image per epoch)."""
+    from capbench.data.datamodule import CaptionDataModule
+
+    return CaptionDataModule(
+        "records",
+        ".",
+        view="pairs",
+        batch_size=cfg.batch_size,
+        longest_side=cfg.image_size,
+        pad_to_square=True,
+        augment=False,
+        tokenizer=vocab,
+        max_len=cfg.max_len,
+        records={"train": list(train)},
+        val_split=None,
+        test_split=None,
+        seed=seed,
+    )
+
+
+def region_dataloader(
+    cfg: RegionCaptionerConfig, train: Sequence[CaptionedImage], vocab: WordVocab
+) -> DataLoader:
+    from capbench.data.region_phrases import RegionPhrases, collate_regions
+
+    dataset = RegionPhrases(train, vocab, cfg.image_size, cfg.max_len)
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_regions)
+
+
+def train_captioner(
+    kind: str,
+    cfg: ShowAndTellConfig | RegionCaptionerConfig,
+    train: Sequence[CaptionedImage],
+    workdir: str | Path,
+    pretrain: dict[str, Any] | None = None,
+    seed: int = 0,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    progress: bool = True,
+    callbacks: Sequence[L.Callback] = (),
+) -> tuple[Any, Path]:
+    """Fit a captioner (``"show_and_tell"`` on captions, ``"region_captioner"`` on regions) in
+    ``workdir`` (resumed exactly; a finished run is loaded). The vocabulary is built from the
+    training text with ``cfg.min_count``."""
+    finished = finished_checkpoint(workdir)
+    if finished is not None:
+        return load_captioner(finished), finished
+    L.seed_everything(seed, workers=True, verbose=False)
+    if kind == "show_and_tell":
+        texts = [c for r in train for c in r.captions]
+    elif kind == "region_captioner":
+        texts = [reg.phrase for r in train for reg in r.regions]
+    else:
+        raise ValueError(f"unknown captioner {kind!r}; known: {', '.join(CAPTIONERS)}")
+    if not texts:
+        raise ValueError(f"{kind}: the training records hold no text to learn from")
+    vocab = build_vocab(texts, cfg.min_count)
+    module = CAPTIONERS[kind](model=cfg, vocab=vocab.itos, pretrain=pretrain)
+    if kind == "show_and_tell":
+        data: L.LightningDataModule = show_and_tell_datamodule(cfg, train, vocab, seed)  # type: ignore[arg-type]
+    else:
+        data = _LoaderModule(region_dataloader(cfg, train, vocab))  # type: ignore[arg-type]
+    last = fit_resumable(
+        module,
+        data,
+        workdir,
+        max_epochs=cfg.epochs,
+        loggers=False,
+        accelerator=accelerator,
+        devices=devices,
+        progress=progress,
+        callbacks=callbacks,
+        gradient_clip_val=cfg.clip or None,
+    )
+    return module.eval(), last
+
+
+class _LoaderModule(L.LightningDataModule):
+    """A DataModule around one training DataLoader (``fit_resumable`` takes a DataModule)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        super().__init__()
+        self.loader = loader
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader
+
+
+def generate_captions(
+    module: Any, records: Sequence[CaptionedImage], batch_size: int = 16
+) -> dict[str, str]:
+    """Each record's generated text: Show-and-Tell's beam-searched caption, or the region
+    captioner's phrase for its top-scoring region (the images at the model's own size)."""
+    from capbench.data.region_phrases import pad_images
+    from capbench.methods.caption_fusion.features import extract
+
+    regions = isinstance(module, RegionCaptionerModule)
+    texts: list[str] = []
+
+    def run(images: list[Tensor]) -> Tensor:
+        if regions:
+            padded, sizes = pad_images(images)
+            described = module.describe(padded, sizes, top=1)
+            texts.extend(d[0][2] if d else "" for d in described)
+        else:
+            texts.extend(module.caption(torch.stack(images)))
+        return torch.zeros(len(images), 1)
+
+    extract(records, run, module.cfg.image_size, not regions, batch_size)
+    return {r.image_id: t for r, t in zip(records, texts)}
+
+
+def caption_quality(
+    module: Any,
+    held_out: Sequence[CaptionedImage],
+    train: Sequence[CaptionedImage],
+    seed: int = 0,
+    meteor: bool = False,
+) -> dict[str, float]:
+    """BLEU / CIDEr of the generated text of ``held_out`` images against their references (the
+    captions, or the region phrases for the region captioner), beside the same scores of a
+    caption of a random training image (``random_*``)."""
+    from capbench.eval.captioning import caption_scores, random_caption_baseline
+
+    regions = isinstance(module, RegionCaptionerModule)
+
+    def refs(r: CaptionedImage) -> list[str]:
+        return [g.phrase for g in r.regions] if regions else list(r.captions)
+
+    held = [r for r in held_out if refs(r)]
+    references = {r.image_id: refs(r) for r in held}
+    generated = generate_captions(module, held)
+    scores = caption_scores(references, generated, meteor=meteor)
+    baseline = random_caption_baseline([refs(r) for r in train], list(references), seed)
+    scores.update({f"random_{k}": v for k, v in caption_scores(references, baseline).items()})
+    scores["n_images"] = float(len(held))
+    return scores

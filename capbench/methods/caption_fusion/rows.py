@@ -1,0 +1,279 @@
+"""Row targets of Mopuri et al. 2017 (``benchmarks/mopuri2017``): one representation per row,
+scored by nDCG@K on the graded benchmark (``capbench.eval.protocols.graded_retrieval``).
+
+* ``random``  chance level: uniformly random rankings (``row.repeats`` draws)
+* ``cnn``     the untuned trunk the captioners start from, globally average-pooled
+* ``fic``     Show-and-Tell's 512-d image embedding (the LSTM's input), L2-normalised
+* ``bord``    mean LSTM encoding of the region captioner's top-5 regions, L2-normalised
+* ``concat``  [BoRD ; FIC]
+* ``fused``   the siamese fusion of [BoRD ; FIC], trained per fold (5-fold over the queries)
+* ``captioner`` a captioner's own quality on held-out images (BLEU-4, CIDEr) beside a caption
+  of a random training image: the check that it learned to describe images at all
+
+The captioners train once per config (a folder under the cache, shared by the rows); feature
+files are cached beside them per benchmark fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from capbench.data.records import CaptionedImage
+from capbench.eval.protocols.graded_retrieval import (
+    GradedData,
+    load_graded_data,
+    query_folds,
+    random_ranking_ndcg,
+    score_features,
+    score_folds,
+    score_similarity,
+    similarity,
+)
+from capbench.methods.caption_fusion.config import CaptionFusionRow, row_config
+from capbench.methods.caption_fusion.features import extract, load_features, save_features
+from capbench.methods.config import config_dict
+from capbench.methods.protocol import RowContext, RowResult
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def captioner_workdir(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> Path:
+    """Where a captioner trains: one folder per (kind, its section, pretraining, training data,
+    seed), shared by every row that needs it."""
+    from capbench.paths import cache_root
+
+    key = {
+        "kind": kind,
+        "section": config_dict(getattr(cfg, kind)),
+        "pretrain": cfg.pretrain,
+        "captioning": config_dict(cfg.captioning),
+        "data_root": str(Path(ctx.data_root).resolve()),
+        "seed": int(ctx.seed),
+    }
+    return cache_root() / "mopuri2017" / "captioners" / f"{kind}-{_digest(key)}"
+
+
+def captioner_train_records(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> list:
+    """COCO Karpathy train (+restval) captions, or Visual Genome train region phrases."""
+    from capbench.data import read
+
+    root = Path(ctx.data_root)
+    if kind == "show_and_tell":
+        recs = list(read("coco", root / cfg.captioning.coco, "train", splits="karpathy"))
+    else:
+        recs = list(read("visual_genome", root / cfg.captioning.visual_genome, "train"))
+    n = cfg.captioning.max_train_images
+    return recs[:n] if n else recs
+
+
+def trained_captioner(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> tuple[Any, Path]:
+    """The captioner ``kind`` of this config, trained on first use (resumable), else loaded."""
+    from capbench.methods.caption_fusion.captioning import train_captioner
+
+    return train_captioner(
+        kind,
+        getattr(cfg, kind),
+        captioner_train_records(kind, cfg, ctx),
+        captioner_workdir(kind, cfg, ctx),
+        pretrain=cfg.pretrain,
+        seed=ctx.seed,
+        accelerator="cpu" if ctx.accelerator == "cpu" else "auto",
+        devices=1,
+        progress=ctx.progress,
+    )
+
+
+def _caption_quality(
+    kind: str, cfg: CaptionFusionRow, ctx: RowContext, model: Any, checkpoint: Path
+) -> dict[str, float]:
+    """BLEU / CIDEr of the captioner on held-out images (Karpathy test, or VG test regions)
+    against a random training caption, cached beside its checkpoint."""
+    from capbench.data import read
+    from capbench.methods.caption_fusion.captioning import caption_quality
+
+    cache = checkpoint.parent.parent / "caption_scores.json"
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    root = Path(ctx.data_root)
+    if kind == "show_and_tell":
+        held = list(read("coco", root / cfg.captioning.coco, "test", splits="karpathy"))
+    else:
+        held = list(read("visual_genome", root / cfg.captioning.visual_genome, "test"))
+    n = cfg.captioning.eval_images
+    scores = caption_quality(
+        model.cpu(),
+        held[:n] if n else held,
+        captioner_train_records(kind, cfg, ctx),
+        seed=int(ctx.seed),
+        meteor=cfg.captioning.meteor,
+    )
+    from capbench.atomic import atomic_write_text
+
+    atomic_write_text(cache, json.dumps(scores, indent=2))
+    return scores
+
+
+def _cnn_embed(cfg: CaptionFusionRow) -> Callable[[list[torch.Tensor]], torch.Tensor]:
+    """The untuned trunk of the FIC captioner (the same starting weights), average-pooled."""
+    from capbench.methods.training import resolve_backbone_weights
+    from capbench.models.backbones import create_backbone
+
+    c = cfg.show_and_tell
+    weights = resolve_backbone_weights(
+        c.backbone, c.backbone_weights, c.allow_random_init, cfg.pretrain
+    )
+    trunk, _ = create_backbone(c.backbone, weights)
+    trunk.eval()
+    return lambda images: torch.nn.functional.normalize(
+        trunk(torch.stack(images)).mean(dim=(2, 3)), dim=1
+    )
+
+
+def _features(
+    kind: str, cfg: CaptionFusionRow, ctx: RowContext, images: Sequence[CaptionedImage], tag: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(N, D)`` features of ``images`` for one of cnn / fic / bord, cached per benchmark."""
+    from capbench.data.region_phrases import pad_images
+
+    batch = cfg.captioning.embed_batch_size
+    info: dict[str, Any] = {}
+    if kind == "cnn":
+        return extract(images, _cnn_embed(cfg), cfg.show_and_tell.image_size, True, batch), info
+    captioner = "show_and_tell" if kind == "fic" else "region_captioner"
+    model, checkpoint = trained_captioner(captioner, cfg, ctx)
+    info[f"{captioner}_checkpoint"] = str(checkpoint)
+    info[f"{captioner}_scores"] = _caption_quality(captioner, cfg, ctx, model, checkpoint)
+    cache = checkpoint.parent.parent / f"{kind}-{tag}.npz"
+    ids = [r.image_id for r in images]
+    if cache.is_file():
+        stored = load_features(cache)
+        if all(i in stored for i in ids):
+            return np.stack([stored[i] for i in ids]), info
+    if kind == "fic":
+        feats = extract(
+            images, lambda x: model.fic(torch.stack(x)), cfg.show_and_tell.image_size, True, batch
+        )
+    else:
+
+        def bord(x: list[torch.Tensor]) -> torch.Tensor:
+            padded, sizes = pad_images(x)
+            return model.bord(padded, sizes)
+
+        feats = extract(images, bord, cfg.region_captioner.image_size, False, batch)
+    save_features(cache, ids, feats)
+    return feats, info
+
+
+def row_features(
+    kind: str, cfg: CaptionFusionRow, ctx: RowContext, data: GradedData
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Features of the queries then the references (rows in that order)."""
+    images = data.queries + data.references
+    tag = _digest(data.dataset.get("fingerprint") or [r.image_id for r in images])
+    if kind == "concat":
+        bord, info = _features("bord", cfg, ctx, images, tag)
+        fic, more = _features("fic", cfg, ctx, images, tag)
+        return np.concatenate([bord, fic], axis=1), {**info, **more}
+    return _features(kind, cfg, ctx, images, tag)
+
+
+def _curves(metrics: dict[str, float], ks: Sequence[int]) -> dict[str, dict[str, list[float]]]:
+    return {"ndcg": {"x": [float(k) for k in ks], "y": [metrics[f"ndcg@{k}"] for k in ks]}}
+
+
+def _fused(
+    cfg: CaptionFusionRow, ctx: RowContext, data: GradedData, x: np.ndarray
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train the fusion on each fold's training queries, score its test queries; mean over
+    folds (the authors' protocol)."""
+    from capbench.methods.caption_fusion.data import FusionPairs
+    from capbench.methods.caption_fusion.train import train_caption_fusion
+
+    images = data.queries + data.references
+    features = {r.image_id: v for r, v in zip(images, x)}
+    records = [*data.queries, *data.references]
+    n_q = len(data.queries)
+    per_fold, info = [], []
+    for f, test in enumerate(query_folds(n_q, cfg.eval.folds)):
+        held = set(test.tolist())
+        train_q = [q.image_id for i, q in enumerate(data.queries) if i not in held]
+        dm = FusionPairs(records, features, train_q, cfg.method, seed=ctx.seed)
+        model, _ = train_caption_fusion(
+            cfg.method,
+            dm,
+            Path(ctx.workdir) / f"fold{f}",
+            seed=ctx.seed,
+            accelerator="cpu" if ctx.accelerator == "cpu" else "auto",
+            devices=1,
+            progress=ctx.progress,
+        )
+        model = model.cpu()
+        rep = model.represent(torch.as_tensor(x, dtype=torch.float32)).numpy()
+        sim = similarity(rep[:n_q], rep[n_q:])
+        per_fold.append(score_similarity(sim, data, cfg.eval.ks, queries=test))
+        info.append({**dm.info(), "epochs": int(model.current_epoch or 0)})
+    return score_folds(per_fold), {"folds": info, "per_fold": per_fold}
+
+
+CAPTION_METRICS = ("bleu4", "cider", "random_bleu4", "random_cider")
+
+
+def _captioner_row(cfg: CaptionFusionRow, ctx: RowContext) -> RowResult:
+    """BLEU-4 / CIDEr of one captioner on held-out images and of the random-caption floor."""
+    kind = cfg.row.captioner
+    model, checkpoint = trained_captioner(kind, cfg, ctx)
+    scores = _caption_quality(kind, cfg, ctx, model, checkpoint)
+    return RowResult(
+        metrics={k: scores[k] for k in CAPTION_METRICS},
+        n_scored=int(scores["n_images"]),
+        checkpoint=str(checkpoint),
+        extra={"kind": "captioner", "captioner": kind, "scores": scores},
+    )
+
+
+def _resolve_pretrain_data(cfg: CaptionFusionRow, ctx: RowContext) -> CaptionFusionRow:
+    """``pretrain.data`` relative to the row's data root, like ``data.root``."""
+    data = cfg.pretrain.get("data")
+    if not data or Path(data).is_absolute():
+        return cfg
+    return replace(cfg, pretrain={**cfg.pretrain, "data": str(Path(ctx.data_root) / data)})
+
+
+def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
+    """The benchmark runner's entry point for every mopuri2017 row."""
+    cfg = _resolve_pretrain_data(row_config(config), ctx)
+    if cfg.row.kind == "captioner":
+        return _captioner_row(cfg, ctx)
+    data = load_graded_data(cfg.data, Path(ctx.data_root))
+    ks = cfg.eval.ks
+    kind = cfg.row.kind
+    extra: dict[str, Any] = {"kind": kind}
+    if kind == "random":
+        metrics = random_ranking_ndcg(data, ks, draws=cfg.row.repeats, seed=int(ctx.seed))
+    else:
+        x, info = row_features("concat" if kind == "fused" else kind, cfg, ctx, data)
+        extra.update(info)
+        extra["feature_dim"] = int(x.shape[1])
+        if kind == "fused":
+            metrics, more = _fused(cfg, ctx, data, x)
+            extra.update(more)
+        else:
+            n_q = len(data.queries)
+            metrics = score_features(x[:n_q], x[n_q:], data, ks)
+    return RowResult(
+        metrics=metrics,
+        n_scored=len(data.queries),
+        curves=_curves(metrics, ks),
+        dataset=data.dataset,
+        extra=extra,
+    )

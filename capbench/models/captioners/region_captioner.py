@@ -1,0 +1,183 @@
+"""A DenseCap-style region captioner (Johnson et al., CVPR 2016) from torchvision's detection
+parts: a trunk, torchvision's region proposal network, RoIAlign, a recognition head (region
+code, confidence, box refinement) and the shared LSTM decoder that describes each region.
+
+Mopuri et al.'s BoRD feature ("bag of region descriptions") is the mean of the LSTM-encoded
+region codes of the 5 top-scoring regions after the final NMS, L2-normalised (512-d).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.detection._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, roi_align
+
+from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
+from capbench.models.captioners.trunk import dense_trunk
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    """The detection settings (defaults: DenseCap's, as Mopuri et al.'s code runs it)."""
+
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    rpn_nms: float = 0.7
+    final_nms: float = 0.3
+    proposals: int = 1000  # proposals kept after the RPN's NMS at test time
+    train_proposals: int = 2000
+    sample_size: int = 256  # boxes sampled per image for the losses (RPN and recognition)
+    positive_fraction: float = 0.5
+    pos_iou: float = 0.7
+    neg_iou: float = 0.3
+    pool_size: int = 7
+    fc_dim: int = 4096  # DenseCap's two fully connected layers
+    top_regions: int = 5  # BoRD: regions averaged
+
+
+@dataclass
+class Regions:
+    """One image's described regions, best first: boxes (x1, y1, x2, y2), scores, the
+    512-d region codes and their LSTM encodings."""
+
+    boxes: Tensor
+    scores: Tensor
+    codes: Tensor
+    encoded: Tensor
+
+
+class RegionCaptioner(nn.Module):
+    """Trunk -> RPN -> RoIAlign -> fc recognition head -> LSTM decoder per region."""
+
+    def __init__(
+        self,
+        backbone: str,
+        vocab_size: int,
+        specials: SpecialIds,
+        settings: RegionSettings = RegionSettings(),
+        dim: int = 512,
+        dropout: float = 0.5,
+        stride: int = 16,
+        weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        s = settings
+        self.settings = s
+        self.stride = stride
+        self.trunk, channels = dense_trunk(backbone, stride, weights)
+        anchors = AnchorGenerator((tuple(s.anchor_sizes),), (tuple(s.aspect_ratios),))
+        self.rpn = RegionProposalNetwork(
+            anchors,
+            RPNHead(channels, anchors.num_anchors_per_location()[0]),
+            fg_iou_thresh=s.pos_iou,
+            bg_iou_thresh=s.neg_iou,
+            batch_size_per_image=s.sample_size,
+            positive_fraction=s.positive_fraction,
+            pre_nms_top_n={"training": s.train_proposals, "testing": s.proposals},
+            post_nms_top_n={"training": s.train_proposals, "testing": s.proposals},
+            nms_thresh=s.rpn_nms,
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * s.pool_size**2, s.fc_dim),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(s.fc_dim, s.fc_dim),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        )
+        self.code = nn.Linear(s.fc_dim, dim)
+        self.score = nn.Linear(s.fc_dim, 1)
+        self.refine = nn.Linear(s.fc_dim, 4)
+        self.box_coder = BoxCoder((10.0, 10.0, 5.0, 5.0))
+        self.matcher = Matcher(s.pos_iou, s.neg_iou, allow_low_quality_matches=True)
+        self.sampler = BalancedPositiveNegativeSampler(s.sample_size, s.positive_fraction)
+        self.decoder = CaptionDecoder(vocab_size, specials, dim, dropout)
+
+    def _recognise(self, features: Tensor, boxes: list[Tensor]) -> Tensor:
+        pooled = roi_align(
+            features, boxes, self.settings.pool_size, 1.0 / self.stride, sampling_ratio=2
+        )
+        return self.head(pooled)
+
+    def loss(
+        self, images: ImageList, boxes: list[Tensor], tokens: list[Tensor]
+    ) -> dict[str, Tensor]:
+        """Training losses: RPN objectness and box terms, then per sampled box a confidence
+        (BCE), a refinement (smooth L1, positives) and the caption of the matched region
+        (positives). ``boxes[i]`` ``(R_i, 4)`` x1y1x2y2 pixels, ``tokens[i]`` ``(R_i, T)``."""
+        features = self.trunk(images.tensors)
+        proposals, rpn_losses = self.rpn(images, {"0": features}, [{"boxes": b} for b in boxes])
+        sampled, labels, matched = [], [], []
+        for props, gt in zip(proposals, boxes):
+            cand = torch.cat([props.detach(), gt])  # the true regions always take part
+            match = self.matcher(box_iou(gt, cand))
+            lab = torch.full_like(match, -1)  # between the thresholds: left out
+            lab[match >= 0] = 1
+            lab[match == Matcher.BELOW_LOW_THRESHOLD] = 0
+            pos, neg = self.sampler([lab])
+            keep = torch.where(pos[0].bool() | neg[0].bool())[0]
+            sampled.append(cand[keep])
+            labels.append(pos[0][keep].float())
+            matched.append(match[keep].clamp(min=0))
+        hidden = self._recognise(features, sampled)
+        label = torch.cat(labels)
+        losses = dict(rpn_losses)
+        losses["score"] = F.binary_cross_entropy_with_logits(self.score(hidden).squeeze(1), label)
+        is_pos = label > 0
+        if is_pos.any():
+            gt_boxes = torch.cat([b[m] for b, m in zip(boxes, matched)])[is_pos]
+            target = self.box_coder.encode_single(gt_boxes, torch.cat(sampled)[is_pos])
+            losses["refine"] = F.smooth_l1_loss(self.refine(hidden[is_pos]), target, beta=1 / 9)
+            pad = self.decoder.specials.pad
+            words = torch.cat([_pad_to(t[m], tokens, pad) for t, m in zip(tokens, matched)])
+            words = words[is_pos]
+            losses["caption"] = self.decoder.loss(self.code(hidden[is_pos]), words)
+        return losses
+
+    @torch.no_grad()
+    def detect(self, images: ImageList, top: int | None = None) -> list[Regions]:
+        """Scored, refined regions per image after the final NMS, at most ``top``."""
+        features = self.trunk(images.tensors)
+        proposals, _ = self.rpn(images, {"0": features})
+        hidden = self._recognise(features, proposals)
+        out, start = [], 0
+        for props, size in zip(proposals, images.image_sizes):
+            h = hidden[start : start + len(props)]
+            start += len(props)
+            boxes = self.box_coder.decode_single(self.refine(h), props)
+            boxes = clip_boxes_to_image(boxes, size)
+            scores = self.score(h).squeeze(1).sigmoid()
+            keep = batched_nms(boxes, scores, torch.zeros_like(scores), self.settings.final_nms)
+            keep = keep[:top] if top else keep
+            codes = self.code(h[keep])
+            out.append(Regions(boxes[keep], scores[keep], codes, self.decoder.encode(codes)))
+        return out
+
+    def bord(self, images: ImageList) -> Tensor:
+        """The BoRD feature ``(B, dim)``: mean LSTM encoding of the top regions, L2-normalised."""
+        regions = self.detect(images, self.settings.top_regions)
+        return F.normalize(torch.stack([r.encoded.mean(dim=0) for r in regions]), dim=1)
+
+    def describe(
+        self, images: ImageList, top: int = 5, beam_size: int = 3, max_len: int = 12
+    ) -> list[tuple[Regions, list[list[int]]]]:
+        """The ``top`` regions of each image with their beam-searched phrases (word ids)."""
+        return [
+            (r, self.decoder.beam_search(r.codes, beam_size, max_len))
+            for r in self.detect(images, top)
+        ]
+
+
+def _pad_to(t: Tensor, all_tokens: list[Tensor], pad: int) -> Tensor:
+    """Pad phrase ids to the longest phrase of the batch (one tensor for the decoder)."""
+    width = max(x.shape[1] for x in all_tokens)
+    return F.pad(t, (0, width - t.shape[1]), value=pad)

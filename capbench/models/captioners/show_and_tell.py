@@ -1,0 +1,47 @@
+"""Show-and-Tell (Vinyals et al., TPAMI 2016): a CNN, a linear map of its pooled feature to the
+LSTM's 512-d input, and the LSTM decoder. Mopuri et al. take that 512-d image embedding, the
+input of the language model, as the image's "FIC" feature (L2-normalised)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from capbench.models.backbones import create_backbone
+from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
+
+
+class ShowAndTell(nn.Module):
+    """Trunk -> global average pooling -> linear 512 (the image embedding) -> LSTM decoder."""
+
+    def __init__(
+        self,
+        backbone: str,
+        vocab_size: int,
+        specials: SpecialIds,
+        dim: int = 512,
+        dropout: float = 0.5,
+        weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.trunk, channels = create_backbone(backbone, weights)
+        self.embed_image = nn.Linear(channels, dim)
+        self.decoder = CaptionDecoder(vocab_size, specials, dim, dropout)
+
+    def image_embedding(self, images: Tensor) -> Tensor:
+        """The 512-d input of the LSTM, ``(B, dim)`` (not normalised)."""
+        return self.embed_image(self.trunk(images).mean(dim=(2, 3)))
+
+    def fic(self, images: Tensor) -> Tensor:
+        """Mopuri et al.'s FIC feature: the image embedding, L2-normalised."""
+        return F.normalize(self.image_embedding(images), dim=1)
+
+    def loss(self, images: Tensor, tokens: Tensor) -> Tensor:
+        """Teacher-forced cross-entropy of the caption ``tokens`` given the images."""
+        return self.decoder.loss(self.image_embedding(images), tokens)
+
+    def caption(self, images: Tensor, beam_size: int = 3, max_len: int = 20) -> list[list[int]]:
+        """Beam-search word ids, one list per image."""
+        return self.decoder.beam_search(self.image_embedding(images), beam_size, max_len)

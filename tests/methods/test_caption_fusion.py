@@ -1,0 +1,150 @@
+"""Mopuri et al. 2017 fusion: the graded contrastive loss against hand-computed values, the
+training pairs as the official code builds them, Keras' validation split, the siamese module's
+representation layer, and feature files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from capbench.losses import graded_contrastive_loss, siamese_distance
+from capbench.methods.caption_fusion.config import FusionModelConfig, PairsConfig
+from capbench.methods.caption_fusion.features import load_features, save_features
+from capbench.methods.caption_fusion.module import CaptionFusion
+from capbench.methods.caption_fusion.pairs import Pair, build_pairs, split_validation
+
+
+def test_graded_contrastive_loss_hand_values():
+    # d = 0.5, y = 2: pull 4 * 0.5 = 2; push max(0, 1-2) = 0          -> 2.0
+    # d = 0.5, y = 0: pull 0; push 1 * max(0, 1 - 0.25) = 0.75         -> 0.75
+    # d = 1.5, y = 0: push max(0, 1 - 2.25) = 0                        -> 0
+    # d = 0.2, y = 1: pull 1 * 0.2; push max(0, 0) * ... = 0           -> 0.2
+    d = torch.tensor([0.5, 0.5, 1.5, 0.2])
+    y = torch.tensor([2, 0, 0, 1])
+    torch.testing.assert_close(graded_contrastive_loss(d, y), torch.tensor((2 + 0.75 + 0.2) / 4))
+    # margin 2: the second pair pushes 2 - 0.25, the third 2 - 2.25 < 0 -> 0
+    got = graded_contrastive_loss(d, y, margin=2.0)
+    torch.testing.assert_close(got, torch.tensor((2 + 1.75 + 0.2) / 4))
+
+
+def test_siamese_distance_is_between_normalised_rows():
+    a = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    b = torch.tensor([[0.0, 5.0], [0.0, 7.0]])
+    torch.testing.assert_close(
+        siamese_distance(a, b), torch.tensor([math.sqrt(2.0), 0.0]), atol=1e-3, rtol=0
+    )
+
+
+RELEVANCE = {
+    "q1": {"r1": 3, "r2": 0, "r3": 1},  # 2 positives, 1 negative -> one outside negative
+    "q2": {"r1": 0, "r2": 0, "r4": 2},  # 1 positive, 2 negatives -> none added
+}
+IMAGES = ["q1", "q2", "r1", "r2", "r3", "r4", "r5"]
+
+
+def test_pairs_as_the_official_code_builds_them():
+    pairs = build_pairs(RELEVANCE, ["q1", "q2"], IMAGES, PairsConfig(), seed=0)
+    q1 = [p for p in pairs if p.query == "q1"]
+    assert [(p.other, p.grade) for p in q1[:3]] == [("r1", 3), ("r3", 1), ("r2", 0)]
+    assert len(q1) == 4 and q1[3].grade == 0
+    # the outside negative is neither the query nor in its judged list
+    assert q1[3].other in {"q2", "r4", "r5"}
+    q2 = [(p.other, p.grade) for p in pairs if p.query == "q2"]
+    assert q2 == [("r4", 2), ("r1", 0), ("r2", 0)]
+    assert pairs == build_pairs(RELEVANCE, ["q1", "q2"], IMAGES, PairsConfig(), seed=0)
+    # no balancing when switched off; a reference cap keeps that many judged references
+    plain = build_pairs(RELEVANCE, ["q1"], IMAGES, PairsConfig(balance_negatives=False), 0)
+    assert len(plain) == 3
+    capped = build_pairs(RELEVANCE, ["q2"], IMAGES, PairsConfig(max_references=2), 0)
+    assert len(capped) == 2
+    with pytest.raises(KeyError, match="q9"):
+        build_pairs(RELEVANCE, ["q9"], IMAGES, PairsConfig(), 0)
+
+
+def test_validation_split_is_the_last_fraction_as_keras():
+    pairs = [Pair("q", f"r{i}", 0) for i in range(25)]
+    train, val = split_validation(pairs, 0.1)
+    # Keras: split_at = int(25 * 0.9) = 22 -> the last 3 pairs validate
+    assert train == pairs[:22] and val == pairs[22:]
+    assert split_validation(pairs, 0.0) == (pairs, [])
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_validation(pairs, 1.0)
+
+
+def test_representation_is_the_chosen_layer_and_training_uses_the_last():
+    torch.manual_seed(0)
+    cfg = FusionModelConfig(in_dim=6, hidden=(8, 5, 3), representation_layer=2)
+    model = CaptionFusion(model=cfg)
+    x = torch.randn(4, 6)
+    assert model(x).shape == (4, 3)
+    rep = model.represent(x)
+    want = torch.relu(model.mlp[2](torch.relu(model.mlp[0](x))))
+    torch.testing.assert_close(rep, want)
+    with pytest.raises(ValueError, match="representation_layer"):
+        CaptionFusion(model=FusionModelConfig(in_dim=6, hidden=(8,), representation_layer=2))
+
+
+def test_feature_files_round_trip_and_name_bad_files(tmp_path):
+    feats = np.arange(6, dtype=np.float32).reshape(3, 2)
+    path = save_features(tmp_path / "f.npz", ["a", "b", "c"], feats)
+    loaded = load_features(path)
+    assert list(loaded) == ["a", "b", "c"]
+    np.testing.assert_array_equal(loaded["c"], [4.0, 5.0])
+    np.savez(tmp_path / "bad.npz", x=feats)
+    with pytest.raises(ValueError, match=r"bad\.npz.*'ids' and 'features'"):
+        load_features(tmp_path / "bad.npz")
+    with pytest.raises(FileNotFoundError, match=r"missing\.npz"):
+        load_features(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="2 ids but 3"):
+        save_features(tmp_path / "g.npz", ["a", "b"], feats)
+
+
+def test_trained_fusion_ranks_its_training_queries_better_than_untrained(tiny_scenes, tmp_path):
+    """Learning is real: on the tiny graded benchmark (thumbnail features, every query used for
+    training), the fusion's representation ranks the training queries' references by grade
+    better after training than at its initialisation, and its pair loss falls."""
+    from dataclasses import replace
+
+    from capbench.data import read
+    from capbench.eval.protocols.graded_retrieval import (
+        build_graded_data,
+        score_similarity,
+        similarity,
+    )
+    from capbench.methods.caption_fusion.config import CaptionFusionConfig, FusionTrainConfig
+    from capbench.methods.caption_fusion.data import FusionPairs
+    from capbench.methods.caption_fusion.features import thumbnail_features
+    from capbench.methods.caption_fusion.train import train_caption_fusion
+
+    torch.set_num_threads(1)
+    records = list(read("graded_retrieval", tiny_scenes / "graded_retrieval"))
+    data = build_graded_data(records)
+    feats = thumbnail_features(records)
+    cfg = CaptionFusionConfig(
+        model=FusionModelConfig(in_dim=192, hidden=(64, 64, 32), representation_layer=2),
+        train=replace(FusionTrainConfig(), lr=0.05, batch_size=32, max_epochs=40, val_fraction=0.0),
+    )
+    queries = [q.image_id for q in data.queries]
+    dm = FusionPairs(records, feats, queries, cfg, seed=0)
+    x = torch.tensor(np.stack([feats[r.image_id] for r in data.queries + data.references]))
+    n_q = len(queries)
+
+    def ndcg(model: CaptionFusion) -> float:
+        rep = model.represent(x).numpy()
+        return score_similarity(similarity(rep[:n_q], rep[n_q:]), data, (5, 10, 20))["ndcg_mean"]
+
+    def pair_loss(model: CaptionFusion) -> float:
+        p = dm.train_pairs
+        with torch.no_grad():
+            return float(model.pair_loss(p["a"], p["b"], p["grade"]))
+
+    torch.manual_seed(0)
+    untrained = CaptionFusion(model=cfg.model, train=cfg.train, pairs=cfg.pairs).eval()
+    model, _ = train_caption_fusion(
+        cfg, dm, tmp_path, seed=0, accelerator="cpu", devices=1, progress=False
+    )
+    assert pair_loss(model) < 0.7 * pair_loss(untrained), (pair_loss(model), pair_loss(untrained))
+    assert ndcg(model) > ndcg(untrained) + 0.05, (ndcg(model), ndcg(untrained))

@@ -1,0 +1,100 @@
+"""The captioner networks: the decoder's targets and beam search, Show-and-Tell's FIC feature,
+the region captioner's losses, detections and BoRD feature (random weights, tiny inputs)."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.models.detection.image_list import ImageList
+
+from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds, append_eos
+from capbench.models.captioners.region_captioner import RegionCaptioner, RegionSettings
+from capbench.models.captioners.show_and_tell import ShowAndTell
+
+SP = SpecialIds(pad=0, bos=3, eos=4)
+
+
+def test_append_eos_writes_after_the_last_word():
+    tokens = torch.tensor([[7, 8, 0], [9, 0, 0], [5, 6, 7]])
+    want = torch.tensor([[7, 8, 4, 0], [9, 4, 0, 0], [5, 6, 7, 4]])
+    torch.testing.assert_close(append_eos(tokens, SP), want)
+
+
+def _greedy(dec: CaptionDecoder, code: torch.Tensor, max_len: int) -> list[int]:
+    """Greedy decoding written step by step through forward() (teacher forcing on its own
+    output), the independent reference for beam_size=1."""
+    words: list[int] = []
+    for _ in range(max_len + 1):
+        logits = dec(code[None], torch.tensor([words], dtype=torch.long).view(1, -1))[0, -1]
+        logits[[SP.pad, SP.bos]] = -float("inf")
+        w = int(logits.argmax())
+        if w == SP.eos:
+            break
+        words.append(w)
+    return words
+
+
+def test_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_high():
+    torch.manual_seed(0)
+    dec = CaptionDecoder(12, SP, dim=16, dropout=0.0).eval()
+    codes = torch.randn(5, 16)
+    greedy = dec.beam_search(codes, beam_size=1, max_len=6)
+    assert greedy == [_greedy(dec, c, 6) for c in codes]
+
+    def logprob(code: torch.Tensor, words: list[int]) -> float:
+        """log p(words, <eos> | code) by teacher forcing."""
+        seq = torch.tensor([words], dtype=torch.long).view(1, -1)
+        logp = torch.log_softmax(dec(code[None], seq)[0], dim=-1)
+        return float(sum(logp[i, w] for i, w in enumerate([*words, SP.eos])))
+
+    wide = dec.beam_search(codes, beam_size=4, max_len=6)
+    for c, g, w in zip(codes, greedy, wide):
+        if len(g) < 6 and len(w) < 6:  # both finished with <eos>: comparable sequence scores
+            assert logprob(c, w) >= logprob(c, g) - 1e-5
+
+
+def test_show_and_tell_fic_is_the_normalised_lstm_input():
+    torch.manual_seed(0)
+    model = ShowAndTell("timm::resnet18", 20, SP, dim=32, dropout=0.0).eval()
+    images = torch.randn(2, 3, 64, 64)
+    fic = model.fic(images)
+    assert fic.shape == (2, 32)
+    torch.testing.assert_close(fic.norm(dim=1), torch.ones(2))
+    emb = model.image_embedding(images)
+    torch.testing.assert_close(fic, emb / emb.norm(dim=1, keepdim=True))
+    loss = model.loss(images, torch.tensor([[5, 6, 7], [8, 0, 0]]))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_region_captioner_losses_detections_and_bord():
+    torch.manual_seed(0)
+    settings = RegionSettings(
+        anchor_sizes=(16, 32), fc_dim=32, sample_size=16, train_proposals=40, proposals=20
+    )
+    model = RegionCaptioner("timm::resnet18", 20, SP, settings, dim=24, dropout=0.0)
+    images = ImageList(torch.randn(2, 3, 64, 64), [(64, 64), (64, 48)])
+    boxes = [torch.tensor([[4.0, 4.0, 30.0, 30.0], [20.0, 30.0, 60.0, 60.0]]),
+             torch.tensor([[0.0, 0.0, 40.0, 20.0]])]  # fmt: skip
+    tokens = [torch.tensor([[5, 6], [7, 0]]), torch.tensor([[8, 9]])]
+    losses = model.loss(images, boxes, tokens)
+    assert {"loss_objectness", "loss_rpn_box_reg", "score", "refine", "caption"} <= set(losses)
+    sum(losses.values()).backward()
+    assert model.decoder.lstm.weight_ih_l0.grad is not None
+
+    model.eval()
+    regions = model.detect(images, top=3)
+    assert len(regions) == 2
+    for r, (h, w) in zip(regions, images.image_sizes):
+        assert 1 <= len(r.boxes) <= 3
+        assert (r.boxes[:, 2] <= w).all() and (r.boxes[:, 3] <= h).all()
+        assert (r.scores[:-1] >= r.scores[1:]).all()  # best first
+        assert r.encoded.shape == (len(r.boxes), 24)
+    bord = model.bord(images)
+    assert bord.shape == (2, 24)
+    torch.testing.assert_close(bord.norm(dim=1), torch.ones(2))
+    settings5 = RegionSettings(
+        anchor_sizes=(16, 32), fc_dim=32, sample_size=16, train_proposals=40, proposals=20,
+        top_regions=3,
+    )  # fmt: skip
+    model.settings = settings5
+    want = torch.nn.functional.normalize(regions[0].encoded.mean(dim=0), dim=0)
+    torch.testing.assert_close(model.bord(images)[0], want)
