@@ -270,10 +270,13 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
         else:
             n_q = len(data.queries)
             metrics = score_features(x[:n_q], x[n_q:], data, ks)
+    # a single-captioner row names that captioner's checkpoint (the suite scores it)
+    captioner = {"fic": "show_and_tell", "bord": "region_captioner"}.get(kind)
     return RowResult(
         metrics=metrics,
         n_scored=len(data.queries),
         curves=_curves(metrics, ks),
+        checkpoint=extra.get(f"{captioner}_checkpoint") if captioner else None,
         dataset=data.dataset,
         extra=extra,
     )
