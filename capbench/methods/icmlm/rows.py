@@ -115,7 +115,10 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
         model, dm, cfg.data.heldout_split, cfg.data.heldout_images, cfg.row.attention_figures
     )
     metrics = heldout_metrics(held, most_frequent_concept(dm))
-    extra: dict[str, Any] = {"heldout_scored": len(held.correct), "attention_scored": len(held.peaks)}
+    extra: dict[str, Any] = {
+        "heldout_scored": len(held.correct),
+        "attention_scored": len(held.peaks),
+    }
     if held.examples:
         out = figure_dir(Path(ctx.workdir), ctx.profile)
         name = cfg.row.name or cfg.train.mode
@@ -152,6 +155,10 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
         metrics=metrics,
         n_scored=n_scored,
         checkpoint=checkpoint,
-        dataset={"name": cfg.data.name, "root": str(root), "fingerprint": dataset_fingerprint(root)},
+        dataset={
+            "name": cfg.data.name,
+            "root": str(root),
+            "fingerprint": dataset_fingerprint(root),
+        },
         extra=extra,
     )
