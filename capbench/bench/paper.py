@@ -58,6 +58,7 @@ class Table:
     source: str
     metrics: dict[str, Metric]
     rows: dict[str, Row]
+    layout: str = "rows"  # "matrix": rows x metrics (the suite), see PAPER_SCHEMA.md
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def load_paper(path: Path | str) -> Paper:
             source=t.source,
             metrics={mk: _metric(mk, m) for mk, m in t.metrics.items()},
             rows={rid: _row(path, f"tables.{tid}.rows.{rid}", rid, r) for rid, r in t.rows.items()},
+            layout=t.layout,
         )
         for tid, t in spec.tables.items()
     }

@@ -312,6 +312,7 @@ def _call_target(job: RowJob) -> _Done:
         num_nodes=job.num_nodes,
         wandb=job.wandb,
         progress=job.progress,
+        results=Path(job.results),
     )
     with row_run(job, enabled=job.wandb and _rank() == 0) as run:  # one wandb run per row
         started, t0 = _now(), time.perf_counter()

@@ -123,6 +123,11 @@ class RowSpec(StrictSpec):
 class TableSpec(StrictSpec):
     title: str | None = None
     source: str = ""
+    layout: Literal["rows", "matrix"] = Field(
+        "rows",
+        description="rows: a line per row and metric (a paper's table); matrix: rows x metrics, "
+        "best per column marked (the cross-method suite)",
+    )
     metrics: Annotated[_mapping(MetricSpec), Field(min_length=1)]
     rows: _mapping(RowSpec) = Field(default_factory=dict)
 

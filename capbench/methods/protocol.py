@@ -39,6 +39,8 @@ class RowContext:
     num_nodes: int = 1
     wandb: bool = False
     progress: bool = True
+    # the run-records root: a row that uses another row's result (the suite) looks it up there
+    results: Path | None = None
 
 
 @dataclass

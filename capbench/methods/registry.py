@@ -39,7 +39,9 @@ class MethodSpec:
     registry-wide tests use it); ``cli``: ``configure(parser)``, called by
     ``capbench fit --model NAME`` to link the module's fields to the Trainer's and the
     DataModule's arguments (one value per field) and to set the DataModule defaults the method
-    needs.
+    needs; ``encoder`` (optional): ``suite_encoder(config, checkpoint, data_root, seed) ->
+    capbench.suite.encoder.Encoder``, the method's learned image encoder (and text tower, if it
+    has one) rebuilt from a row's run, which the cross-method suite scores.
     """
 
     name: str
@@ -52,6 +54,7 @@ class MethodSpec:
     fit: str
     smoke: str
     cli: str
+    encoder: str | None = None
 
     def load(self, part: str) -> Any:
         """The object a part names, imported now (``spec.load("module")``)."""

@@ -24,12 +24,19 @@ class Rendered:
 
 def profiles_to_show(summaries: list[RowSummary], paper_key: str, has_golden: bool) -> list[str]:
     """Always the paper profile (the reported numbers are worth showing alone); scenes when
-    there is anything to show for it."""
+    there is anything to show for it; ci only when it has records and scenes has none (a page
+    rendered from `make test`-sized runs, e.g. the browser test)."""
+
+    def ran(profile: str) -> bool:
+        return any(
+            s.records for s in summaries if s.ref.paper.key == paper_key and s.profile == profile
+        )
+
     shown = ["paper"]
-    if has_golden or any(
-        s.records for s in summaries if s.ref.paper.key == paper_key and s.profile == "scenes"
-    ):
+    if has_golden or ran("scenes"):
         shown.insert(0, "scenes")
+    elif ran("ci"):
+        shown.insert(0, "ci")
     return shown
 
 
@@ -42,9 +49,11 @@ def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None)
     md_paths: list[Path] = []
     markdown: dict[str, str] = {}
     for p in papers:
-        rows = summarize(catalog, results, "scenes", p.key) + summarize(
-            catalog, results, "paper", p.key
-        )
+        rows = [
+            s
+            for profile in ("scenes", "ci", "paper")
+            for s in summarize(catalog, results, profile, p.key)
+        ]
         summaries += rows
         profiles[p.key] = profiles_to_show(rows, p.key, bool(load_golden(p)))
         per_paper: dict[tuple[str, str], list[str]] = {}

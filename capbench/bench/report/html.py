@@ -21,6 +21,7 @@ th{background:#f3f3f3}
 td.status-ok{background:#e3f4e3} td.status-within{background:#f6f6d8}
 td.status-regression,td.status-above,td.status-not{background:#f8d7d7}
 td.status-pending,td.status-na{color:#777}
+table.matrix td.best{background:#e3f4e3} table.matrix td.na{color:#777;font-style:italic}
 img{max-width:48%;margin:.3em;border:1px solid #eee}
 pre{background:#f7f7f7;padding:.5em;overflow:auto;font-size:.8em}
 nav a{margin-right:1em}
@@ -31,8 +32,34 @@ def _status_class(status: str) -> str:
     return "status-" + status.split(":")[0].split()[0].replace("/", "")
 
 
+def matrix_html(paper: Paper, table_id: str, profile: str, summaries: list[RowSummary]) -> str:
+    """A ``layout: matrix`` table: a row per encoder, the best of each column marked."""
+    from capbench.bench.report.matrix import matrix_header, matrix_rows
+
+    table = paper.tables[table_id]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix_header(table))
+    body = []
+    for label, cells in matrix_rows(table, profile, summaries):
+        tds = f'<th scope="row">{html.escape(label)}</th>'
+        for c in cells:
+            cls = "best" if c.best else ("na" if c.missing else "")
+            text = html.escape(c.text)
+            tds += (
+                f'<td class="{cls}">' + (f"<strong>{text}</strong>" if c.best else text) + "</td>"
+            )
+        body.append(f'<tr class="encoder">{tds}</tr>')
+    tid = html.escape(f"{paper.key}-{table.id}-{profile}")
+    return (
+        f'<table id="{tid}" class="leaderboard matrix" data-paper="{html.escape(paper.key)}" '
+        f'data-table="{html.escape(table.id)}" data-profile="{profile}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
 def table_html(paper: Paper, table_id: str, profile: str, summaries: list[RowSummary]) -> str:
     table = paper.tables[table_id]
+    if table.layout == "matrix":
+        return matrix_html(paper, table_id, profile, summaries)
     cols = columns(profile)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = []

@@ -71,13 +71,19 @@ def paper_markdown(
     for table in paper.tables.values():
         for profile in profiles:
             ref = "the paper's reported numbers" if profile == "paper" else "golden scenes numbers"
-            out += [
-                f"## {table.title} ({table.source}) — {profile} profile",
-                "",
-                f"Δ and status against {ref}.",
-                "",
-            ]
-            out.append(markdown_table(columns(profile), table_cells(table, profile, summaries)))
+            note = (
+                "Mean ± std over seeds; the best value of each column in bold; a cell without a "
+                "value says why."
+                if table.layout == "matrix"
+                else f"Δ and status against {ref}."
+            )
+            out += [f"## {table.title} ({table.source}) — {profile} profile", "", note, ""]
+            if table.layout == "matrix":
+                from capbench.bench.report.matrix import matrix_markdown
+
+                out.append(matrix_markdown(table, profile, summaries))
+            else:
+                out.append(markdown_table(columns(profile), table_cells(table, profile, summaries)))
             out.append("")
             tol = [
                 f"- {m.label}: tolerance {fmt(m.tolerance)} — {m.tolerance_why}"

@@ -1,0 +1,135 @@
+"""VOC07 classification with linear SVMs on frozen features (Goyal et al. 2019's benchmark).
+
+The transfer protocol ICMLM (Sariyildiz et al. 2020) and the self-supervision literature use:
+a frozen encoder embeds VOC 2007 trainval and test, one linear SVM per class is fitted on
+trainval (C chosen by 3-fold cross-validation), and the score is mean AP on test with each
+class's "difficult" images ignored. The SVMs and AP are ``capbench.eval.linear_probe`` and
+``capbench.eval.metrics.voc07_map``; this module reads the split into label matrices and ties
+them together, so every method (and the cross-method suite) is scored on identical labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capbench.data.records import CaptionedImage
+from capbench.eval.linear_probe import DEFAULT_C_GRID, voc07_svm_probe
+
+DATA_CARD = "data_cards/voc2007.md"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` section."""
+
+    name: str = "voc2007"
+    root: str = "voc2007"  # absolute, or relative to $CAPBENCH_DATA / the scenes folder
+    train_split: str = "trainval"  # Goyal et al.: SVMs trained on trainval
+    test_split: str = "test"
+    reader_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The ``eval`` section: the SVM settings (``capbench.eval.linear_probe.voc07_svm_probe``)."""
+
+    c_grid: tuple[float, ...] = DEFAULT_C_GRID  # our reading: Goyal et al. sweep a wider grid
+    n_folds: int = 3  # Goyal et al.: 3-fold cross-validation on trainval
+    normalize: bool = True  # features L2-normalised before the SVM
+    metric: str = "map"  # reported: "map" (all-points AP) or "map_11pt" (VOC2007 devkit)
+    seed: int = 0
+
+
+@dataclass
+class VocData:
+    """Train and test records with their (N, C) label and difficult matrices."""
+
+    train: list[CaptionedImage]
+    test: list[CaptionedImage]
+    classes: list[str]
+    train_labels: np.ndarray
+    train_difficult: np.ndarray
+    test_labels: np.ndarray
+    test_difficult: np.ndarray
+    dataset: dict[str, Any]
+
+
+def dataset_root(data: DataConfig, data_root: Path) -> Path:
+    """``data.root`` (absolute, or under ``data_root``); a missing folder names the data card."""
+    root = Path(data.root)
+    if not root.is_absolute():
+        root = Path(data_root) / root
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"VOC 2007 not found at {root}: see {DATA_CARD} for how to obtain and lay it out "
+            "(or run the scenes profile, which writes its own VOC 2007 layout)"
+        )
+    return root
+
+
+def label_matrices(
+    records: Sequence[CaptionedImage], n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) present and difficult-only indicators from the reader's ``labels`` / ``meta``."""
+    labels = np.zeros((len(records), n_classes), dtype=np.int64)
+    difficult = np.zeros((len(records), n_classes), dtype=bool)
+    for i, r in enumerate(records):
+        labels[i, list(r.labels or [])] = 1
+        difficult[i, list(r.meta.get("difficult", []))] = True
+    return labels, difficult
+
+
+def build_voc_data(
+    train: Sequence[CaptionedImage],
+    test: Sequence[CaptionedImage],
+    dataset: dict[str, Any] | None = None,
+) -> VocData:
+    """Label matrices over the class list the reader found (the same for both splits)."""
+    if not train or not test:
+        raise ValueError(f"VOC07 needs train and test images, got {len(train)} and {len(test)}")
+    classes = list(train[0].meta["classes"])
+    if list(test[0].meta["classes"]) != classes:
+        raise ValueError("train and test list different VOC classes")
+    tr, trd = label_matrices(train, len(classes))
+    te, ted = label_matrices(test, len(classes))
+    return VocData(list(train), list(test), classes, tr, trd, te, ted, dict(dataset or {}))
+
+
+def load_voc_data(data: DataConfig, data_root: Path) -> VocData:
+    """Read the train and test splits named by ``data``."""
+    from capbench.data import read
+    from capbench.data.fingerprint import dataset_fingerprint
+
+    root = dataset_root(data, data_root)
+    train = read(data.name, root, data.train_split, **data.reader_options)
+    test = read(data.name, root, data.test_split, **data.reader_options)
+    info = {"name": data.name, "root": str(root), "fingerprint": dataset_fingerprint(root)}
+    return build_voc_data(train, test, info)
+
+
+def score_features(
+    train_feats: Any, test_feats: Any, voc: VocData, cfg: EvalConfig = EvalConfig()
+) -> dict[str, Any]:
+    """Per-class linear SVMs on the features; ``mAP`` (percent, ``cfg.metric``) with details."""
+    if cfg.metric not in ("map", "map_11pt"):
+        raise ValueError(f"eval.metric must be 'map' or 'map_11pt', got {cfg.metric!r}")
+    result = voc07_svm_probe(
+        train_feats,
+        voc.train_labels,
+        test_feats,
+        voc.test_labels,
+        train_difficult=voc.train_difficult,
+        test_difficult=voc.test_difficult,
+        c_grid=cfg.c_grid,
+        n_folds=cfg.n_folds,
+        seed=cfg.seed,
+        normalize=cfg.normalize,
+    )
+    result["mAP"] = float(result[cfg.metric])
+    result["classes"] = list(voc.classes)
+    return result
