@@ -105,6 +105,8 @@ class VocConfig:
     layers: tuple[str, ...] = ("layer3", "layer4")  # our reading: the last two ResNet stages
     c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)  # our reading (Goyal et al. sweep wider)
     n_folds: int = 3  # Goyal et al.: 3-fold cross-validation on trainval
+    # Goyal et al.'s AP: interpolated all-points (fair_self_supervision_benchmark svm_helper.py)
+    metric: str = "map_interp"
     batch_size: int = 64
 
 

@@ -95,7 +95,7 @@ def _voc07(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float]
             feats["train"][layer],
             feats["test"][layer],
             voc,
-            EvalConfig(c_grid=tuple(v.c_grid), n_folds=v.n_folds, seed=ctx.seed),
+            EvalConfig(c_grid=tuple(v.c_grid), n_folds=v.n_folds, metric=v.metric, seed=ctx.seed),
         )
         metrics[f"voc07_{layer}"] = float(result["mAP"])
         details[layer] = {"chosen_c": result["chosen_c"], "ap_per_class": result["ap_per_class"]}
