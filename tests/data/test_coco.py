@@ -206,7 +206,7 @@ def test_instances_round_trip_as_labels_and_boxes(tmp_path, make_items, splits):
 
 def test_missing_instances_file_is_an_error_naming_it(coco_root):
     root, _ = coco_root  # written without categories: captions only, as the 2014 captions zip
-    with pytest.raises(DatasetFormatError, match="instances_train2014.json"):
+    with pytest.raises(DatasetFormatError, match=r"instances_train2014\.json"):
         read("coco", root, instances=True)
 
 

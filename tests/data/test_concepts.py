@@ -51,7 +51,7 @@ def test_missing_spacy_model_or_package_names_the_fix():
 def test_malformed_lexicon_names_the_file(tmp_path):
     path = tmp_path / "lex.json"
     path.write_text(json.dumps({"words": ["circle"]}))
-    with pytest.raises(ValueError, match="lex.json"):
+    with pytest.raises(ValueError, match=r"lex\.json"):
         load_lexicon(path)
     path.write_text(json.dumps({"tagset": "penn", "words": {"circle": "NN"}}))
     with pytest.raises(ValueError, match="tagset"):

@@ -110,7 +110,7 @@ def test_layer_features_are_average_pooled_stages(tiny_scenes):
         x = record_images(records, 64, True)[0]["image"][None]
         full = trunk.eval()(x).mean(dim=(2, 3))  # the features are taken in eval mode
     np.testing.assert_allclose(feats["layer4"][0], full[0].numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(KeyError, match="layer9.*stages are"):
+    with pytest.raises(KeyError, match=r"layer9.*stages are"):
         layer_features(trunk, record_images(records, 64, True), ["layer9"])
 
 
