@@ -193,3 +193,25 @@ def test_cross_entropy_at_start_is_log_k(smoke_dm):
     with torch.no_grad():
         loss = model.losses(next(iter(dm.train_dataloader())))["mlm"]
     assert abs(float(loss) - np.log(len(dm.concepts))) < 1.0
+
+
+def test_suite_encoder_is_the_checkpoint_trunk_pooled(smoke_dm, tiny_scenes, tmp_path):
+    from capbench.data import read
+    from capbench.methods.icmlm.encoder import suite_encoder
+    from capbench.methods.icmlm.train import build_module
+    from capbench.methods.training import save_plain_checkpoint
+
+    cfg, dm = smoke_dm
+    torch.manual_seed(0)
+    model = build_module(cfg, dm)
+    ckpt = save_plain_checkpoint(model, tmp_path / "m.ckpt")
+    enc = suite_encoder(SMOKE["config"], str(ckpt), tiny_scenes, 0)
+    records = read("voc2007", tiny_scenes / "voc2007", "test")[:3]
+    feats = enc.images(records)
+    assert feats.shape == (3, 512) and enc.texts is None
+    from capbench.data.datamodule import record_images
+
+    with torch.no_grad():
+        x = record_images(records, 64, True)[1]["image"][None]
+        expected = model.trunk.eval()(x).mean(dim=(2, 3))[0]
+    torch.testing.assert_close(feats[1], expected, rtol=1e-5, atol=1e-5)

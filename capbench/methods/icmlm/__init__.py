@@ -10,7 +10,8 @@ frozen-feature transfer (``icmlm``; benchmark ``benchmarks/sariyildiz2020``).
 * ``features.py``  average-pooled features of named trunk layers (the VOC07 probe's input)
 * ``evaluate.py``  masked-token accuracy and att-fc's attention peaks on held-out captions
 * ``figures.py``   attention maps drawn over held-out images
-* ``rows.py``      the row targets; ``cli.py`` how ``capbench fit --model icmlm`` links fields
+* ``rows.py``      the row targets; ``cli.py`` how ``capbench fit --model icmlm`` links fields;
+  ``encoder.py`` the trained trunk for the cross-method suite
 
 The transfer protocol is ``capbench.eval.protocols.voc07_classification``.
 """
@@ -35,6 +36,7 @@ SPEC = register_method(
         fit=f"{_PKG}.train:train_icmlm",
         smoke=f"{_PKG}.config:SMOKE",
         cli=f"{_PKG}.cli:configure_parser",
+        encoder=f"{_PKG}.encoder:suite_encoder",
     )
 )
 
