@@ -42,10 +42,10 @@ def test_heldout_metrics_by_hand():
     held.peaks, held.chance = [True, False], [0.25, 0.5]
     out = heldout_metrics(held, most_frequent=2)
     assert out == {
-        "masked_acc": 75.0,
-        "masked_acc_most_frequent": 50.0,
-        "attention_peak": 50.0,
-        "attention_chance": pytest.approx(37.5),
+        "mlm_acc": 75.0,
+        "mlm_acc_most_frequent": 50.0,
+        "mlm_attention_peak": 50.0,
+        "mlm_attention_chance": pytest.approx(37.5),
     }
     with pytest.raises(ValueError, match="no held-out caption"):
         heldout_metrics(HeldOut(), 0)

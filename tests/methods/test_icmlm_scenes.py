@@ -36,10 +36,10 @@ def test_scenes_table_learns(tmp_path, monkeypatch, default_torch_threads):
         metrics.setdefault(doc["row"], {}).update(doc["metrics"])
     floor = metrics["random_init"]
     for row in PRETRAINED:
-        for layer in ("voc07_layer3", "voc07_layer4"):
+        for layer in ("map_layer3", "map_layer4"):
             assert metrics[row][layer] > floor[layer], (row, layer, metrics[row], floor)
     for row in ("icmlm_tfm", "icmlm_att_fc"):
         m = metrics[row]
-        assert m["masked_acc"] > 2 * m["masked_acc_most_frequent"] + 10, (row, m)
+        assert m["mlm_acc"] > 2 * m["mlm_acc_most_frequent"] + 10, (row, m)
     att = metrics["icmlm_att_fc"]
-    assert att["attention_peak"] > att["attention_chance"] + 10, att
+    assert att["mlm_attention_peak"] > att["mlm_attention_chance"] + 10, att

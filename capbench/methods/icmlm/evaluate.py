@@ -135,10 +135,10 @@ def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:
     if not held.correct:
         raise ValueError("no held-out caption has a maskable concept")
     out = {
-        "masked_acc": 100.0 * float(np.mean(held.correct)),
-        "masked_acc_most_frequent": 100.0 * float(np.mean(np.array(held.targets) == most_frequent)),
+        "mlm_acc": 100.0 * float(np.mean(held.correct)),
+        "mlm_acc_most_frequent": 100.0 * float(np.mean(np.array(held.targets) == most_frequent)),
     }
     if held.peaks:
-        out["attention_peak"] = 100.0 * float(np.mean(held.peaks))
-        out["attention_chance"] = 100.0 * float(np.mean(held.chance))
+        out["mlm_attention_peak"] = 100.0 * float(np.mean(held.peaks))
+        out["mlm_attention_chance"] = 100.0 * float(np.mean(held.chance))
     return out

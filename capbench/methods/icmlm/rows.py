@@ -9,9 +9,9 @@
 
 Every row is scored by the same transfer protocol, VOC07 linear SVMs on the average-pooled
 features of each layer in ``voc07.layers`` (``capbench.eval.protocols.voc07_classification``),
-as ``voc07_<layer>`` (mAP, percent). ICMLM rows add the masked-token accuracy on held-out
-captions (``masked_acc``, beside ``masked_acc_most_frequent``) and, for ``att-fc``, how often
-the attention peaks on the masked object (``attention_peak``, beside ``attention_chance``).
+as ``map_<layer>`` (mAP, percent). ICMLM rows add the masked-token accuracy on held-out
+captions (``mlm_acc``, beside ``mlm_acc_most_frequent``) and, for ``att-fc``, how often
+the attention peaks on the masked object (``mlm_attention_peak``, beside ``mlm_attention_chance``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _voc07(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float]
             voc,
             EvalConfig(c_grid=tuple(v.c_grid), n_folds=v.n_folds, metric=v.metric, seed=ctx.seed),
         )
-        metrics[f"voc07_{layer}"] = float(result["mAP"])
+        metrics[f"map_{layer}"] = float(result["mAP"])
         details[layer] = {"chosen_c": result["chosen_c"], "ap_per_class": result["ap_per_class"]}
     return metrics, len(voc.test), {"voc07": details, "voc07_dataset": voc.dataset}
 
