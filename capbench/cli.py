@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain-backbone": ("pretrain", "pretrain the scenes stand-in for an ImageNet backbone"),
     "reproduce": ("reproduce", "reproduce a paper's tables (local or SLURM)"),
     "leaderboard": ("leaderboard", "render / check / compare run records"),
+    "suite": ("suite", "score an encoder (yours: --encoder mod:fn) on every suite protocol"),
     "query": ("query", "retrieve images for an image query with +word/-word text modifiers"),
     "explain": ("explain", "Grad-CAM grounding of the similarity of two images"),
 }

@@ -29,3 +29,9 @@ def cache_root() -> Path:
     """Arrow caches, Visual Genome splits, feature caches, pretrained scenes backbones (default
     ``./.capbench_cache``)."""
     return Path(os.environ.get("CAPBENCH_CACHE", ".capbench_cache"))
+
+
+def user_rows_root() -> Path:
+    """Row configs ``capbench suite --encoder`` writes for a user's encoder; the catalog reads
+    them like an ``--include`` folder, so the row stays on the leaderboard."""
+    return results_root() / "user_rows"

@@ -26,9 +26,15 @@ def builtin_benchmarks_dirs() -> list[Path]:
 
 def user_benchmarks_dirs() -> list[Path]:
     """A user's own suites from ``$CAPBENCH_BENCHMARKS`` (folders separated by ``os.pathsep``),
-    added to the built-in ones exactly like ``--include`` folders."""
+    plus the rows ``capbench suite --encoder`` wrote (``$CAPBENCH_RESULTS/user_rows``), added
+    to the built-in ones exactly like ``--include`` folders."""
+    from capbench.paths import user_rows_root
+
     env = os.environ.get("CAPBENCH_BENCHMARKS") or ""
-    return [Path(d) for d in env.split(os.pathsep) if d]
+    dirs = [Path(d) for d in env.split(os.pathsep) if d]
+    if user_rows_root().is_dir():
+        dirs.append(user_rows_root())
+    return dirs
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import importlib
 import json
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -126,15 +127,30 @@ def resolve_row_target(
     return resolve_target(str(config["target"]), search_paths)
 
 
+EXECUTABLE = "executable:"
+
+
+def requirement_text(key: str, why: str) -> str:
+    """How a skipped row says what it needs."""
+    if key.startswith(EXECUTABLE):
+        return f"{key[len(EXECUTABLE) :]} is not on PATH ({why})"
+    return f"{key} is not set ({why})"
+
+
 def missing_requirements(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(dotted key, why)`` for each entry of the config's ``requires:`` mapping whose value is
     unset (missing or null): such a row is skipped with that reason instead of failing, e.g. a
-    row that needs a file the paper never released until the user points ``--set`` at one."""
+    row that needs a file the paper never released until the user points ``--set`` at one. A key
+    ``executable:NAME`` requires the program NAME on PATH (e.g. ``executable:java``)."""
     requires = config.get("requires") or {}
     if not isinstance(requires, Mapping):
         raise ValueError(f"requires must map dotted config keys to reasons, got {requires!r}")
     missing = []
     for key, why in requires.items():
+        if str(key).startswith(EXECUTABLE):  # "executable:java": a program on PATH
+            if shutil.which(str(key)[len(EXECUTABLE) :]) is None:
+                missing.append((str(key), str(why)))
+            continue
         node: Any = config
         for part in str(key).split("."):
             node = node.get(part) if isinstance(node, Mapping) else None

@@ -142,6 +142,9 @@ def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
         mine = row_settings(job, settings)
         print(f"== [{i}/{len(groups)}] {group.name}", file=out)
         print(f"config: {job.config_path}", file=out)
+        deps = sorted({f"{p}/{r}" for j in group.jobs for p, r, _, _ in row_dependencies(j)})
+        if deps:
+            print(f"after: {', '.join(deps)} (submitted first; afterok dependency)", file=out)
         print(f"workdir: {job.workdir}", file=out)
         for j in group.jobs:
             print(f"record: {j.record_path}", file=out)
@@ -158,6 +161,69 @@ def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
         print("nothing to submit", file=out)
 
 
+def row_dependencies(job: RowJob) -> list[tuple[str, str, str, int]]:
+    """``(paper, row, profile, seed)`` of the rows whose result this row reads: a suite row's
+    ``encoder: {kind: paper_row, paper, row}`` scores that row's checkpoint, so on a cluster it
+    must start after that row's job has finished."""
+    enc = job.config.get("encoder")
+    if isinstance(enc, dict) and enc.get("kind") == "paper_row" and enc.get("paper"):
+        return [(str(enc["paper"]), str(enc.get("row")), job.profile, job.seed)]
+    return []
+
+
+def _submit_stage(
+    groups: list[RowGroup],
+    settings: SlurmSettings,
+    cluster: str | None,
+    out: Any,
+    after: dict[int, list[str]] | None = None,
+) -> list[tuple[RowGroup, Any]]:
+    """Submit ``groups`` as job arrays: one array per paper folder and identical parameters
+    (``after[i]``: SLURM job ids group ``i`` waits for, ``afterok``)."""
+    import submitit
+
+    buckets: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        job = group.jobs[0]
+        params = row_settings(job, settings).executor_parameters(f"capbench-{job.paper}")
+        deps = sorted((after or {}).get(i, []))
+        key = yaml.safe_dump([str(slurm_folder(job)), params, deps], sort_keys=True)
+        buckets.setdefault(key, []).append(i)
+    submitted: dict[int, Any] = {}
+    for members in buckets.values():
+        job = groups[members[0]].jobs[0]
+        params = row_settings(job, settings).executor_parameters(job_name(job))
+        deps = sorted((after or {}).get(members[0], []))
+        if deps:
+            params["slurm_additional_parameters"] = {"dependency": "afterok:" + ":".join(deps)}
+        executor = submitit.AutoExecutor(folder=slurm_folder(job), cluster=cluster)
+        executor.update_parameters(**params)
+        with executor.batch():  # one SLURM job array for the bucket
+            pending = [(i, executor.submit(groups[i])) for i in members]
+        for i, sjob in pending:
+            print(
+                f"submitted {groups[i].name} as job {sjob.job_id} "
+                f"(logs in {slurm_folder(groups[i].jobs[0]).parent})"
+                + (f" after {', '.join(deps)}" if deps else ""),
+                file=out,
+                flush=True,
+            )
+            submitted[i] = sjob
+    return [(groups[i], submitted[i]) for i in range(len(groups))]
+
+
+def _wait(submitted: list[tuple[RowGroup, Any]], out: Any) -> list[tuple[RowGroup, BaseException]]:
+    failures: list[tuple[RowGroup, BaseException]] = []
+    for group, sjob in submitted:
+        try:
+            paths = sjob.result()
+            print(f"finished {group.name}: {', '.join(paths)}", file=out, flush=True)
+        except Exception as err:
+            print(f"FAILED {group.name}: {err}", file=out, flush=True)
+            failures.append((group, err))
+    return failures
+
+
 def submit(
     jobs: list[RowJob],
     settings: SlurmSettings,
@@ -165,30 +231,32 @@ def submit(
     wait: bool = False,
     out=None,
 ) -> tuple[list[tuple[RowGroup, Any]], list[tuple[RowGroup, BaseException]]]:
-    """Submit one job per group of identical rows (``cluster='local'``: submitit's local
-    executor). Returns (submitted, failures); failures are filled only with ``wait``."""
-    import submitit
-
+    """Submit one job per group of identical rows, as job arrays (``cluster='local'``:
+    submitit's local executor). Rows that read another row's result (the suite) are submitted
+    after the rest: on SLURM with an ``afterok`` dependency on the jobs they need, on the local
+    executor (which has no dependencies) once those jobs have finished. Returns (submitted,
+    failures); failures are filled only with ``wait`` (and for the jobs waited on)."""
     out = out or sys.stdout
-    submitted: list[tuple[RowGroup, Any]] = []
-    for group in group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs):
-        job = group.jobs[0]
-        executor = submitit.AutoExecutor(folder=slurm_folder(job), cluster=cluster)
-        executor.update_parameters(**row_settings(job, settings).executor_parameters(job_name(job)))
-        sjob = executor.submit(group)
-        print(
-            f"submitted {group.name} as job {sjob.job_id} (logs in {slurm_folder(job).parent})",
-            file=out,
-            flush=True,
-        )
-        submitted.append((group, sjob))
+    groups = group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs)
+    later = [g for g in groups if any(row_dependencies(j) for j in g.jobs)]
+    first = [g for g in groups if g not in later]
+    submitted = _submit_stage(first, settings, cluster, out)
     failures: list[tuple[RowGroup, BaseException]] = []
+    waited: dict[int, tuple[RowGroup, Any]] = {}
+    if later:
+        by_row = {(j.paper, j.row, j.profile, j.seed): (g, s) for g, s in submitted for j in g.jobs}
+        needed = {
+            i: [by_row[d] for j in g.jobs for d in row_dependencies(j) if d in by_row]
+            for i, g in enumerate(later)
+        }
+        if cluster in ("local", "debug"):
+            waited = {id(g): (g, s) for deps in needed.values() for g, s in deps}
+            print(f"waiting for {len(waited)} job(s) the later rows read from", file=out)
+            failures += _wait(list(waited.values()), out)
+            after = None
+        else:
+            after = {i: sorted({str(s.job_id) for _, s in deps}) for i, deps in needed.items()}
+        submitted += _submit_stage(later, settings, cluster, out, after)
     if wait:
-        for group, sjob in submitted:
-            try:
-                paths = sjob.result()
-                print(f"finished {group.name}: {', '.join(paths)}", file=out, flush=True)
-            except Exception as err:
-                print(f"FAILED {group.name}: {err}", file=out, flush=True)
-                failures.append((group, err))
+        failures += _wait([(g, s) for g, s in submitted if id(g) not in waited], out)
     return submitted, failures

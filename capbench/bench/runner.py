@@ -24,6 +24,7 @@ from capbench.bench.catalog import Catalog, RowRef
 from capbench.bench.config import (
     config_hash,
     missing_requirements,
+    requirement_text,
     resolve_config,
     resolve_row_target,
     row_target_name,
@@ -207,7 +208,7 @@ def plan(
             errors.append((ref.name, str(err)))
             continue
         if missing:
-            why = "; ".join(f"{key} is not set ({reason})" for key, reason in missing)
+            why = "; ".join(requirement_text(key, reason) for key, reason in missing)
             skipped.append((ref.name, f"needs {why}"))
             continue
         h = config_hash(cfg)

@@ -210,7 +210,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.wandb:
         os.environ.setdefault("WANDB_MODE", "offline")
-    papers = list(catalog.papers) if args.paper == "all" else [args.paper]
+    # 'all': the suite last, so that its rows find the paper rows' checkpoints already made
+    papers = (
+        sorted(catalog.papers, key=lambda key: key == "suite")
+        if args.paper == "all"
+        else [args.paper]
+    )
     try:
         overrides = config_overrides(args)
     except ValueError as err:

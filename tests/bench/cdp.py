@@ -118,8 +118,11 @@ class Browser:
         shutil.rmtree(self._profile, ignore_errors=True)
 
 
-def load_page(path: Path, script: str, settle_s: float = 0.5) -> tuple[list[str], Any]:
-    """Open ``path``; return (console / exception / resource errors, value of ``script``)."""
+def load_page(
+    path: Path, script: str, settle_s: float = 0.5, screenshot: Path | None = None
+) -> tuple[list[str], Any]:
+    """Open ``path``; return (console / exception / resource errors, value of ``script``);
+    with ``screenshot``, the whole page is also saved there as a PNG."""
     browser = Browser()
     try:
         target = next(
@@ -136,6 +139,15 @@ def load_page(path: Path, script: str, settle_s: float = 0.5) -> tuple[list[str]
         value = browser.send(
             "Runtime.evaluate", {"expression": script, "returnByValue": True}, session=session
         )["result"].get("value")
+        if screenshot is not None:
+            import base64
+
+            shot = browser.send(
+                "Page.captureScreenshot",
+                {"format": "png", "captureBeyondViewport": True},
+                session=session,
+            )
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
         errors = []
         for ev in browser.events:
             method, params = ev.get("method"), ev.get("params", {})

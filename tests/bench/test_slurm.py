@@ -100,3 +100,31 @@ def test_slurm_without_submitit_names_the_extra(cli, monkeypatch):
     assert "--launcher slurm needs submitit: pip install 'capbench[slurm]'" in err
     rc, _, err = cli("reproduce", "toypaper", "--rows", "a", "--launcher", "slurm", "--wandb")
     assert rc == 2 and "pip install 'capbench[slurm]'" in err  # wandb is there: only slurm named
+
+
+def test_a_row_reading_another_rows_result_is_submitted_after_it(cli, toy, tmp_path):
+    """The suite's rows score other rows' checkpoints: on the local executor (no dependencies)
+    they are submitted once those jobs have finished; a dry run names what they wait for."""
+    extra = tmp_path / "after_rows"
+    extra.mkdir()
+    (extra / "after_a.scenes.yaml").write_text(
+        "bench: {paper: toypaper, table: t1, row: after_a}\n"
+        f"base: {toy / 'toypaper' / 'a.scenes.yaml'}\n"
+        "encoder: {kind: paper_row, paper: toypaper, row: a}\n"
+    )
+    base = ("reproduce", "toypaper", "--table", "t1", "--rows", "after_a,a", "--launcher", "slurm",
+            "--include", str(extra))  # fmt: skip
+    rc, out, _ = cli(*base, "--dry-run")
+    assert rc == 0 and "after: toypaper/a (submitted first; afterok dependency)" in out
+    rc, out, err = cli(*base, "--submitit-cluster", "local", "--gpus-per-node", "0",
+                       "--cpus-per-task", "1", "--time-min", "5", "--wait")  # fmt: skip
+    assert rc == 0, out + err
+    lines = out.splitlines()
+
+    def first(prefix: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+    assert first("submitted toypaper/t1/a ") < first("waiting for 1 job(s)")
+    assert first("finished toypaper/t1/a ") < first("submitted toypaper/t1/after_a ")
+    assert out.count("finished toypaper/t1/a ") == 1
+    assert "finished toypaper/t1/after_a " in out

@@ -16,7 +16,16 @@ from capbench.methods.protocol import method_sections
 
 TRAIN_MODES = ("V", "V+T", "WSABIE")
 QUERY_MODES = ("V", "V+T")
-ROW_KINDS = ("random", "text_oracle", "tfidf", "annotators", "visual_baseline", "trained")
+ROW_KINDS = (
+    "random",
+    "text_oracle",
+    "tfidf",
+    "word2vec_fv",
+    "meteor",
+    "annotators",
+    "visual_baseline",
+    "trained",
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,17 @@ class RowConfig:
     field: str = "regions"  # tfidf rows: the text proxy (regions | objects | captions)
     repeats: int = 5  # random rows: independent draws, mean reported (the paper's "x5")
     dim: int = 128  # random rows: signature dimension
+    # word2vec_fv rows (Table 1, row 5): a local word-vector file (the paper: pretrained word2vec,
+    # which one is not stated); null = gensim word2vec trained on the training split's text
+    word_vectors: str | None = None
+    word2vec_dim: int = 300  # trained vectors only; the usual word2vec size (paper silent)
+    fv_components: int = 64  # GMM components of the Fisher vector (paper silent: our reading)
+    # meteor rows (Table 1, row 4): mean of (M(a->b) + M(b->a)) / 2 over caption pairs (our
+    # reading of the "many-to-many match kernel"); false = M(b | reference a) only
+    meteor_symmetric: bool = True
+    # meteor rows: score a seeded sample of this many study triplets (None = all; METEOR scores
+    # ~1,000 segments/s on one core, and an image pair needs ~2 x phrases^2 of them)
+    meteor_triplets: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ROW_KINDS:

@@ -6,6 +6,8 @@
 * ``random``           random signatures (``row.repeats`` draws, mean reported; the paper's "x5")
 * ``text_oracle``      ranking by the tf-idf relevance itself (NDCG/PCC AUC = 100 by construction)
 * ``tfidf``            tf-idf of another text field (``row.field``: regions | objects | captions)
+* ``word2vec_fv``      Fisher vector of the word2vec vectors of ``row.field``'s words
+* ``meteor``           METEOR match kernel between two images' texts (user agreement only)
 * ``annotators``       leave-one-user-out agreement of the user study itself (Table 1, row 1)
 * ``visual_baseline``  pretrained backbone + R-MAC, whitening learned on train, no fine-tuning
 * ``trained``          ``row.train_mode``: V | V+T | WSABIE, ``row.query_mode``: V | V+T
@@ -24,11 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from capbench.data.text import regex_tokenize
 from capbench.eval.protocols.semantic_retrieval import (
     EvalData,
     load_eval_data,
     score_embeddings,
     score_sparse,
+    user_agreement_of,
 )
 from capbench.methods.config import config_dict
 from capbench.methods.loggers import make_loggers
@@ -89,6 +93,83 @@ def _row_tfidf(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
         dataset=ev.dataset,
         extra={"field": cfg.row.field},
     )
+
+
+def _row_word2vec_fv(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Table 1, row 5: the Fisher vector of the word2vec vectors of an image's words (the
+    ``row.field`` text), GMM and (trained) vectors fitted on the training split only."""
+    from capbench.data.tfidf import record_document
+    from capbench.eval.fisher_vector import FisherVectors
+    from capbench.models.text_encoders.word2vec import load_keyed_vectors, train_keyed_vectors
+
+    row = cfg.row
+    train_docs = [record_document(r, row.field) for r in ev.train]
+    if row.word_vectors:
+        kv = load_keyed_vectors(row.word_vectors)
+        source = row.word_vectors
+    else:
+        kv = train_keyed_vectors(train_docs, dim=row.word2vec_dim, seed=ctx.seed)
+        source = f"gensim word2vec on the training {row.field} (dim {row.word2vec_dim})"
+
+    def descriptors(doc: str) -> np.ndarray:
+        words = [w for w in regex_tokenize(doc) if w in kv.key_to_index]
+        return np.stack([kv[w] for w in words]) if words else np.zeros((0, kv.vector_size))
+
+    fv = FisherVectors(row.fv_components, seed=ctx.seed)
+    fv.fit(np.concatenate([descriptors(d) for d in train_docs]))
+    emb = fv.encode_many([descriptors(record_document(r, row.field)) for r in ev.images])
+    metrics, curves, n = score_embeddings(ev, emb, emb)
+    return RowResult(
+        metrics=metrics,
+        n_scored=n,
+        curves=curves,
+        dataset=ev.dataset,
+        extra={"field": row.field, "word_vectors": source, "fv_dim": fv.dim},
+    )
+
+
+def _row_meteor(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
+    """Table 1, row 4: the user-study agreement of a METEOR match kernel between the two images'
+    ``row.field`` texts (only US: the kernel is computed for the study's image pairs only)."""
+    from capbench.eval.meteor_kernel import MeteorScorer, kernel_pairs, match_kernel
+
+    if not ev.triplets:
+        raise ValueError("the meteor row reports user agreement only: it needs data.user_study")
+    row = cfg.row
+    pos = ev.position
+    triplets = list(ev.triplets)
+    if row.meteor_triplets is not None and row.meteor_triplets < len(triplets):
+        keep = np.random.default_rng(cfg.eval.seed).choice(
+            len(triplets), row.meteor_triplets, replace=False
+        )
+        triplets = [triplets[i] for i in sorted(keep)]
+        ev = replace(ev, triplets=triplets)
+    pairs = sorted({(pos[t.query], pos[c]) for t in triplets for c in (t.a, t.b)})
+    sets = [_texts(r, row.field) for r in ev.images]
+    segments = kernel_pairs(sets, pairs, row.meteor_symmetric)
+    scores = dict(zip(segments, MeteorScorer().score(segments, ctx.progress), strict=True))
+    kernel = match_kernel(sets, pairs, scores, row.meteor_symmetric)
+    us = user_agreement_of(ev, lambda i, j: kernel[(i, j)])
+    return RowResult(
+        metrics={"us": float(us)},  # type: ignore[arg-type]
+        n_scored=len(ev.triplets),
+        dataset=ev.dataset,
+        extra={
+            "field": row.field,
+            "segments": len(segments),
+            "image_pairs": len(pairs),
+            "symmetric": row.meteor_symmetric,
+        },
+    )
+
+
+def _texts(record: Any, field: str) -> list[str]:
+    """The separate texts of an image (region phrases or captions) the METEOR kernel compares."""
+    if field == "regions":
+        return [r.phrase for r in record.regions]
+    if field == "captions":
+        return list(record.captions)
+    raise ValueError(f"row.field {field!r}: the meteor row compares regions or captions")
 
 
 def _row_annotators(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowResult:
@@ -221,6 +302,8 @@ KINDS: dict[str, Row] = {
     "random": _row_random,
     "text_oracle": _row_text_oracle,
     "tfidf": _row_tfidf,
+    "word2vec_fv": _row_word2vec_fv,
+    "meteor": _row_meteor,
     "annotators": _row_annotators,
     "visual_baseline": _row_model,
     "trained": _row_model,
