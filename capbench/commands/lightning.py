@@ -50,10 +50,13 @@ def main(argv: list[str]) -> int:
         return 0
     spec = get_method(name)
     configure = spec.load("cli")
+    # a method whose training data needs more than the CaptionDataModule names its subclass as
+    # ``DATAMODULE`` beside its ``configure`` function
+    datamodule = getattr(sys.modules[configure.__module__], "DATAMODULE", CaptionDataModule)
 
     class MethodCLI(LightningCLI):
         def add_arguments_to_parser(self, parser: Any) -> None:
             configure(parser)
 
-    MethodCLI(spec.load("module"), CaptionDataModule, **common)
+    MethodCLI(spec.load("module"), datamodule, **common)
     return 0

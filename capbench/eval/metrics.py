@@ -653,9 +653,13 @@ def voc07_map(scores: ArrayLike, labels: ArrayLike, difficult: ArrayLike | None 
 
     Returns ``map`` (standard, non-interpolated AP = sum (R_n - R_{n-1}) P_n over distinct score
     thresholds, as scikit-learn), ``map_11pt`` (VOC2007 devkit: mean over t in {0, .1, ..., 1}
-    of the max precision at recall >= t), and both per class. Tied scores form one operating point
-    in both, so the result never depends on sort order. Classes without positives are nan and left
-    out of the means. ``labels`` > 0 are positives.
+    of the max precision at recall >= t), ``map_interp`` (all-points interpolated AP = sum
+    (R_n - R_{n-1}) max_{m >= n} P_m: the VOC2010 devkit's, and the one Goyal et al. 2019's
+    self-supervision benchmark reports for VOC07, ``calculate_ap`` in
+    facebookresearch/fair_self_supervision_benchmark tools/svm/svm_helper.py), and each per
+    class. Tied scores form one operating point in all three, so the result never depends on
+    sort order (Goyal et al.'s code takes tied images one by one in argsort order). Classes
+    without positives are nan and left out of the means. ``labels`` > 0 are positives.
     """
     s = np.asarray(_as_tensor(scores).double())
     y = np.asarray(_as_tensor(labels)) > 0
@@ -668,18 +672,25 @@ def voc07_map(scores: ArrayLike, labels: ArrayLike, difficult: ArrayLike | None 
         i, c = (int(v) for v in np.argwhere(np.isnan(s))[0])
         raise ValueError(f"scores[{i}, {c}] is NaN: it has no rank for class {c}")
     ap, ap11 = np.full(s.shape[1], np.nan), np.full(s.shape[1], np.nan)
+    ap_interp = np.full(s.shape[1], np.nan)
     for c in range(s.shape[1]):
         keep = ~hard[:, c]
         if not y[keep, c].any():
             continue
         prec, rec = _pr_at_thresholds(s[keep, c], y[keep, c])
         ap[c] = 100.0 * np.sum(np.diff(np.r_[0.0, rec]) * prec)
+        envelope = np.maximum.accumulate(prec[::-1])[::-1]  # max precision at recall >= R_n
+        ap_interp[c] = 100.0 * np.sum(np.diff(np.r_[0.0, rec]) * envelope)
         ap11[c] = 100.0 * np.mean(
             [prec[rec >= t].max() if (rec >= t).any() else 0.0 for t in np.arange(11) / 10.0]
         )
     return {
         "map": float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan"),
         "map_11pt": float(np.nanmean(ap11)) if np.isfinite(ap11).any() else float("nan"),
+        "map_interp": float(np.nanmean(ap_interp))
+        if np.isfinite(ap_interp).any()
+        else float("nan"),
         "ap_per_class": ap.tolist(),
         "ap_11pt_per_class": ap11.tolist(),
+        "ap_interp_per_class": ap_interp.tolist(),
     }

@@ -176,3 +176,45 @@ def test_annotation_id_reused_for_another_caption_is_an_error(coco_root):
     with pytest.raises(DatasetFormatError, match="annotation id given twice with different") as err:
         read("coco", root, "val")
     assert err.value.path == str(path) and err.value.record == f"annotation {clash['id']}"
+
+
+def _instance_specs() -> list[dict]:
+    specs = _specs()
+    specs[0]["meta"] = {"coco_id": 57870, "instances": [(1, 2, 3, 10, 20), (1, 0, 0, 5, 5)]}
+    specs[2]["meta"] = {"coco_id": 391895, "instances": [(0, 1.5, 2.5, 4, 4)]}
+    return specs
+
+
+@pytest.mark.parametrize("splits", ["official", "karpathy"])
+def test_instances_round_trip_as_labels_and_boxes(tmp_path, make_items, splits):
+    """COCO's object annotations (instances_*.json, category ids 1-based) read back as 0-based
+    category labels, the category names in id order, and every box."""
+    root = write("coco", tmp_path / "c", make_items(_instance_specs()), categories=["cat", "dog"])
+    doc = json.loads((root / "annotations" / "instances_train2014.json").read_text())
+    assert [c["id"] for c in doc["categories"]] == [1, 2]
+    assert {a["category_id"] for a in doc["annotations"]} == {2}
+    by_id = {r.image_id: r for r in read("coco", root, splits=splits, instances=True)}
+    first = by_id["57870"]
+    assert first.labels == [1]
+    assert first.meta["categories"] == ["cat", "dog"]
+    assert first.meta["instances"] == [(1, 2.0, 3.0, 10.0, 20.0), (1, 0.0, 0.0, 5.0, 5.0)]
+    assert by_id["391895"].labels == [0]
+    assert by_id["391895"].meta["instances"] == [(0, 1.5, 2.5, 4.0, 4.0)]
+    assert by_id["4"].labels == [] and by_id["4"].meta["instances"] == []
+    assert read("coco", root)[0].labels == []  # without the option nothing changes
+
+
+def test_missing_instances_file_is_an_error_naming_it(coco_root):
+    root, _ = coco_root  # written without categories: captions only, as the 2014 captions zip
+    with pytest.raises(DatasetFormatError, match=r"instances_train2014\.json"):
+        read("coco", root, instances=True)
+
+
+def test_instance_with_unknown_category_names_file_and_image(tmp_path, make_items):
+    root = write("coco", tmp_path / "c", make_items(_instance_specs()), categories=["cat", "dog"])
+    path = root / "annotations" / "instances_val2014.json"
+    doc = json.loads(path.read_text())
+    doc["annotations"][0]["category_id"] = 7
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DatasetFormatError, match=r"instances_val2014.json.*category_id 7"):
+        read("coco", root, instances=True)

@@ -68,3 +68,29 @@ def test_tied_infinite_scores_are_one_operating_point():
 def test_empty_input_is_an_error():
     with pytest.raises(ValueError, match="no images"):
         voc07_map(np.zeros((0, 3)), np.zeros((0, 3)))
+
+
+def test_interpolated_ap_of_goyal_et_al_by_hand():
+    """Goyal et al. 2019 (fair_self_supervision_benchmark, tools/svm/svm_helper.py calculate_ap)
+    report the interpolated all-points AP: precision is first made non-increasing in recall.
+    Scores .9 .8 .7 .6 .5 with positives 1 0 0 1 1 (no ties, so their order-by-order points are
+    ours): P = 1, 1/2, 1/3, 1/2, 3/5 at R = 1/3, 1/3, 1/3, 2/3, 1.
+    non-interpolated: 1/3 * (1 + 1/2 + 3/5) = 0.7
+    interpolated:     1/3 * (1 + 3/5 + 3/5) = 0.7333 (the envelope lifts P at R = 2/3 to 3/5)
+    11-point:         t = 0..0.3 -> 1, t = 0.4..1 -> 3/5 => (4 + 7 * 0.6) / 11"""
+    scores = np.array([[0.9], [0.8], [0.7], [0.6], [0.5]])
+    labels = np.array([[1], [0], [0], [1], [1]])
+    out = voc07_map(scores, labels)
+    assert out["map"] == pytest.approx(100 * (1 + 1 / 2 + 3 / 5) / 3)
+    assert out["map_interp"] == pytest.approx(100 * (1 + 3 / 5 + 3 / 5) / 3)
+    assert out["map_11pt"] == pytest.approx(100 * (4 + 7 * 0.6) / 11)
+    assert out["ap_interp_per_class"] == [pytest.approx(out["map_interp"])]
+
+
+def test_interpolated_ap_never_below_the_plain_one():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(50, 6)).round(1)  # ties on purpose
+    labels = rng.integers(0, 2, size=(50, 6))
+    out = voc07_map(scores, labels)
+    for plain, interp in zip(out["ap_per_class"], out["ap_interp_per_class"]):
+        assert interp >= plain - 1e-12

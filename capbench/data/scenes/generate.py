@@ -36,6 +36,7 @@ from capbench.data.scenes.finegrained import (
 )
 from capbench.data.scenes.graded import graded_relevance
 from capbench.data.scenes.layout import Scene, sample_closeup, sample_scene
+from capbench.data.scenes.lexicon import LEXICON_FILE, lexicon_document
 from capbench.data.scenes.render import render
 from capbench.data.scenes.simulate_users import StudySize, leave_one_out_agreement, simulate_study
 from capbench.data.scenes.vocab import SCENE_BY_NAME, SHAPE_BY_NAME, SHAPES
@@ -45,7 +46,10 @@ from capbench.data.user_study import Triplet, write_user_study
 # by shape (was multi-object scenes labelled by shape and colour); objects are larger.
 # 2.2: the CUB layout has CUB's continuous class attributes (attributes/...continuous.txt);
 # every other file is byte for byte that of 2.1.
-GENERATOR_VERSION = "2.2"
+# 2.3: the COCO layout adds instances_{train,val}2014.json (the shapes as object categories) and
+# capbench_lexicon.json (each caption word's part of speech), for ICMLM; every other file is byte
+# for byte that of 2.2.
+GENERATOR_VERSION = "2.3"
 MANIFEST = "scenes.json"
 TRUTH = "scenes_truth.json"
 DEFAULT_IMAGE_SIZE = 96
@@ -344,6 +348,15 @@ def shape_labels(scene: Scene) -> tuple[list[int], list[int]]:
     return present, hidden
 
 
+def coco_instances(scene: Scene) -> list[tuple[int, float, float, float, float]]:
+    """COCO object annotations of a scene: (shape class, x, y, w, h) of every object, occluded
+    ones included (COCO annotates partly hidden objects too)."""
+    return [
+        (VOC_CLASSES.index(o.shape), round(o.x, 2), round(o.y, 2), round(o.w, 2), round(o.h, 2))
+        for o in scene.objects
+    ]
+
+
 def scene_record(sample: SceneSample, split: str, image_id: str, **meta: Any) -> CaptionedImage:
     return CaptionedImage(
         image_id=image_id,
@@ -381,7 +394,14 @@ def items_for(data: SceneSet, fmt: str) -> tuple[list, dict[str, Any]]:
                 )
             elif fmt == "coco":
                 coco_split = "restval" if split == "train" and restval.random() < 0.2 else split
-                rec = scene_record(sample, coco_split, str(n + 1), coco_id=n + 1)
+                rec = scene_record(
+                    sample,
+                    coco_split,
+                    str(n + 1),
+                    coco_id=n + 1,
+                    instances=coco_instances(sample.scene),
+                )
+                options["categories"] = VOC_CLASSES
             elif fmt == "flickr8k":
                 rec = scene_record(sample, split, flickr8k_name(n))
             elif fmt == "flickr30k":
@@ -493,6 +513,8 @@ def write_format(data: SceneSet, fmt: str, out: Path) -> dict[str, Any]:
             "pass --formats to write the others"
         )
     writers.write(writer_name, target, items, **options)
+    if fmt == "coco":
+        _write_json(target / LEXICON_FILE, lexicon_document())
     split_counts: dict[str, int] = {}
     for item in items:
         split_counts[item.record.split] = split_counts.get(item.record.split, 0) + 1

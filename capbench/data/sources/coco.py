@@ -11,6 +11,12 @@ captions_val2014.json); the 2014 test images have no public captions. ``splits="
 takes images, splits and captions from Karpathy's ``dataset_coco.json`` (image at
 ``<root>/<filepath>/<filename>``); his ``restval`` is counted as ``train`` (the usual
 "Karpathy train" of 113k images) and kept in ``meta["karpathy_split"]``.
+
+``instances=True`` also reads COCO's object annotations, ``annotations/instances_train2014.json``
+and ``instances_val2014.json`` (from ``annotations_trainval2014.zip``; the scenes generator
+writes them with its shapes as categories): ``labels`` = the image's category indices (0-based,
+in the order of the category ids), ``meta["categories"]`` = the category names in that order and
+``meta["instances"]`` = ``[(category index, x, y, w, h), ...]`` (ICMLM's TP_Label baseline).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ OFFICIAL_FILES = {
     "val": "annotations/captions_val2014.json",
 }
 KARPATHY_FILE = "dataset_coco.json"
+INSTANCES_FILES = ("annotations/instances_train2014.json", "annotations/instances_val2014.json")
 # Karpathy's split names -> ours; restval is the part of val2014 that trains.
 KARPATHY_SPLITS = {"train": "train", "restval": "train", "val": "val", "test": "test"}
 SPLIT_MODES = ("official", "karpathy")
@@ -47,16 +54,60 @@ def read_coco(
     *,
     allow_missing_images: bool = False,
     splits: str = "official",
+    instances: bool = False,
 ) -> ReadResult:
-    """Read COCO 2014 captions with ``splits="official"`` (train/val) or ``"karpathy"``."""
+    """Read COCO 2014 captions with ``splits="official"`` (train/val) or ``"karpathy"``; with
+    ``instances`` also the object categories of each image."""
     root = Path(root).absolute()
     if splits == "official":
         check_split(split, tuple(OFFICIAL_FILES), "coco with official splits")
-        return _read_official(root, split, allow_missing_images)
-    if splits == "karpathy":
+        result = _read_official(root, split, allow_missing_images)
+    elif splits == "karpathy":
         check_split(split, ("train", "val", "test"), "coco with Karpathy splits")
-        return _read_karpathy(root, split, allow_missing_images)
-    raise ValueError(f"unknown coco splits {splits!r}; valid: {', '.join(SPLIT_MODES)}")
+        result = _read_karpathy(root, split, allow_missing_images)
+    else:
+        raise ValueError(f"unknown coco splits {splits!r}; valid: {', '.join(SPLIT_MODES)}")
+    if instances:
+        _add_instances(root, result)
+    return result
+
+
+def _add_instances(root: Path, records: list[CaptionedImage]) -> None:
+    """Set ``labels`` and ``meta["categories"/"instances"]`` from both instances files."""
+    names: dict[int, str] = {}
+    boxes: dict[int, list[tuple[int, float, float, float, float]]] = {}
+    raw: list[tuple[Path, int, int, list]] = []
+    for rel in INSTANCES_FILES:
+        path = root / rel
+        data = load_json(path)
+        for cat in require_key(data, "categories", path):
+            cat_id = require_key(cat, "id", path, "category ?")
+            name = require_key(cat, "name", path, f"category {cat_id}")
+            if names.setdefault(cat_id, name) != name:
+                raise DatasetFormatError(
+                    path, f"category {cat_id} is {name!r} here and {names[cat_id]!r} elsewhere"
+                )
+        for ann in require_key(data, "annotations", path):
+            where = f"annotation {ann.get('id', '?')}"
+            image_id = require_key(ann, "image_id", path, where)
+            cat_id = require_key(ann, "category_id", path, where)
+            bbox = require_key(ann, "bbox", path, where)
+            if not isinstance(bbox, list) or len(bbox) != 4:
+                raise DatasetFormatError(path, f"bbox {bbox!r}: expected [x, y, w, h]", where)
+            raw.append((path, image_id, cat_id, bbox))
+    order = {cat_id: i for i, cat_id in enumerate(sorted(names))}
+    for path, image_id, cat_id, bbox in raw:
+        if cat_id not in order:
+            raise DatasetFormatError(
+                path, f"category_id {cat_id} is not in 'categories'", f"image {image_id}"
+            )
+        boxes.setdefault(image_id, []).append((order[cat_id], *map(float, bbox)))  # type: ignore[arg-type]
+    categories = [names[c] for c in sorted(names)]
+    for rec in records:
+        found = boxes.get(rec.meta["coco_id"], [])
+        rec.labels = sorted({b[0] for b in found})
+        rec.meta["categories"] = categories
+        rec.meta["instances"] = found
 
 
 def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadResult:

@@ -2,7 +2,9 @@
 
 Record fields used: ``split`` (Karpathy split: train / restval / val / test; ``meta["karpathy_split"]``
 wins when present, so a Karpathy read writes back unchanged), ``captions``.
-``meta`` keys: ``coco_id`` (int, default index + 1).
+``meta`` keys: ``coco_id`` (int, default index + 1); with the ``categories`` option,
+``instances``: ``[(category index, x, y, w, h), ...]`` (object boxes in pixels), written as
+``annotations/instances_{train,val}2014.json`` (COCO's object annotations; category ids 1-based).
 
 Train images go to ``train2014/COCO_train2014_%012d.jpg`` and ``captions_train2014.json``; the
 others (Karpathy's restval/val/test all come from val2014) to ``val2014/``. With
@@ -50,10 +52,17 @@ def _messy(caption: str, k: int, enabled: bool, end: str) -> str:
 
 @WRITERS.register("coco")
 def write_coco(
-    out: Path, items: Sequence[WritableImage], *, trailing_whitespace: bool = True
+    out: Path,
+    items: Sequence[WritableImage],
+    *,
+    trailing_whitespace: bool = True,
+    categories: Sequence[str] | None = None,
 ) -> Path:
-    """Write COCO 2014 images, ``annotations/captions_{train,val}2014.json`` and ``dataset_coco.json``."""
+    """Write COCO 2014 images, ``annotations/captions_{train,val}2014.json`` and ``dataset_coco.json``
+    (and ``instances_{train,val}2014.json`` when ``categories`` names the object classes)."""
     out = Path(out)
+    instances: dict[str, list[dict]] = {"train2014": [], "val2014": []}
+    instance_id = 0
     official: dict[str, dict[str, list]] = {
         folder: {"images": [], "annotations": []} for folder in ("train2014", "val2014")
     }
@@ -91,6 +100,18 @@ def write_coco(
                     "caption": _messy(caption, k, trailing_whitespace, "\n"),
                 }
             )
+        for cat, x, y, w, h in rec.meta.get("instances", ()) if categories is not None else ():
+            instance_id += 1
+            instances[folder].append(
+                {
+                    "id": instance_id,
+                    "image_id": coco_id,
+                    "category_id": int(cat) + 1,
+                    "bbox": [float(x), float(y), float(w), float(h)],
+                    "area": float(w) * float(h),
+                    "iscrowd": 0,
+                }
+            )
         raw = [_messy(c, k, trailing_whitespace, " ") for k, c in enumerate(rec.captions)]
         karpathy.append(
             {
@@ -115,6 +136,23 @@ def write_coco(
                 "annotations": data["annotations"],
             },
         )
+    if categories is not None:
+        cats = [
+            {"id": i + 1, "name": name, "supercategory": "shape"}
+            for i, name in enumerate(categories)
+        ]
+        for folder, data in official.items():
+            info = {"description": f"capbench COCO-format {folder} instances", "year": 2014}
+            write_json(
+                out / "annotations" / f"instances_{folder}.json",
+                {
+                    "info": info,
+                    "images": data["images"],
+                    "licenses": LICENSES,
+                    "annotations": instances[folder],
+                    "categories": cats,
+                },
+            )
     write_json(out / "dataset_coco.json", {"images": karpathy, "dataset": "coco"})
     return out
 

@@ -41,7 +41,9 @@ class EvalConfig:
     c_grid: tuple[float, ...] = DEFAULT_C_GRID  # our reading: Goyal et al. sweep a wider grid
     n_folds: int = 3  # Goyal et al.: 3-fold cross-validation on trainval
     normalize: bool = True  # features L2-normalised before the SVM
-    metric: str = "map"  # reported: "map" (all-points AP) or "map_11pt" (VOC2007 devkit)
+    # reported: "map" (all-points AP, as scikit-learn), "map_11pt" (VOC2007 devkit) or
+    # "map_interp" (interpolated all-points AP: Goyal et al.'s svm_helper.calculate_ap)
+    metric: str = "map"
     seed: int = 0
 
 
@@ -116,8 +118,10 @@ def score_features(
     train_feats: Any, test_feats: Any, voc: VocData, cfg: EvalConfig = EvalConfig()
 ) -> dict[str, Any]:
     """Per-class linear SVMs on the features; ``mAP`` (percent, ``cfg.metric``) with details."""
-    if cfg.metric not in ("map", "map_11pt"):
-        raise ValueError(f"eval.metric must be 'map' or 'map_11pt', got {cfg.metric!r}")
+    if cfg.metric not in ("map", "map_11pt", "map_interp"):
+        raise ValueError(
+            f"eval.metric must be 'map', 'map_11pt' or 'map_interp', got {cfg.metric!r}"
+        )
     result = voc07_svm_probe(
         train_feats,
         voc.train_labels,

@@ -1,0 +1,245 @@
+"""ICMLM's training data: an image, one of its captions with one concept token masked, the
+concept tags of all its captions (TP_Postag) and its object categories (TP_Label).
+
+Built on the shared ``CaptionDataModule`` (records, splits, image transforms, corrupt-image
+policy); this adds the concept vocabulary (``capbench.data.concepts``) and the masking. A
+training item draws its caption and masked position from torch's global generator, which the
+checkpoints save (``RngState``), so a resumed run draws the same examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from capbench.data.concepts import caption_words, top_concepts, word_tags
+from capbench.data.datamodule import TRAIN, CaptionDataModule
+from capbench.data.records import CaptionedImage
+from capbench.data.views import ImagesDataset, collate_skip_none
+from capbench.methods.config import as_config
+from capbench.methods.icmlm.config import ConceptsConfig
+from capbench.methods.icmlm.text import concept_positions, load_tokenizer, single_token_words
+
+IGNORE = -100
+
+
+class ConceptCaptions:
+    """Tokenised captions of a record list with their concept positions and tag vectors."""
+
+    def __init__(
+        self,
+        records: Sequence[CaptionedImage],
+        tokenizer: Any,
+        concepts: Sequence[str],
+        max_len: int,
+    ) -> None:
+        self.concepts = list(concepts)
+        self.index = {w: i for i, w in enumerate(self.concepts)}
+        self.mask_id = int(tokenizer.mask_token_id)
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.max_len = max_len
+        self.ids: list[list[list[int]]] = []  # record -> caption -> token ids
+        self.positions: list[list[list[int]]] = []  # record -> caption -> concept positions
+        self.tags: list[Tensor] = []  # record -> multi-hot over concepts (all its captions)
+        for rec in records:
+            caps = list(rec.captions)
+            enc = (
+                tokenizer(caps, truncation=True, max_length=max_len) if caps else {"input_ids": []}
+            )
+            ids = [list(x) for x in enc["input_ids"]]
+            self.ids.append(ids)
+            self.positions.append(
+                [concept_positions(tokenizer.convert_ids_to_tokens(x), self.index) for x in ids]
+            )
+            tag = torch.zeros(len(self.concepts))
+            for cap in caps:
+                for w in caption_words(cap):
+                    if w in self.index:
+                        tag[self.index[w]] = 1.0
+            self.tags.append(tag)
+
+    def masked(self, record: int, caption: int, position: int) -> tuple[Tensor, int]:
+        """(ids with ``position`` replaced by [MASK], the concept index it held)."""
+        ids = list(self.ids[record][caption])
+        target = self.index[self.token(record, caption, position)]
+        ids[position] = self.mask_id
+        return torch.tensor(ids, dtype=torch.long), target
+
+    def token(self, record: int, caption: int, position: int) -> str:
+        return self._tokens[self.ids[record][caption][position]]
+
+    def bind(self, tokenizer: Any) -> None:
+        self._tokens = {i: t for t, i in tokenizer.get_vocab().items()}
+
+    def examples(self, record: int) -> list[tuple[int, int]]:
+        """Every (caption, position) of a record that can be masked."""
+        return [(c, p) for c, ps in enumerate(self.positions[record]) for p in ps]
+
+
+class IcmlmTrainSet(Dataset):
+    """One item per image per epoch: a random caption with one random concept masked."""
+
+    def __init__(
+        self, images: ImagesDataset, text: ConceptCaptions, n_categories: int, sample: bool = True
+    ) -> None:
+        self.images = images
+        self.text = text
+        self.n_categories = n_categories
+        self.sample = sample
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        item = self.images[index]
+        if item is None:
+            return None
+        rec = self.images.records[index]
+        options = self.text.examples(index)
+        if options:
+            k = int(torch.randint(len(options), ())) if self.sample else index % len(options)
+            caption, position = options[k]
+            ids, target = self.text.masked(index, caption, position)
+        else:  # no concept in any caption: the ICMLM loss ignores the item
+            caption, position = 0, 0
+            ids = torch.tensor(self.text.ids[index][0] if self.text.ids[index] else [0])
+            target = IGNORE
+        labels = torch.zeros(self.n_categories)
+        labels[list(rec.labels or [])] = 1.0
+        item.update(
+            input_ids=ids,
+            position=position,
+            target=target,
+            caption_index=caption,
+            postags=self.text.tags[index],
+            labels=labels,
+        )
+        return item
+
+
+def collate_masked(pad_id: int) -> Any:
+    """Pads ``input_ids`` to the batch's longest caption and adds ``attention``."""
+
+    def collate(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+        ids = [b.pop("input_ids") for b in batch if b is not None]
+        out = collate_skip_none(batch)
+        if ids:
+            n = max(len(x) for x in ids)
+            padded = torch.full((len(ids), n), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(ids), n), dtype=torch.long)
+            for i, x in enumerate(ids):
+                padded[i, : len(x)] = x
+                attention[i, : len(x)] = 1
+            out["input_ids"], out["attention"] = padded, attention
+        return out
+
+    return collate
+
+
+class IcmlmDataModule(CaptionDataModule):
+    """``CaptionDataModule`` (``images`` view) whose training batches are ICMLM examples."""
+
+    def __init__(
+        self,
+        *args: Any,
+        concept_options: ConceptsConfig | dict[str, Any] | None = None,
+        text_encoder: str = "",
+        text_max_len: int = 40,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("view", "images")
+        super().__init__(*args, **kwargs)
+        self.concepts_cfg = as_config(ConceptsConfig, concept_options, "concepts")
+        self.text_encoder = text_encoder
+        self.text_max_len = text_max_len
+        self._text_tokenizer: Any = None
+        self._concepts: list[str] | None = None
+        self._captions: dict[str, ConceptCaptions] = {}
+
+    @property
+    def text_tokenizer(self) -> Any:
+        if self._text_tokenizer is None:
+            self._text_tokenizer = load_tokenizer(self.text_encoder)
+        return self._text_tokenizer
+
+    def lexicon_path(self) -> Path | None:
+        lex = self.concepts_cfg.lexicon
+        if lex is None:
+            return None
+        path = Path(lex)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def concepts(self) -> list[str]:
+        """The K most frequent nouns/adjectives/verbs of the training captions that are one
+        token of the text encoder."""
+        if self._concepts is None:
+            c = self.concepts_cfg
+            captions = [cap for r in self.records(TRAIN) for cap in r.captions]
+            tags = word_tags(captions, self.lexicon_path(), c.spacy_model)
+            ranked = top_concepts(captions, tags, 10**9, c.tags, strict=c.lexicon is not None)
+            self._concepts = single_token_words(self.text_tokenizer, ranked)[: c.k]
+        return self._concepts
+
+    @property
+    def categories(self) -> list[str]:
+        """The object categories (TP_Label), as the COCO reader's ``instances`` read them."""
+        recs = self.records(TRAIN)
+        cats = recs[0].meta.get("categories") if recs else None
+        if cats is None:
+            raise ValueError(
+                f"{self.root}: the records carry no object categories; read COCO with "
+                "reader_options {instances: true} (annotations/instances_*.json)"
+            )
+        return list(cats)
+
+    def concept_captions(self, split: str) -> ConceptCaptions:
+        if split not in self._captions:
+            cc = ConceptCaptions(
+                self.records(split), self.text_tokenizer, self.concepts, self.text_max_len
+            )
+            cc.bind(self.text_tokenizer)
+            self._captions[split] = cc
+        return self._captions[split]
+
+    def example_set(self, split: str, train: bool) -> IcmlmTrainSet:
+        images = self.dataset(split, train=train)
+        assert isinstance(images, ImagesDataset)
+        return IcmlmTrainSet(
+            images, self.concept_captions(split), len(self.categories), sample=train
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if stage in (None, "fit"):
+            _ = self.concepts, self.categories
+
+    def train_dataloader(self) -> Any:
+        from capbench.data.datamodule import CountingDataLoader
+
+        return CountingDataLoader(
+            self.example_set(TRAIN, train=True),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=self.drop_last,
+            num_workers=self.num_workers,
+            collate_fn=collate_masked(int(self.text_tokenizer.pad_token_id)),
+            skip_counter=self._skips,
+        )
+
+    def example_loader(self, split: str) -> Any:
+        """Held-out examples in order, one deterministic mask per image (evaluation)."""
+        from torch.utils.data import DataLoader
+
+        return DataLoader(
+            self.example_set(split, train=False),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_masked(int(self.text_tokenizer.pad_token_id)),
+        )

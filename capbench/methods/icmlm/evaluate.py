@@ -1,0 +1,144 @@
+"""What a trained ICMLM model is checked for on held-out captions: masked-token accuracy
+(against always answering the most frequent concept) and, for ``att-fc``, whether its attention
+peaks on the object the masked word names (against the chance of a uniformly random cell).
+
+An attention peak counts as on the object when the centre of the arg-max cell of the map lies
+inside a box of the masked word's category (the COCO instances; on scenes, the generator's own
+object boxes). Only masked words that are a category name of the image's objects are scored.
+Chance is, per example, the fraction of cells whose centre lies inside such a box.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from capbench.methods.icmlm.data import IGNORE, IcmlmDataModule
+
+
+@dataclass
+class HeldOut:
+    """Per-example results on the held-out captions."""
+
+    correct: list[bool] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    peaks: list[bool] = field(default_factory=list)  # att-fc, category words only
+    chance: list[float] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)  # for the figures
+
+
+def box_mask(
+    boxes: list[tuple[float, float, float, float]],
+    size: tuple[int, int],
+    image_side: int,
+    grid: tuple[int, int],
+) -> np.ndarray:
+    """``(h, w)`` booleans: cells whose centre is inside one of ``boxes`` (pixels of an image of
+    ``size`` (W, H), resized so its longest side is ``image_side`` and padded to a centred
+    square, as the model saw it)."""
+    w_img, h_img = size
+    scale = image_side / max(w_img, h_img)
+    pad_x, pad_y = (image_side - w_img * scale) / 2, (image_side - h_img * scale) / 2
+    h, w = grid
+    cy = (np.arange(h) + 0.5) / h * image_side
+    cx = (np.arange(w) + 0.5) / w * image_side
+    inside = np.zeros((h, w), dtype=bool)
+    for x, y, bw, bh in boxes:
+        x0, y0 = x * scale + pad_x, y * scale + pad_y
+        x1, y1 = x0 + bw * scale, y0 + bh * scale
+        inside |= ((cy >= y0) & (cy <= y1))[:, None] & ((cx >= x0) & (cx <= x1))[None, :]
+    return inside
+
+
+@torch.no_grad()
+def evaluate_heldout(
+    model: Any, dm: IcmlmDataModule, split: str, max_images: int, keep_examples: int = 0
+) -> HeldOut:
+    """Masked-token predictions of ``model`` (an ICMLM mode) on ``split``'s captions, one
+    deterministic masked concept per image, for the first ``max_images`` images."""
+    from torch.utils.data import DataLoader, Subset
+
+    from capbench.methods.icmlm.data import collate_masked
+
+    model.eval()
+    data = dm.example_set(split, train=False)
+    n = min(max_images, len(data))
+    loader = DataLoader(
+        Subset(data, range(n)),
+        batch_size=dm.batch_size,
+        collate_fn=collate_masked(int(dm.text_tokenizer.pad_token_id)),
+    )
+    records = dm.records(split)
+    concepts = model.concept_words
+    out = HeldOut()
+    for batch in loader:
+        batch = {k: (v.to(model.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        fmap = model(batch["image"])
+        logits, att = model.predict_concepts(batch, fmap)
+        pred = logits.argmax(-1)
+        for j, index in enumerate(batch["index"].tolist()):
+            target = int(batch["target"][j])
+            if target == IGNORE:
+                continue
+            out.correct.append(bool(pred[j] == target))
+            out.targets.append(target)
+            if att is None:
+                continue
+            rec = records[index]
+            cats = rec.meta.get("categories") or []
+            word = concepts[target]
+            if word not in cats:
+                continue
+            c = cats.index(word)
+            boxes = [tuple(b[1:]) for b in rec.meta.get("instances", []) if b[0] == c]
+            if not boxes:
+                continue
+            with Image.open(rec.image_path) as im:
+                size = im.size
+            grid = tuple(att.shape[1:])
+            inside = box_mask(boxes, size, dm.longest_side, grid)  # type: ignore[arg-type]
+            a = att[j].float().cpu().numpy()
+            out.peaks.append(bool(inside.flat[int(a.argmax())]))
+            out.chance.append(float(inside.mean()))
+            if len(out.examples) < keep_examples:
+                out.examples.append(
+                    {
+                        "image_path": rec.image_path,
+                        "image_id": rec.image_id,
+                        "caption": rec.captions[int(batch["caption_index"][j])],
+                        "word": word,
+                        "predicted": concepts[int(pred[j])],
+                        "attention": a,
+                        "boxes": boxes,
+                    }
+                )
+    return out
+
+
+def most_frequent_concept(dm: IcmlmDataModule) -> int:
+    """The concept most often masked in the training captions (the trivial predictor)."""
+    cc = dm.concept_captions("train")
+    counts: Counter[int] = Counter()
+    for r in range(len(cc.ids)):
+        for caption, position in cc.examples(r):
+            counts[cc.index[cc.token(r, caption, position)]] += 1
+    return counts.most_common(1)[0][0]
+
+
+def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:
+    """Accuracies in percent; attention rates in percent when att-fc examples were scored."""
+    if not held.correct:
+        raise ValueError("no held-out caption has a maskable concept")
+    out = {
+        "mlm_acc": 100.0 * float(np.mean(held.correct)),
+        "mlm_acc_most_frequent": 100.0 * float(np.mean(np.array(held.targets) == most_frequent)),
+    }
+    if held.peaks:
+        out["mlm_attention_peak"] = 100.0 * float(np.mean(held.peaks))
+        out["mlm_attention_chance"] = 100.0 * float(np.mean(held.chance))
+    return out

@@ -1,0 +1,58 @@
+"""Attention maps of ``att-fc`` drawn over held-out images: the picture, the masked caption,
+the true and predicted word, the attention (upsampled) and the boxes of the named object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from capbench.atomic import atomic_path
+
+
+def draw_attention(example: dict[str, Any], image_side: int, path: Path) -> Path:
+    """One PNG: the image as the model saw it (longest side ``image_side``, centred square) with
+    its attention map over it and the object's boxes outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from capbench.data.images import load_rgb
+
+    image = load_rgb(example["image_path"])
+    w, h = image.size
+    scale = image_side / max(w, h)
+    pad_x, pad_y = (image_side - w * scale) / 2, (image_side - h * scale) / 2
+    fig, ax = plt.subplots(figsize=(3.2, 3.6), dpi=100)
+    ax.imshow(image, extent=(pad_x, pad_x + w * scale, pad_y + h * scale, pad_y))
+    ax.imshow(example["attention"], extent=(0, image_side, image_side, 0), alpha=0.5, cmap="jet")
+    for x, y, bw, bh in example["boxes"]:
+        ax.add_patch(
+            Rectangle((x * scale + pad_x, y * scale + pad_y), bw * scale, bh * scale,
+                      fill=False, edgecolor="white", linewidth=1.5)
+        )  # fmt: skip
+    ax.set_xlim(0, image_side)
+    ax.set_ylim(image_side, 0)
+    ax.set_axis_off()
+    caption = example["caption"]
+    ax.set_title(
+        f"{caption[:40]}{'...' if len(caption) > 40 else ''}\n"
+        f"masked: {example['word']}  predicted: {example['predicted']}",
+        fontsize=7,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def figure_dir(workdir: Path, profile: str, results: Path | None = None) -> Path:
+    """``<results>/sariyildiz2020/attention-<profile>``: beside the runner's ``work`` folder when
+    the row runs under the runner, else under ``$CAPBENCH_RESULTS``."""
+    from capbench.paths import results_root
+
+    work = Path(workdir).parent
+    base = work.parent if work.name == "work" else (results or results_root()) / "sariyildiz2020"
+    return base / f"attention-{profile}"

@@ -1,0 +1,259 @@
+"""The LightningModule of ICMLM (Sariyildiz et al. 2020) and its TP baselines.
+
+A ResNet trunk learned from scratch maps an image to a feature map. The modes (``train.mode``):
+
+* ``tfm``: the projected feature map (visual tokens, with their grid position) and the frozen
+  text encoder's states of the caption with one concept masked go through a small transformer;
+  its output at the masked position predicts the concept (cross-entropy over the K concepts).
+* ``att-fc``: the masked position's text state attends over the feature map (one query, scaled
+  dot product); the attended visual vector goes through fully-connected layers to the concept.
+* ``tp_postag``: multi-label prediction (binary cross-entropy) of the concepts present in the
+  image's captions, from the average-pooled map.
+* ``tp_label``: multi-label prediction of the image's annotated object categories.
+
+With ``train.tp_postag_weight > 0`` the ICMLM modes add the TP_Postag loss (our reading of the
+paper's combined objective). Only the trunk is transferred (``capbench.methods.icmlm.features``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from capbench.methods.config import as_config, config_dict
+from capbench.methods.icmlm.config import (
+    ICMLM_MODES,
+    ConceptsConfig,
+    IcmlmConfig,
+    ModelConfig,
+    TrainConfig,
+    check_mode,
+)
+from capbench.methods.icmlm.data import IGNORE
+from capbench.models.backbones import create_backbone
+
+
+def grid_coordinates(h: int, w: int, device: torch.device) -> Tensor:
+    """``(h*w, 2)`` cell centres in [0, 1] (row-major, as ``flatten(2)`` orders a map)."""
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+
+
+class TfmHead(nn.Module):
+    """Visual tokens + text states through a small transformer encoder."""
+
+    def __init__(self, channels: int, text_dim: int, m: ModelConfig, n_out: int) -> None:
+        super().__init__()
+        self.visual = nn.Linear(channels, m.dim)
+        self.text = nn.Linear(text_dim, m.dim)
+        self.position = nn.Linear(2, m.dim)  # grid position of a visual token
+        self.kind = nn.Embedding(2, m.dim)  # 0 = visual, 1 = text
+        layer = nn.TransformerEncoderLayer(
+            m.dim, m.tfm_heads, 4 * m.dim, m.dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, m.tfm_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(m.dim)
+        self.out = nn.Linear(m.dim, n_out)
+
+    def forward(
+        self, fmap: Tensor, states: Tensor, attention: Tensor, position: Tensor
+    ) -> tuple[Tensor, None]:
+        b, _, h, w = fmap.shape
+        vis = self.visual(fmap.flatten(2).transpose(1, 2))
+        vis = vis + self.position(grid_coordinates(h, w, fmap.device)) + self.kind.weight[0]
+        txt = self.text(states) + self.kind.weight[1]
+        tokens = torch.cat([vis, txt], dim=1)
+        pad = torch.cat([torch.zeros(b, h * w, dtype=torch.bool, device=fmap.device),
+                         attention == 0], dim=1)  # fmt: skip
+        out = self.encoder(tokens, src_key_padding_mask=pad)
+        masked = out[torch.arange(b, device=fmap.device), h * w + position]
+        return self.out(self.norm(masked)), None
+
+
+class AttFcHead(nn.Module):
+    """The masked token's state attends over the map; fully-connected layers on the result."""
+
+    def __init__(self, channels: int, text_dim: int, m: ModelConfig, n_out: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(text_dim, m.dim)
+        self.key = nn.Conv2d(channels, m.dim, 1)
+        self.fc = nn.Sequential(
+            nn.Linear(channels, m.attfc_hidden),
+            nn.LayerNorm(m.attfc_hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(m.dropout),
+            nn.Linear(m.attfc_hidden, n_out),
+        )
+        self.scale = 1.0 / math.sqrt(m.dim)
+
+    def forward(
+        self, fmap: Tensor, states: Tensor, attention: Tensor, position: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        b = fmap.shape[0]
+        q = self.query(states[torch.arange(b, device=fmap.device), position])  # (B, d)
+        k = self.key(fmap).flatten(2)  # (B, d, hw)
+        att = torch.softmax(torch.einsum("bd,bdn->bn", q, k) * self.scale, dim=-1)
+        attended = torch.einsum("bn,bcn->bc", att, fmap.flatten(2))
+        return self.fc(attended), att.reshape(b, *fmap.shape[2:])
+
+
+class Icmlm(L.LightningModule):
+    """ResNet trunk + the mode's head (see the module docstring).
+
+    Args:
+        model: trunk, text encoder and heads (the row config's ``model`` section).
+        concepts: the concept vocabulary's settings (``concepts``).
+        train: mode, loss weights and optimisation (``train``).
+        concept_words: the K concepts (from the DataModule); None = read from it at fit.
+        categories: the object categories (TP_Label); None = read from the DataModule at fit.
+        seed: recorded with the run.
+    """
+
+    def __init__(
+        self,
+        model: ModelConfig = ModelConfig(),
+        concepts: ConceptsConfig = ConceptsConfig(),
+        train: TrainConfig = TrainConfig(),
+        concept_words: list[str] | None = None,
+        categories: list[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.cfg = IcmlmConfig(
+            model=as_config(ModelConfig, model, "model"),
+            concepts=as_config(ConceptsConfig, concepts, "concepts"),
+            train=as_config(TrainConfig, train, "train"),
+        )
+        self.mode = check_mode(self.cfg.train.mode)
+        self.seed = int(seed)
+        m = self.cfg.model
+        weights = m.backbone_weights
+        if weights is None and not m.allow_random_init:
+            raise ValueError("model.backbone_weights is not set and allow_random_init is false")
+        self.trunk, self.channels = create_backbone(m.backbone, weights)
+        self._text: Any = None  # the frozen encoder: not a submodule (not in checkpoints)
+        self.concept_words: list[str] | None = None
+        self.categories: list[str] | None = None
+        self.save_hyperparameters(
+            {**config_dict(self.cfg), "concept_words": None, "categories": None, "seed": seed}
+        )
+        if concept_words is not None and categories is not None:
+            self.build_heads(list(concept_words), list(categories))
+        self.provenance: dict[str, Any] = {
+            "backbone": m.backbone,
+            "backbone_init": f"file:{weights}" if weights else "random",
+            "text_encoder": m.text_encoder,
+        }
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def uses_text(self) -> bool:
+        return self.mode in ICMLM_MODES
+
+    @property
+    def text_encoder(self) -> Any:
+        if self._text is None:
+            from capbench.methods.icmlm.text import FrozenTextEncoder
+
+            m = self.cfg.model
+            self._text = FrozenTextEncoder(m.text_encoder, m.text_max_len, m.cache_text_states)
+        self._text.to(self.device)
+        return self._text
+
+    def build_heads(self, concept_words: list[str], categories: list[str]) -> None:
+        """The heads for K concepts and the categories (saved in hparams for reloading)."""
+        self.concept_words, self.categories = concept_words, categories
+        self.hparams["concept_words"], self.hparams["categories"] = concept_words, categories
+        k, c = len(concept_words), self.channels
+        self.head: nn.Module | None = None
+        if self.uses_text:
+            text_dim = self.text_encoder.dim
+            cls = TfmHead if self.mode == "tfm" else AttFcHead
+            self.head = cls(c, text_dim, self.cfg.model, k)
+        with_postag = self.mode == "tp_postag" or (
+            self.uses_text and self.cfg.train.tp_postag_weight > 0
+        )
+        self.postag = nn.Linear(c, k) if with_postag else None
+        self.label = nn.Linear(c, len(categories)) if self.mode == "tp_label" else None
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, images: Tensor) -> Tensor:
+        """The trunk's last feature map ``(B, C, h, w)``."""
+        return self.trunk(images)
+
+    def predict_concepts(self, batch: dict[str, Any], fmap: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(concept logits at the masked position, att-fc's attention map or None)."""
+        assert self.head is not None
+        states = self.text_encoder.encode(batch["input_ids"], batch["attention"])
+        return self.head(fmap, states, batch["attention"].to(self.device), batch["position"])
+
+    def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        if self.concept_words is None:
+            raise RuntimeError("Icmlm: heads not built (fit with IcmlmDataModule)")
+        fmap = self(batch["image"])
+        out: dict[str, Tensor] = {}
+        pooled = fmap.mean(dim=(2, 3))
+        if self.uses_text:
+            logits, _ = self.predict_concepts(batch, fmap)
+            target = batch["target"]
+            if (target != IGNORE).any():
+                out["mlm"] = F.cross_entropy(logits, target, ignore_index=IGNORE)
+                hit = (logits.argmax(-1) == target)[target != IGNORE]
+                out["mlm_acc"] = hit.float().mean().detach()
+        if self.postag is not None:
+            out["postag"] = F.binary_cross_entropy_with_logits(
+                self.postag(pooled), batch["postags"]
+            )
+        if self.label is not None:
+            out["label"] = F.binary_cross_entropy_with_logits(self.label(pooled), batch["labels"])
+        w = self.cfg.train.tp_postag_weight if self.uses_text else 1.0
+        total = out.get("mlm", pooled.sum() * 0.0) + out.get("label", 0.0)
+        if "postag" in out:
+            total = total + w * out["postag"]
+        out["loss"] = total
+        return out
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        if "image" not in batch:
+            return None
+        losses = self.losses(batch)
+        bs = int(batch["image"].shape[0])
+        for k, v in losses.items():
+            self.log(f"train/{k}", v, prog_bar=k == "loss", batch_size=bs)
+        return losses["loss"]
+
+    def setup(self, stage: str) -> None:
+        """Heads sized from the DataModule's concepts and categories when not given."""
+        if stage != "fit" or self.concept_words is not None or self._trainer is None:
+            return
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "concepts"):
+            raise RuntimeError("Icmlm trains from IcmlmDataModule: pass one to Trainer.fit")
+        self.build_heads(dm.concepts, dm.categories)
+        self.to(self.device)
+
+    def configure_optimizers(self) -> Any:
+        t = self.cfg.train
+        params = [p for p in self.parameters() if p.requires_grad]
+        if t.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+            )
+        elif t.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        else:
+            raise ValueError(f"train.optimizer must be sgd or adamw, got {t.optimizer!r}")
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t.max_epochs))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["capbench_provenance"] = dict(self.provenance)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.provenance = dict(checkpoint.get("capbench_provenance", self.provenance))

@@ -1,0 +1,164 @@
+"""Row targets of Sariyildiz et al. 2020 (``benchmarks/sariyildiz2020``): one row per model.
+
+``run_row(config, ctx)`` reads the typed row (``config.row_config``) and dispatches on
+``row.kind``:
+
+* ``trained``      pretrain the trunk with ``train.mode`` (tfm | att-fc | tp_label | tp_postag)
+* ``random_init``  the same trunk, untrained (the floor every pretrained model must beat)
+* ``imagenet``     the trunk from a local ImageNet checkpoint (``model.backbone_weights``)
+
+Every row is scored by the same transfer protocol, VOC07 linear SVMs on the average-pooled
+features of each layer in ``voc07.layers`` (``capbench.eval.protocols.voc07_classification``),
+as ``map_<layer>`` (mAP, percent). ICMLM rows add the masked-token accuracy on held-out
+captions (``mlm_acc``, beside ``mlm_acc_most_frequent``) and, for ``att-fc``, how often
+the attention peaks on the masked object (``mlm_attention_peak``, beside ``mlm_attention_chance``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from capbench.methods.icmlm.config import ICMLM_MODES, IcmlmRow, row_config
+from capbench.methods.loggers import make_loggers
+from capbench.methods.protocol import RowContext, RowResult
+
+
+def _data_root(cfg: IcmlmRow, ctx: RowContext) -> Path:
+    root = Path(cfg.data.root)
+    root = root if root.is_absolute() else Path(ctx.data_root) / root
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{cfg.data.name} not found at {root}: see data_cards/coco.md (COCO 2014 images, "
+            "captions, instances and Karpathy's dataset_coco.json), or run the scenes profile"
+        )
+    return root
+
+
+def _model(cfg: IcmlmRow, ctx: RowContext, dm: Any) -> tuple[Any, str | None, dict[str, Any]]:
+    """(model, checkpoint, extra) for the row's kind."""
+    from capbench.methods.icmlm.train import build_module, train_icmlm
+
+    kind = cfg.row.kind
+    if kind == "trained":
+        model, ckpt = train_icmlm(
+            cfg.method,
+            dm,
+            ctx.workdir,
+            seed=ctx.seed,
+            accelerator=ctx.accelerator,
+            devices=ctx.devices,
+            progress=ctx.progress,
+            loggers=make_loggers(ctx, f"sariyildiz2020-{cfg.row.name or cfg.train.mode}"),
+        )
+        return model, str(ckpt), {"mode": cfg.train.mode}
+    import lightning as L
+
+    L.seed_everything(ctx.seed, workers=True, verbose=False)
+    method = cfg.method
+    if kind == "random_init":
+        method = dataclasses.replace(
+            method, model=dataclasses.replace(method.model, backbone_weights=None)
+        )
+    elif not cfg.model.backbone_weights:
+        raise ValueError(
+            "the imagenet row needs model.backbone_weights: a local ImageNet checkpoint of "
+            f"{cfg.model.backbone} (--set model.backbone_weights=PATH)"
+        )
+    return build_module(method, dm, ctx.seed).eval(), None, {}
+
+
+def _voc07(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float], int, dict]:
+    """VOC07 mAP per layer (percent) with the SVM details."""
+    from capbench.data.datamodule import record_images
+    from capbench.eval.protocols.voc07_classification import (
+        DataConfig,
+        EvalConfig,
+        load_voc_data,
+        score_features,
+    )
+    from capbench.methods.icmlm.features import layer_features
+
+    v = cfg.voc07
+    voc = load_voc_data(DataConfig(root=v.root), Path(ctx.data_root))
+    side = cfg.model.image_size
+    feats = {
+        split: layer_features(
+            model.trunk, record_images(recs, side, True), v.layers, v.batch_size, model.device
+        )
+        for split, recs in (("train", voc.train), ("test", voc.test))
+    }
+    metrics, details = {}, {}
+    for layer in v.layers:
+        result = score_features(
+            feats["train"][layer],
+            feats["test"][layer],
+            voc,
+            EvalConfig(c_grid=tuple(v.c_grid), n_folds=v.n_folds, metric=v.metric, seed=ctx.seed),
+        )
+        metrics[f"map_{layer}"] = float(result["mAP"])
+        details[layer] = {"chosen_c": result["chosen_c"], "ap_per_class": result["ap_per_class"]}
+    return metrics, len(voc.test), {"voc07": details, "voc07_dataset": voc.dataset}
+
+
+def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict, dict]:
+    """Masked-token accuracy (and att-fc's attention peaks, figures) on held-out captions."""
+    from capbench.methods.icmlm.evaluate import (
+        evaluate_heldout,
+        heldout_metrics,
+        most_frequent_concept,
+    )
+    from capbench.methods.icmlm.figures import draw_attention, figure_dir
+
+    held = evaluate_heldout(
+        model, dm, cfg.data.heldout_split, cfg.data.heldout_images, cfg.row.attention_figures
+    )
+    metrics = heldout_metrics(held, most_frequent_concept(dm))
+    extra: dict[str, Any] = {
+        "heldout_scored": len(held.correct),
+        "attention_scored": len(held.peaks),
+    }
+    if held.examples:
+        out = figure_dir(Path(ctx.workdir), ctx.profile)
+        name = cfg.row.name or cfg.train.mode
+        extra["attention_figures"] = [
+            str(draw_attention(ex, cfg.model.image_size, out / f"{name}_{ex['image_id']}.png"))
+            for ex in held.examples
+        ]
+    return metrics, extra
+
+
+def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
+    """The benchmark runner's entry point for every sariyildiz2020 row."""
+    import torch
+
+    from capbench.data.fingerprint import dataset_fingerprint
+    from capbench.methods.icmlm.train import build_datamodule
+
+    cfg = row_config(config)
+    root = _data_root(cfg, ctx)
+    data = {"source": cfg.data.name, "root": str(root), "reader_options": cfg.data.reader_options}
+    dm = build_datamodule(cfg.method, data, seed=ctx.seed)
+    model, checkpoint, extra = _model(cfg, ctx, dm)
+    wants_gpu = str(ctx.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    model = model.to("cuda" if wants_gpu else "cpu").eval()
+    metrics, n_scored, voc_extra = _voc07(cfg, ctx, model)
+    extra.update(voc_extra)
+    if cfg.row.kind == "trained" and cfg.train.mode in ICMLM_MODES:
+        held_metrics, held_extra = _heldout(cfg, ctx, model, dm)
+        metrics.update(held_metrics)
+        extra.update(held_extra)
+    extra.update(model.provenance)
+    extra["concepts"] = len(model.concept_words or [])
+    return RowResult(
+        metrics=metrics,
+        n_scored=n_scored,
+        checkpoint=checkpoint,
+        dataset={
+            "name": cfg.data.name,
+            "root": str(root),
+            "fingerprint": dataset_fingerprint(root),
+        },
+        extra=extra,
+    )

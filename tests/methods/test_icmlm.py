@@ -1,0 +1,217 @@
+"""ICMLM (Sariyildiz et al. 2020): the masking of concept tokens, the heads, the losses, the
+attention-peak scoring against a hand-made grid, the named-layer features, and the row targets
+on the tiny scenes data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from capbench.methods.config import build_config
+from capbench.methods.icmlm.config import SMOKE, IcmlmConfig, ModelConfig
+from capbench.methods.icmlm.data import IGNORE
+from capbench.methods.icmlm.evaluate import HeldOut, box_mask, heldout_metrics
+from capbench.methods.icmlm.features import layer_features
+from capbench.methods.icmlm.module import AttFcHead, TfmHead, grid_coordinates
+from capbench.methods.icmlm.text import concept_positions
+
+torch.set_num_threads(1)
+
+
+def test_concept_positions_are_whole_words_only():
+    tokens = ["[CLS]", "a", "red", "hex", "##agon", "and", "a", "circle", ".", "[SEP]"]
+    index = {"red": 0, "hex": 1, "circle": 2}
+    # "hex" starts the longer word "hexagon": masking it alone would leak the rest
+    assert concept_positions(tokens, index) == [2, 7]
+
+
+def test_box_mask_by_hand():
+    # a 4 x 4 grid over a 96 px square: cell centres at 12, 36, 60, 84
+    inside = box_mask([(30.0, 0.0, 40.0, 40.0)], (96, 96), 96, (4, 4))
+    expected = np.zeros((4, 4), dtype=bool)
+    expected[:2, 1:3] = True  # x in [30, 70] holds 36, 60; y in [0, 40] holds 12, 36
+    assert (inside == expected).all()
+    # a 48 x 96 (w x h) image is scaled x1 and padded by 24 px left and right
+    inside = box_mask([(0.0, 0.0, 48.0, 96.0)], (48, 96), 96, (4, 4))
+    assert (inside == np.array([[False, True, True, False]] * 4)).all()
+
+
+def test_heldout_metrics_by_hand():
+    held = HeldOut(correct=[True, False, True, True], targets=[2, 2, 5, 1])
+    held.peaks, held.chance = [True, False], [0.25, 0.5]
+    out = heldout_metrics(held, most_frequent=2)
+    assert out == {
+        "mlm_acc": 75.0,
+        "mlm_acc_most_frequent": 50.0,
+        "mlm_attention_peak": 50.0,
+        "mlm_attention_chance": pytest.approx(37.5),
+    }
+    with pytest.raises(ValueError, match="no held-out caption"):
+        heldout_metrics(HeldOut(), 0)
+
+
+def _model_cfg() -> ModelConfig:
+    return ModelConfig(dim=16, tfm_layers=1, tfm_heads=2, attfc_hidden=8, dropout=0.0)
+
+
+def test_att_fc_attends_over_the_map_and_follows_the_matching_cell():
+    """The attention is a distribution over the map's cells, and a query equal to one cell's
+    key puts its peak there (the head is a dot-product attention, not a pooling)."""
+    torch.manual_seed(0)
+    head = AttFcHead(channels=4, text_dim=6, m=_model_cfg(), n_out=5).eval()
+    fmap = torch.randn(2, 4, 3, 3)
+    states = torch.randn(2, 7, 6)
+    logits, att = head(fmap, states, torch.ones(2, 7), torch.tensor([1, 3]))
+    assert logits.shape == (2, 5) and att.shape == (2, 3, 3)
+    torch.testing.assert_close(att.sum(dim=(1, 2)), torch.ones(2))
+    with torch.no_grad():  # identity-like maps: the query of state 0 is cell (2, 1)'s key
+        head.key.weight.zero_()
+        head.key.bias.zero_()
+        head.query.weight.zero_()
+        head.query.bias.zero_()
+        head.key.weight[0, 0] = 10.0
+        head.query.weight[0, 0] = 10.0
+    fmap = torch.zeros(1, 4, 3, 3)
+    fmap[0, 0, 2, 1] = 1.0
+    states = torch.zeros(1, 2, 6)
+    states[0, 0, 0] = 1.0
+    _, att = head(fmap, states, torch.ones(1, 2), torch.tensor([0]))
+    assert int(att[0].argmax()) == 2 * 3 + 1
+
+
+def test_tfm_reads_the_masked_position_and_ignores_padding():
+    torch.manual_seed(0)
+    head = TfmHead(channels=4, text_dim=6, m=_model_cfg(), n_out=5).eval()
+    fmap = torch.randn(1, 4, 2, 2)
+    states = torch.randn(1, 5, 6)
+    attention = torch.tensor([[1, 1, 1, 0, 0]])
+    logits, att = head(fmap, states, attention, torch.tensor([1]))
+    assert logits.shape == (1, 5) and att is None
+    noisy = states.clone()
+    noisy[0, 3:] = 100.0  # padded positions change: the prediction must not
+    again, _ = head(fmap, noisy, attention, torch.tensor([1]))
+    torch.testing.assert_close(logits, again)
+    assert grid_coordinates(2, 2, torch.device("cpu")).tolist() == [
+        [0.25, 0.25], [0.25, 0.75], [0.75, 0.25], [0.75, 0.75]
+    ]  # fmt: skip
+
+
+def test_layer_features_are_average_pooled_stages(tiny_scenes):
+    from capbench.data import read
+    from capbench.data.datamodule import record_images
+    from capbench.models.backbones import create_backbone
+
+    trunk, _ = create_backbone("torchvision::resnet18")
+    records = read("voc2007", tiny_scenes / "voc2007", "test")[:5]
+    feats = layer_features(trunk, record_images(records, 64, True), ["layer3", "layer4"], 4)
+    assert feats["layer3"].shape == (5, 256) and feats["layer4"].shape == (5, 512)
+    with torch.no_grad():
+        x = record_images(records, 64, True)[0]["image"][None]
+        full = trunk.eval()(x).mean(dim=(2, 3))  # the features are taken in eval mode
+    np.testing.assert_allclose(feats["layer4"][0], full[0].numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(KeyError, match=r"layer9.*stages are"):
+        layer_features(trunk, record_images(records, 64, True), ["layer9"])
+
+
+@pytest.fixture(scope="module")
+def smoke_dm(tiny_scenes):
+    from capbench.methods.icmlm.train import build_datamodule
+
+    cfg = build_config(IcmlmConfig, SMOKE["config"], "smoke")
+    dm = build_datamodule(cfg, {"source": "coco", "root": str(tiny_scenes / "coco")})
+    dm.setup("fit")
+    return cfg, dm
+
+
+def test_concepts_are_single_token_content_words_of_the_training_captions(smoke_dm):
+    cfg, dm = smoke_dm
+    vocab = dm.text_tokenizer.get_vocab()
+    assert 0 < len(dm.concepts) <= cfg.concepts.k
+    assert all(w in vocab for w in dm.concepts)
+    assert "circle" in dm.concepts and "the" not in dm.concepts
+    assert dm.categories[:3] == ["circle", "square", "triangle"]
+
+
+def test_a_training_example_masks_one_concept_it_can_be_scored_on(smoke_dm):
+    _, dm = smoke_dm
+    torch.manual_seed(0)
+    batch = next(iter(dm.train_dataloader()))
+    tok = dm.text_tokenizer
+    for j in range(len(batch["index"])):
+        target = int(batch["target"][j])
+        if target == IGNORE:
+            continue
+        ids = batch["input_ids"][j]
+        pos = int(batch["position"][j])
+        assert int(ids[pos]) == tok.mask_token_id
+        assert (ids == tok.mask_token_id).sum() == 1  # exactly one masked token
+        rec = dm.records("train")[int(batch["index"][j])]
+        caption = rec.captions[int(batch["caption_index"][j])]
+        assert dm.concepts[target] in caption.lower()
+        assert batch["postags"][j, target] == 1.0  # TP_Postag's tags hold the masked concept
+        assert batch["labels"][j].sum() == len(set(rec.labels))
+
+
+@pytest.mark.parametrize("mode", ["tfm", "att-fc", "tp_label", "tp_postag"])
+def test_each_mode_has_its_losses_and_a_gradient_into_the_trunk(smoke_dm, mode):
+    from dataclasses import replace
+
+    from capbench.methods.icmlm.train import build_module
+
+    cfg, dm = smoke_dm
+    cfg = replace(cfg, train=replace(cfg.train, mode=mode))
+    torch.manual_seed(0)
+    model = build_module(cfg, dm)
+    batch = next(iter(dm.train_dataloader()))
+    losses = model.losses(batch)
+    expected = {
+        "tfm": {"mlm", "postag"}, "att-fc": {"mlm", "postag"},
+        "tp_label": {"label"}, "tp_postag": {"postag"},
+    }[mode]  # fmt: skip
+    assert expected <= set(losses)
+    parts = [losses[k] * (cfg.train.tp_postag_weight if k == "postag" else 1) for k in expected]
+    torch.testing.assert_close(losses["loss"], sum(parts))
+    losses["loss"].backward()
+    assert model.trunk.conv1.weight.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in model.text_encoder.model.parameters()) or mode in (
+        "tp_label",
+        "tp_postag",
+    )
+
+
+def test_cross_entropy_at_start_is_log_k(smoke_dm):
+    """An untrained head predicts near-uniformly: the ICMLM loss starts near ln K."""
+    from dataclasses import replace
+
+    from capbench.methods.icmlm.train import build_module
+
+    cfg, dm = smoke_dm
+    cfg = replace(cfg, train=replace(cfg.train, mode="att-fc", tp_postag_weight=0.0))
+    torch.manual_seed(0)
+    model = build_module(cfg, dm).eval()
+    with torch.no_grad():
+        loss = model.losses(next(iter(dm.train_dataloader())))["mlm"]
+    assert abs(float(loss) - np.log(len(dm.concepts))) < 1.0
+
+
+def test_suite_encoder_is_the_checkpoint_trunk_pooled(smoke_dm, tiny_scenes, tmp_path):
+    from capbench.data import read
+    from capbench.methods.icmlm.encoder import suite_encoder
+    from capbench.methods.icmlm.train import build_module
+    from capbench.methods.training import save_plain_checkpoint
+
+    cfg, dm = smoke_dm
+    torch.manual_seed(0)
+    model = build_module(cfg, dm)
+    ckpt = save_plain_checkpoint(model, tmp_path / "m.ckpt")
+    enc = suite_encoder(SMOKE["config"], str(ckpt), tiny_scenes, 0)
+    records = read("voc2007", tiny_scenes / "voc2007", "test")[:3]
+    feats = enc.images(records)
+    assert feats.shape == (3, 512) and enc.texts is None
+    from capbench.data.datamodule import record_images
+
+    with torch.no_grad():
+        x = record_images(records, 64, True)[1]["image"][None]
+        expected = model.trunk.eval()(x).mean(dim=(2, 3))[0]
+    torch.testing.assert_close(feats[1], expected, rtol=1e-5, atol=1e-5)
