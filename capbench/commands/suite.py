@@ -40,8 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="the row id of --encoder (default: the function's name)")
     p.add_argument("--label", help="the row label on the leaderboard (default: --encoder)")
     p.add_argument("--image-size", type=int, default=None, help="input size (default 224)")
-    p.add_argument("--profile", choices=list(PROFILES), default="scenes")
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="scenes",
+        help="paper: real data; scenes: embedded data, CPU; ci: tiny scenes (default: scenes)",
+    )
+    p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 (default 1)")
     p.add_argument("--force", action="store_true", help="rerun rows that have a record")
     p.add_argument("--dry-run", action="store_true", help="print what would run; write nothing")
 
