@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from capbench.bench.catalog import Catalog
 from capbench.cli import main
 
 SCRIPT = """JSON.stringify([...document.querySelectorAll('table.matrix')].map(t => ({
@@ -42,7 +43,8 @@ def test_suite_matrix_page_in_chromium(tiny_scenes, monkeypatch, tmp_path, capsy
     errors, value = _load_page()(out / "index.html", SCRIPT, screenshot=shot)
     assert errors == []
     ci = next(t for t in json.loads(value) if t["profile"] == "ci")
-    assert len(ci["rows"]) == 6 + 1  # every suite row (run or not) and the user's row
+    suite_rows = len(Catalog.discover().paper("suite").tables["matrix"].rows)
+    assert len(ci["rows"]) == suite_rows + 1  # every suite row (run or not) and the user's row
     assert "examples.color_layout_encoder:build (user)" in ci["rows"]
     assert ci["best"] >= 5  # one best per measured column (ties may add more)
     assert "no text tower" in ci["na"] and "not run" in ci["na"]
