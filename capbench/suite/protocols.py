@@ -115,10 +115,7 @@ def cub_column(enc: Encoder, cfg: SuiteRow, data_root: Path) -> ColumnResult:
     from capbench.eval.protocols import zero_shot as zs
 
     c = cfg.cub
-    root = Path(c.data.root)
-    root = root if root.is_absolute() else Path(data_root) / root
-    if not root.is_dir():
-        raise FileNotFoundError(f"{c.data.name} not found at {root}: see data_cards/cub.md")
+    root = zs.dataset_root(c.data, data_root)
     test = read(c.data.name, root, c.data.test_split, **c.data.reader_options)
     img, bad = _finite(enc.images(test), "CUB test images")
     captions = [(cap, int(r.label)) for r in test for cap in r.captions]  # type: ignore[arg-type]

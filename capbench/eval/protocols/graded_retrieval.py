@@ -25,6 +25,7 @@ import torch
 
 from capbench.data.records import CaptionedImage
 from capbench.eval.metrics import graded_ndcg_at_k
+from capbench.eval.protocols._common import resolve_dataset_root
 
 DATA_CARD = "data_cards/graded_retrieval.md"
 # eval_retrieval_copy2.m (mopurikreddy/strong-supervision): K = 5, 10, 20, 30, ..., 100
@@ -64,15 +65,7 @@ class GradedData:
 
 def dataset_root(data: DataConfig, data_root: Path) -> Path:
     """``data.root`` (absolute, or under ``data_root``); a missing folder names the data card."""
-    root = Path(data.root)
-    if not root.is_absolute():
-        root = Path(data_root) / root
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"{data.name} not found at {root}: see {DATA_CARD} for how to obtain and lay it out "
-            "(or run the scenes profile, which generates its own graded benchmark)"
-        )
-    return root
+    return resolve_dataset_root(data.root, data_root, data.name, DATA_CARD)
 
 
 def build_graded_data(

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from capbench.data.records import CaptionedImage
+from capbench.eval.protocols._common import resolve_dataset_root
 
 MEASURES = ("l2", "dot")
 DATA_CARDS = {
@@ -78,16 +79,8 @@ class EvalData:
 
 def dataset_root(data: DataConfig, data_root: Path) -> Path:
     """``data.root`` (absolute, or under ``data_root``); a missing folder names the data card."""
-    root = Path(data.root)
-    if not root.is_absolute():
-        root = Path(data_root) / root
-    if not root.is_dir():
-        card = DATA_CARDS.get(data.name, "data_cards/README.md")
-        raise FileNotFoundError(
-            f"{data.name} not found at {root}: see {card} for how to obtain and lay it out "
-            "(or run the scenes profile, which generates its own data)"
-        )
-    return root
+    card = DATA_CARDS.get(data.name, "data_cards/README.md")
+    return resolve_dataset_root(data.root, data_root, data.name, card)
 
 
 def build_eval_data(

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from capbench.data.records import CaptionedImage
+from capbench.eval.protocols._common import resolve_dataset_root
 
 DATA_CARD = "data_cards/visual_genome.md"
 
@@ -108,15 +109,7 @@ class EvalData:
 
 def dataset_root(data: DataConfig, data_root: Path) -> Path:
     """``data.root`` (absolute, or under ``data_root``); a missing folder names the data card."""
-    root = Path(data.root)
-    if not root.is_absolute():
-        root = Path(data_root) / root
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"Visual Genome not found at {root}: see {DATA_CARD} for how to obtain and lay it out "
-            "(or run the scenes profile, which generates its own data)"
-        )
-    return root
+    return resolve_dataset_root(data.root, data_root, "Visual Genome", DATA_CARD)
 
 
 def r_grid(cfg: EvalConfig, n_database: int) -> list[int]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from capbench.data.records import CaptionedImage
 from capbench.eval.linear_probe import DEFAULT_C_GRID, voc07_svm_probe
+from capbench.eval.protocols._common import resolve_dataset_root
 
 DATA_CARD = "data_cards/voc2007.md"
 
@@ -64,15 +65,7 @@ class VocData:
 
 def dataset_root(data: DataConfig, data_root: Path) -> Path:
     """``data.root`` (absolute, or under ``data_root``); a missing folder names the data card."""
-    root = Path(data.root)
-    if not root.is_absolute():
-        root = Path(data_root) / root
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"VOC 2007 not found at {root}: see {DATA_CARD} for how to obtain and lay it out "
-            "(or run the scenes profile, which writes its own VOC 2007 layout)"
-        )
-    return root
+    return resolve_dataset_root(data.root, data_root, "VOC 2007", DATA_CARD)
 
 
 def label_matrices(

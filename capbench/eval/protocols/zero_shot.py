@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from capbench.eval.metrics import ap_at_50, class_text_embeddings, zero_shot_top1
+from capbench.eval.protocols._common import resolve_dataset_root
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,15 @@ class DataConfig:
     train_splits: tuple[str, ...] = ("train", "val")
     test_split: str = "test"  # the unseen classes: 50 on CUB, 20 on Flowers
     reader_options: dict[str, Any] = field(default_factory=dict)
+
+
+DATA_CARDS = {"cub": "data_cards/cub.md", "flowers": "data_cards/flowers.md"}
+
+
+def dataset_root(data: DataConfig, data_root: Path) -> Path:
+    """``data.root`` (absolute, or under ``data_root``); a missing folder names the data card."""
+    card = DATA_CARDS.get(data.name, "data_cards/README.md")
+    return resolve_dataset_root(data.root, data_root, data.name, card)
 
 
 @dataclass(frozen=True)
