@@ -15,11 +15,12 @@ weights of an uninterrupted run. Three things make that hold:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import numpy as np
@@ -27,9 +28,22 @@ import torch
 
 from capbench.atomic import atomic_path, atomic_write_text
 
+C = TypeVar("C")
+
 SCENES_PRETRAIN = "scenes-pretrain"
 LAST = "last.ckpt"
 FINISHED = "finished.json"  # beside last.ckpt once a fit has run to its end
+
+
+def resolve_pretrain_data(cfg: C, data_root: str | Path) -> C:
+    """``cfg`` (a frozen dataclass with a ``pretrain`` mapping) with ``pretrain.data``, the
+    labelled images the scenes backbone is pretrained on, made absolute under ``data_root``
+    like every other dataset root of a row."""
+    data = cfg.pretrain.get("data")  # type: ignore[attr-defined]
+    if not data or Path(data).is_absolute():
+        return cfg
+    pretrain = {**cfg.pretrain, "data": str(Path(data_root) / data)}  # type: ignore[attr-defined]
+    return dataclasses.replace(cfg, pretrain=pretrain)  # type: ignore[type-var]
 
 
 def resolve_backbone_weights(

@@ -90,7 +90,11 @@ def trunk_encoder(cfg: EncoderConfig, data_root: Path, seed: int) -> Encoder:
     """A trunk (random init, or the weights ``encoder.backbone_weights`` names) average-pooled."""
     import torch
 
-    from capbench.methods.training import SCENES_PRETRAIN, resolve_backbone_weights
+    from capbench.methods.training import (
+        SCENES_PRETRAIN,
+        resolve_backbone_weights,
+        resolve_pretrain_data,
+    )
     from capbench.models.backbones import create_backbone
 
     weights = None
@@ -100,9 +104,7 @@ def trunk_encoder(cfg: EncoderConfig, data_root: Path, seed: int) -> Encoder:
                 "encoder.kind 'pretrained' needs encoder.backbone_weights: a local file, or "
                 f"{SCENES_PRETRAIN!r} on the scenes profiles"
             )
-        pretrain = dict(cfg.pretrain)
-        if "data" in pretrain and not Path(pretrain["data"]).is_absolute():
-            pretrain["data"] = str(Path(data_root) / pretrain["data"])
+        pretrain = resolve_pretrain_data(cfg, data_root).pretrain
         weights = resolve_backbone_weights(cfg.backbone, cfg.backbone_weights, False, pretrain)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from capbench.methods.caption_fusion.config import CaptionFusionRow, row_config
 from capbench.methods.caption_fusion.features import extract, load_features, save_features
 from capbench.methods.config import config_dict
 from capbench.methods.protocol import RowContext, RowResult
+from capbench.methods.training import resolve_pretrain_data
 
 
 def _digest(obj: Any) -> str:
@@ -241,17 +241,9 @@ def _captioner_row(cfg: CaptionFusionRow, ctx: RowContext) -> RowResult:
     )
 
 
-def _resolve_pretrain_data(cfg: CaptionFusionRow, ctx: RowContext) -> CaptionFusionRow:
-    """``pretrain.data`` relative to the row's data root, like ``data.root``."""
-    data = cfg.pretrain.get("data")
-    if not data or Path(data).is_absolute():
-        return cfg
-    return replace(cfg, pretrain={**cfg.pretrain, "data": str(Path(ctx.data_root) / data)})
-
-
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     """The benchmark runner's entry point for every mopuri2017 row."""
-    cfg = _resolve_pretrain_data(row_config(config), ctx)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
     if cfg.row.kind == "captioner":
         return _captioner_row(cfg, ctx)
     data = load_graded_data(cfg.data, Path(ctx.data_root))

@@ -5,7 +5,6 @@ features as the row computed them; the text tower is the row's learned encoder."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,13 @@ def suite_encoder(config: dict[str, Any], checkpoint: str, data_root: Path, seed
     )
     from capbench.methods.fine_grained_sje.features import backbone_features
     from capbench.methods.fine_grained_sje.train import read_records
-    from capbench.methods.training import load_trained, resolve_backbone_weights
+    from capbench.methods.training import (
+        load_trained,
+        resolve_backbone_weights,
+        resolve_pretrain_data,
+    )
 
-    cfg = row_config(config)
-    pretrain = dict(cfg.pretrain)
-    if pretrain.get("data") and not Path(pretrain["data"]).is_absolute():
-        pretrain["data"] = str(Path(data_root) / pretrain["data"])
-    cfg = replace(cfg, pretrain=pretrain)
+    cfg = resolve_pretrain_data(row_config(config), data_root)
     m = cfg.model
     if m.image_source != "backbone":
         raise ValueError(

@@ -23,21 +23,12 @@ from capbench.eval.protocols.zero_shot import (
 from capbench.methods.fine_grained_sje.config import FineGrainedSJERow, row_config
 from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
+from capbench.methods.training import resolve_pretrain_data
 
 
 def _data_root(cfg: FineGrainedSJERow, ctx: RowContext) -> Path:
     root = Path(cfg.data.root)
     return root if root.is_absolute() else Path(ctx.data_root) / root
-
-
-def _resolve_pretrain(cfg: FineGrainedSJERow, ctx: RowContext) -> FineGrainedSJERow:
-    """``pretrain.data`` relative to the row's data root, like ``data.root``."""
-    from dataclasses import replace
-
-    data = cfg.pretrain.get("data")
-    if not data or Path(data).is_absolute():
-        return cfg
-    return replace(cfg, pretrain={**cfg.pretrain, "data": str(Path(ctx.data_root) / data)})
 
 
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
@@ -51,7 +42,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
         zero_shot_side,
     )
 
-    cfg = _resolve_pretrain(row_config(config), ctx)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
     root = _data_root(cfg, ctx)
     data = {
         "source": cfg.data.name,

@@ -13,7 +13,6 @@ each form and the final margin.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,8 @@ from capbench.eval.protocols.image_text_retrieval import (
 )
 from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
-from capbench.methods.quantized_embedding.config import QuantizedEmbeddingRow, row_config
-
-
-def _resolve_pretrain_data(cfg: QuantizedEmbeddingRow, ctx: RowContext) -> QuantizedEmbeddingRow:
-    """``pretrain.data`` (the scenes backbone's labelled images) relative to the data root."""
-    data = cfg.pretrain.get("data")
-    if not data or Path(data).is_absolute():
-        return cfg
-    return replace(cfg, pretrain={**cfg.pretrain, "data": str(Path(ctx.data_root) / data)})
+from capbench.methods.quantized_embedding.config import row_config
+from capbench.methods.training import resolve_pretrain_data
 
 
 def faiss_agreement(model: Any, queries: torch.Tensor, database: torch.Tensor, k: int) -> dict:
@@ -71,7 +63,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
         untrained_model,
     )
 
-    cfg = _resolve_pretrain_data(row_config(config), ctx)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
     ev: EvalData = load_eval_data(cfg.data, cfg.eval, Path(ctx.data_root))
     root = dataset_root(cfg.data, Path(ctx.data_root))
     data = {

@@ -38,6 +38,7 @@ from capbench.methods.config import config_dict
 from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
 from capbench.methods.semantic_retrieval.config import SemanticRetrievalRow, row_config
+from capbench.methods.training import resolve_pretrain_data
 
 Row = Callable[[SemanticRetrievalRow, RowContext, EvalData], RowResult]
 
@@ -275,15 +276,6 @@ def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext) -> Path:
     return cache_root() / "gordo2017" / "models" / digest[:16]
 
 
-def _resolve_pretrain_data(cfg: SemanticRetrievalRow, ctx: RowContext) -> SemanticRetrievalRow:
-    """``pretrain.data`` (the labelled images the scenes backbone is pretrained on) relative to
-    the row's data root, like ``data.root``."""
-    data = cfg.pretrain.get("data")
-    if not data or Path(data).is_absolute():
-        return cfg
-    return replace(cfg, pretrain={**cfg.pretrain, "data": str(Path(ctx.data_root) / data)})
-
-
 def eval_device(ctx: RowContext) -> str:
     """Embed on the GPU when the row may use one (10k images at 576 px are slow on a CPU)."""
     import torch
@@ -318,7 +310,7 @@ def load_row_eval_data(cfg: SemanticRetrievalRow, ctx: RowContext) -> EvalData:
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     """The benchmark runner's entry point for every gordo2017 row. Each record carries the
     relevance summary (vocabulary size, mean relevance of a random pair) beside its metrics."""
-    cfg = _resolve_pretrain_data(row_config(config), ctx)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
     ev = load_row_eval_data(cfg, ctx)
     result = KINDS[cfg.row.kind](cfg, ctx, ev)
     result.extra.setdefault("relevance", {**ev.relevance, "idf": cfg.tfidf.idf})
