@@ -58,9 +58,24 @@ class _CaptionerBase(L.LightningModule):
     net: Any
     cfg: Any
 
-    def setup_vocab(self, vocab: Sequence[str]) -> WordVocab:
+    def __init__(self, cfg: Any, vocab: Sequence[str], pretrain: dict[str, Any] | None) -> None:
+        """Config, vocabulary and hyperparameters (so a checkpoint alone rebuilds the model),
+        then the network on the resolved trunk weights, its trunk frozen unless trained."""
+        super().__init__()
+        self.cfg = cfg
         self.vocab = WordVocab(list(vocab))
-        return self.vocab
+        self.save_hyperparameters(
+            {"model": config_dict(cfg), "vocab": list(vocab), "pretrain": pretrain or {}}
+        )
+        weights = resolve_backbone_weights(
+            cfg.backbone, cfg.backbone_weights, cfg.allow_random_init, pretrain
+        )
+        self.net = self.build_net(self.vocab, weights)
+        if not cfg.train_trunk:
+            _freeze(self.net.trunk)
+
+    def build_net(self, vocabulary: WordVocab, weights: str | None) -> Any:
+        raise NotImplementedError
 
     def on_train_epoch_start(self) -> None:
         if not self.cfg.train_trunk:
@@ -84,21 +99,13 @@ class ShowAndTellModule(_CaptionerBase):
         vocab: Sequence[str] = (),
         pretrain: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.cfg = as_config(ShowAndTellConfig, model, "show_and_tell")
-        vocabulary = self.setup_vocab(vocab)
-        self.save_hyperparameters(
-            {"model": config_dict(self.cfg), "vocab": list(vocab), "pretrain": pretrain or {}}
-        )
+        super().__init__(as_config(ShowAndTellConfig, model, "show_and_tell"), vocab, pretrain)
+
+    def build_net(self, vocabulary: WordVocab, weights: str | None) -> ShowAndTell:
         c = self.cfg
-        weights = resolve_backbone_weights(
-            c.backbone, c.backbone_weights, c.allow_random_init, pretrain
-        )
-        self.net = ShowAndTell(
+        return ShowAndTell(
             c.backbone, len(vocabulary), special_ids(vocabulary), c.dim, c.dropout, weights
         )
-        if not c.train_trunk:
-            _freeze(self.net.trunk)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         loss = self.net.loss(batch["image"], batch["tokens"])
@@ -124,16 +131,12 @@ class RegionCaptionerModule(_CaptionerBase):
         vocab: Sequence[str] = (),
         pretrain: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.cfg = as_config(RegionCaptionerConfig, model, "region_captioner")
-        vocabulary = self.setup_vocab(vocab)
-        self.save_hyperparameters(
-            {"model": config_dict(self.cfg), "vocab": list(vocab), "pretrain": pretrain or {}}
+        super().__init__(
+            as_config(RegionCaptionerConfig, model, "region_captioner"), vocab, pretrain
         )
+
+    def build_net(self, vocabulary: WordVocab, weights: str | None) -> RegionCaptioner:
         c = self.cfg
-        weights = resolve_backbone_weights(
-            c.backbone, c.backbone_weights, c.allow_random_init, pretrain
-        )
         settings = RegionSettings(
             anchor_sizes=tuple(c.anchor_sizes),
             aspect_ratios=tuple(c.aspect_ratios),
@@ -149,7 +152,7 @@ class RegionCaptionerModule(_CaptionerBase):
             fc_dim=c.fc_dim,
             top_regions=c.top_regions,
         )
-        self.net = RegionCaptioner(
+        return RegionCaptioner(
             c.backbone,
             len(vocabulary),
             special_ids(vocabulary),
@@ -159,8 +162,6 @@ class RegionCaptionerModule(_CaptionerBase):
             c.stride,
             weights,
         )
-        if not c.train_trunk:
-            _freeze(self.net.trunk)
 
     @staticmethod
     def image_list(images: Tensor, sizes: Sequence[tuple[int, int]] | None = None) -> Any:

@@ -63,15 +63,21 @@ def captioner_workdir(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> Path
     return cache_root() / "mopuri2017" / "captioners" / f"{kind}-{_digest(key)}"
 
 
-def captioner_train_records(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> list:
-    """COCO Karpathy train (+restval) captions, or Visual Genome train region phrases."""
+def captioner_records(kind: str, cfg: CaptionFusionRow, ctx: RowContext, split: str) -> list:
+    """A split of a captioner's data: COCO Karpathy captions (Show-and-Tell) or Visual Genome
+    region phrases (the region captioner)."""
     from capbench.data import read
 
     root = Path(ctx.data_root)
     if kind == "show_and_tell":
-        recs = list(read("coco", root / cfg.captioning.coco, "train", splits="karpathy"))
-    else:
-        recs = list(read("visual_genome", root / cfg.captioning.visual_genome, "train"))
+        return list(read("coco", root / cfg.captioning.coco, split, splits="karpathy"))
+    return list(read("visual_genome", root / cfg.captioning.visual_genome, split))
+
+
+def captioner_train_records(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> list:
+    """The training records (Karpathy train + restval, or VG train), cut to
+    ``captioning.max_train_images``."""
+    recs = captioner_records(kind, cfg, ctx, "train")
     n = cfg.captioning.max_train_images
     return recs[:n] if n else recs
 
@@ -98,17 +104,12 @@ def _caption_quality(
 ) -> dict[str, float]:
     """BLEU / CIDEr of the captioner on held-out images (Karpathy test, or VG test regions)
     against a random training caption, cached beside its checkpoint."""
-    from capbench.data import read
     from capbench.methods.caption_fusion.captioning import caption_quality
 
     cache = checkpoint.parent.parent / "caption_scores.json"
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
-    root = Path(ctx.data_root)
-    if kind == "show_and_tell":
-        held = list(read("coco", root / cfg.captioning.coco, "test", splits="karpathy"))
-    else:
-        held = list(read("visual_genome", root / cfg.captioning.visual_genome, "test"))
+    held = captioner_records(kind, cfg, ctx, "test")
     n = cfg.captioning.eval_images
     scores = caption_quality(
         model.cpu(),
