@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ import torch
 from capbench.atomic import atomic_path, atomic_write_text
 
 C = TypeVar("C")
+M = TypeVar("M", bound=L.LightningModule)
 
 SCENES_PRETRAIN = "scenes-pretrain"
 LAST = "last.ckpt"
@@ -164,6 +165,39 @@ def fit_resumable(
     trainer.save_checkpoint(str(last))
     atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
     return last
+
+
+def fit_or_load(
+    build: Callable[[], M],
+    load: Callable[[Path], M],
+    datamodule: L.LightningDataModule,
+    workdir: str | Path,
+    seed: int = 0,
+    loggers: Sequence[Any] | bool | None = None,
+    **fit_kwargs: Any,
+) -> tuple[M, Path]:
+    """Every method's fit: a finished run in ``workdir`` is only loaded (``load``); otherwise
+    the module is built from ``seed`` and fitted with :func:`fit_resumable` (CSV logs in the
+    workdir unless ``loggers`` says otherwise). Returns the model in eval mode and its last
+    checkpoint."""
+    finished = finished_checkpoint(workdir)
+    if finished is not None:
+        return load(finished).eval(), finished
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = build()
+    if loggers is None:
+        loggers = L.pytorch.loggers.CSVLogger(str(workdir), name="logs")
+    last = fit_resumable(model, datamodule, workdir, loggers=loggers, **fit_kwargs)
+    return model.eval(), last
+
+
+def save_untrained(build: Callable[[], M], workdir: str | Path, seed: int = 0) -> tuple[M, Path]:
+    """A method's module at its initialisation from ``seed`` (the floor a trained row must
+    beat), saved as ``workdir/untrained.ckpt``; in eval mode."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = build()
+    path = save_plain_checkpoint(model, Path(workdir) / "untrained.ckpt")
+    return model.eval(), path
 
 
 def save_plain_checkpoint(module: L.LightningModule, path: str | Path) -> Path:

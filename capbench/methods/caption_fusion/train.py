@@ -13,7 +13,9 @@ from lightning.pytorch.callbacks import EarlyStopping
 from capbench.methods.caption_fusion.config import CaptionFusionConfig
 from capbench.methods.caption_fusion.data import FusionPairs
 from capbench.methods.caption_fusion.module import VAL_LOSS, CaptionFusion
-from capbench.methods.training import finished_checkpoint, fit_resumable
+from capbench.methods.training import (
+    fit_or_load,
+)
 
 
 def build_datamodule(
@@ -53,11 +55,6 @@ def train_caption_fusion(
     """Fit (checkpoints at epoch ends in ``workdir/checkpoints``, resumed exactly) until
     ``train.max_epochs`` or early stopping; the final weights are the last epoch's (Keras'
     EarlyStopping restores nothing). A finished run is loaded, not retrained."""
-    finished = finished_checkpoint(workdir)
-    if finished is not None:
-        return load_trained_fusion(finished), finished
-    L.seed_everything(seed, workers=True, verbose=False)
-    model = CaptionFusion(model=cfg.model, train=cfg.train, pairs=cfg.pairs, seed=seed)
     stop: list[L.Callback] = []
     if len(datamodule.val_pairs["grade"]):
         stop.append(
@@ -68,20 +65,20 @@ def train_caption_fusion(
                 check_on_train_epoch_end=True,
             )
         )
-    last = fit_resumable(
-        model,
+    return fit_or_load(
+        lambda: CaptionFusion(model=cfg.model, train=cfg.train, pairs=cfg.pairs, seed=seed),
+        load_trained_fusion,
         datamodule,
         workdir,
+        seed,
+        loggers or False,
         max_epochs=cfg.train.max_epochs,
-        loggers=loggers or False,
         accelerator=accelerator,
         devices=devices,
         progress=progress,
         log_every_n_steps=1,
         callbacks=[*stop, *callbacks],
     )
-    model.eval()
-    return model, last
 
 
 def load_trained_fusion(path: str | Path) -> CaptionFusion:

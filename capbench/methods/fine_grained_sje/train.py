@@ -25,9 +25,10 @@ from capbench.methods.fine_grained_sje.data import (
 from capbench.methods.fine_grained_sje.features import backbone_features, t7_features
 from capbench.methods.fine_grained_sje.module import FineGrainedSJE
 from capbench.methods.training import (
-    fit_resumable,
+    fit_or_load,
+    load_trained,
     resolve_backbone_weights,
-    save_plain_checkpoint,
+    save_untrained,
 )
 
 
@@ -168,10 +169,7 @@ def untrained_module(
     cfg: FineGrainedSJEConfig, dm: SJEFeatureData, workdir: str | Path, seed: int = 0
 ) -> tuple[FineGrainedSJE, Path]:
     """The encoder at its initialisation (the trained-beats-untrained control)."""
-    L.seed_everything(seed, workers=True, verbose=False)
-    model = build_module(cfg, dm, seed)
-    path = save_plain_checkpoint(model, Path(workdir) / "untrained.ckpt")
-    return model.eval(), path
+    return save_untrained(lambda: build_module(cfg, dm, seed), workdir, seed)
 
 
 def train_fine_grained_sje(
@@ -187,15 +185,15 @@ def train_fine_grained_sje(
 ) -> tuple[FineGrainedSJE, Path]:
     """Fit (checkpoints in ``workdir/checkpoints``, resumed from ``last.ckpt``) and return the
     model in eval mode with its last checkpoint. A finished run only reloads its weights."""
-    L.seed_everything(seed, workers=True, verbose=False)
-    model = build_module(cfg, datamodule, seed)
-    last = fit_resumable(
-        model,
+    return fit_or_load(
+        lambda: build_module(cfg, datamodule, seed),
+        lambda path: load_trained(FineGrainedSJE, path),
         datamodule,
         workdir,
+        seed,
+        loggers,
         max_epochs=cfg.train.max_epochs,
         precision=cfg.train.precision,
-        loggers=loggers or L.pytorch.loggers.CSVLogger(str(workdir), name="logs"),
         accelerator=accelerator,
         devices=devices,
         progress=progress,
@@ -204,8 +202,6 @@ def train_fine_grained_sje(
         gradient_clip_val=cfg.train.grad_clip,
         use_distributed_sampler=False,  # ClassBalancedBatchSampler splits classes over ranks
     )
-    model.eval()
-    return model, last
 
 
 @dataclass

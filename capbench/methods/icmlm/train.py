@@ -13,7 +13,10 @@ from capbench.methods.config import config_dict
 from capbench.methods.icmlm.config import IcmlmConfig
 from capbench.methods.icmlm.data import IcmlmDataModule
 from capbench.methods.icmlm.module import Icmlm
-from capbench.methods.training import finished_checkpoint, fit_resumable, load_trained
+from capbench.methods.training import (
+    fit_or_load,
+    load_trained,
+)
 
 
 def build_datamodule(cfg: IcmlmConfig, data: Mapping[str, Any], seed: int = 0) -> IcmlmDataModule:
@@ -73,23 +76,18 @@ def train_icmlm(
 ) -> tuple[Icmlm, Path]:
     """Fit (checkpoints at epoch ends in ``workdir/checkpoints``, resumed from ``last.ckpt``) and
     return the model in eval mode with its last checkpoint; a finished run is only loaded."""
-    finished = finished_checkpoint(workdir)
-    if finished is not None:
-        return load_icmlm(finished).eval(), finished
-    L.seed_everything(seed, workers=True, verbose=False)
-    model = build_module(cfg, datamodule, seed)
-    last = fit_resumable(
-        model,
+    return fit_or_load(
+        lambda: build_module(cfg, datamodule, seed),
+        load_icmlm,
         datamodule,
         workdir,
+        seed,
+        loggers,
         max_epochs=cfg.train.max_epochs,
         precision=cfg.train.precision,
-        loggers=loggers or L.pytorch.loggers.CSVLogger(str(workdir), name="logs"),
         accelerator=accelerator,
         devices=devices,
         progress=progress,
         log_every_n_steps=1,
         callbacks=callbacks,
     )
-    model.eval()
-    return model, last

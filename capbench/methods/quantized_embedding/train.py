@@ -16,10 +16,9 @@ from capbench.data.records import CaptionedImage
 from capbench.methods.quantized_embedding.config import QuantizedEmbeddingConfig
 from capbench.methods.quantized_embedding.module import QuantizedEmbedding
 from capbench.methods.training import (
-    finished_checkpoint,
-    fit_resumable,
+    fit_or_load,
     load_trained,
-    save_plain_checkpoint,
+    save_untrained,
 )
 
 
@@ -77,10 +76,7 @@ def untrained_model(
     cfg: QuantizedEmbeddingConfig, datamodule: CaptionDataModule, workdir: str | Path, seed: int
 ) -> tuple[QuantizedEmbedding, Path]:
     """The towers as initialised (the floor a trained row must beat), saved as a checkpoint."""
-    L.seed_everything(seed, workers=True, verbose=False)
-    model = build_module(cfg, datamodule, seed)
-    path = save_plain_checkpoint(model, Path(workdir) / "untrained.ckpt")
-    return model.eval(), path
+    return save_untrained(lambda: build_module(cfg, datamodule, seed), workdir, seed)
 
 
 def train_quantized_embedding(
@@ -97,18 +93,15 @@ def train_quantized_embedding(
     """Fit (checkpoints in ``workdir/checkpoints``, resumed from ``last.ckpt``) and return the
     model in eval mode with its last checkpoint. A finished run is loaded without training
     again."""
-    finished = finished_checkpoint(workdir)
-    if finished is not None:
-        return load_quantized_embedding(finished).eval(), finished
-    L.seed_everything(seed, workers=True, verbose=False)
-    model = build_module(cfg, datamodule, seed)
-    last = fit_resumable(
-        model,
+    return fit_or_load(
+        lambda: build_module(cfg, datamodule, seed),
+        load_quantized_embedding,
         datamodule,
         workdir,
+        seed,
+        loggers,
         max_epochs=cfg.train.max_epochs,
         precision=cfg.train.precision,
-        loggers=loggers or L.pytorch.loggers.CSVLogger(str(workdir), name="logs"),
         accelerator=accelerator,
         devices=devices,
         progress=progress,
@@ -116,7 +109,6 @@ def train_quantized_embedding(
         callbacks=callbacks,
         gradient_clip_val=cfg.train.grad_clip,
     )
-    return model.eval(), last
 
 
 def eval_images(
