@@ -80,6 +80,34 @@ def write_user_row(config: dict, name: str, profile: str) -> Path:
     return atomic_write_text(path, head + yaml.safe_dump(config, sort_keys=False))
 
 
+def _user_encoder(args: argparse.Namespace) -> tuple[dict, str, str]:
+    """``(encoder section, row name, label)`` of ``--weights`` or ``--encoder``; a ValueError
+    says what is wrong with them."""
+    if args.weights:
+        weights = Path(args.weights).resolve()
+        if not weights.is_file():
+            raise ValueError(f"--weights {weights}: not a file")
+        encoder = {
+            "kind": "pretrained",
+            "backbone": args.backbone,
+            "backbone_weights": str(weights),
+        }
+        name = args.name or re.sub(r"[^A-Za-z0-9_]", "_", weights.stem)
+        return encoder, name, args.label or f"{args.backbone} from {weights.name}"
+    if ":" not in args.encoder:
+        raise ValueError(f"--encoder {args.encoder!r}: expected 'package.module:function'")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    from capbench.registry import import_object
+
+    try:
+        import_object(args.encoder)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"--encoder {args.encoder}: {err}") from err
+    name = args.name or args.encoder.rsplit(":", 1)[1]
+    return {"kind": "callable", "build": args.encoder}, name, args.label or args.encoder
+
+
 def run(args: argparse.Namespace) -> int:
     from capbench.cli import main
 
@@ -88,51 +116,16 @@ def run(args: argparse.Namespace) -> int:
     if args.encoder and args.weights:
         print("error: give --encoder or --weights, not both", file=sys.stderr)
         return 2
-    if args.weights:
-        weights = Path(args.weights).resolve()
-        if not weights.is_file():
-            print(f"error: --weights {weights}: not a file", file=sys.stderr)
+    if args.encoder or args.weights:
+        try:
+            encoder, name, label = _user_encoder(args)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
             return 2
-        name = args.name or re.sub(r"[^A-Za-z0-9_]", "_", weights.stem)
-        encoder = {
-            "kind": "pretrained",
-            "backbone": args.backbone,
-            "backbone_weights": str(weights),
-        }
-        config = user_row_config(
-            encoder, name, args.label or f"{args.backbone} from {weights.name}", args.profile,
-            args.image_size,
-        )  # fmt: skip
-        if args.dry_run:
-            print(f"would write the row {name!r} ({args.profile}): {config}")
-            return 0
-        print(f"row {name!r}: {write_user_row(config, name, args.profile)}")
-        argv += ["--rows", name]
-    elif args.encoder:
-        if ":" not in args.encoder:
-            print(f"error: --encoder {args.encoder!r}: expected 'package.module:function'",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        name = args.name or args.encoder.rsplit(":", 1)[1]
         if not _NAME.match(name):
             print(f"error: --name {name!r}: letters, digits and _ only", file=sys.stderr)
             return 2
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        from capbench.registry import import_object
-
-        try:
-            import_object(args.encoder)
-        except (ImportError, AttributeError, ValueError) as err:
-            print(f"error: --encoder {args.encoder}: {err}", file=sys.stderr)
-            return 2
-        config = user_row_config(
-            {"kind": "callable", "build": args.encoder},
-            name,
-            args.label or args.encoder,
-            args.profile,
-            args.image_size,
-        )
+        config = user_row_config(encoder, name, label, args.profile, args.image_size)
         if args.dry_run:
             print(f"would write the row {name!r} ({args.profile}): {config}")
             return 0
