@@ -19,7 +19,6 @@ on a CPU; ``--set key=value`` overrides any config value.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from capbench.bench.config import resolve_config
 from capbench.methods.quantized_embedding.config import QuantizedEmbeddingRow, row_config
-from capbench.timing import synchronized_clock
+from capbench.timing import report_json, synchronized_clock
 
 HERE = Path(__file__).parent
 DEFAULT_ROW = "malali"
@@ -135,13 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = {"row": args.row, "preset": args.preset}
     out.update(run_steps(cfg, args.steps, args.vocab, args.concepts, device))
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        from capbench.atomic import atomic_write_text
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, text)
+    report_json(out, args.out)
     return 0
 
 

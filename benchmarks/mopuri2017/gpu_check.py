@@ -18,7 +18,6 @@ scales both models' inputs down for the CPU smoke test.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import torch
 
 from capbench.methods.caption_fusion.captioning import RegionCaptionerModule, ShowAndTellModule
 from capbench.methods.caption_fusion.config import RegionCaptionerConfig, ShowAndTellConfig
+from capbench.timing import report_json
 
 VOCAB = [f"w{i}" for i in range(10_000)]  # ~COCO / VG vocabularies at their min counts
 REGIONS_PER_IMAGE = 50
@@ -146,13 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["region_captioner"] = measure_region_captioner(
             args.steps, args.warmup, args.device, args.image_size
         )
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out is not None:
-        from capbench.atomic import atomic_write_text
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, text + "\n")
+    report_json(result, args.out)
     return result
 
 

@@ -15,7 +15,6 @@ the script prints the hours that throughput implies for one model.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from capbench.data.text import CharAlphabet
 from capbench.methods.fine_grained_sje.config import ModelConfig, TrainConfig
 from capbench.methods.fine_grained_sje.module import FineGrainedSJE
 from capbench.models.text_encoders.base import CHAR_SEQ_LEN, EMBED_DIM
+from capbench.timing import report_json
 
 CUB_TRAINVAL_IMAGES = 8855  # the 150 train+val classes of CUB-200-2011
 
@@ -91,13 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     result = measure(args.encoder, args.batch, args.steps, args.warmup, args.device)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out is not None:
-        from capbench.atomic import atomic_write_text
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, text + "\n")
+    report_json(result, args.out)
     return result
 
 

@@ -20,7 +20,6 @@ itself is tested on a CPU; ``--set key=value`` overrides any config value.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from torch import Tensor
 
 from capbench.bench.config import resolve_config
 from capbench.methods.icmlm.config import IcmlmRow, row_config
-from capbench.timing import synchronized_clock
+from capbench.timing import report_json, synchronized_clock
 
 HERE = Path(__file__).parent
 DEFAULT_ROW = "icmlm_tfm.paper.yaml"
@@ -161,13 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if "model.text_encoder" not in " ".join(args.set or []):  # the random BERT stands in
         args.set = [*(args.set or []), "model.text_encoder=random-bert"]
     result = step_check(args)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out is not None:
-        from capbench.atomic import atomic_write_text
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, text + "\n")
+    report_json(result, args.out, indent=1)
     return 0 if result["loss_finite"] else 1
 
 
