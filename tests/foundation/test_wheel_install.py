@@ -3,11 +3,15 @@ would), installed with its constraints into a fresh venv outside the checkout, t
 another folder: the shipped papers, goldens and data cards are found, one ci row reproduces
 its golden number, and the optional parts really are optional.
 
-Slow (`make test-slow`): the fresh venv installs torch and every dependency (minutes).
+Slow (`make test-slow`): the fresh venv installs every dependency (minutes). Torch and its
+CUDA libraries (5.5 GB) are borrowed from the running venv through a .pth file rather than
+installed a second time: CI's disk does not hold two copies, and what this test checks is
+capbench's wheel, not torch's.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -24,6 +28,30 @@ NOT_SOURCE = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
     ".ruff_cache", "results", "scenes_data", ".capbench_cache", "lightning_logs", "wandb",
 )  # fmt: skip
+
+
+# the distributions that make torch 5.5 GB; everything else the wheel needs is installed fresh
+BORROWED = ("torch", "torchvision", "triton", "nvidia-", "cuda-")
+
+
+def _borrow_torch(venv: Path, into: Path) -> None:
+    """Make this interpreter's torch, torchvision, triton and CUDA wheels visible to `venv`.
+
+    A folder of symlinks to just those distributions' top-level entries (packages and
+    .dist-info), listed by a .pth file in the venv's site-packages: pip then sees the pinned
+    torch as installed, and nothing else of the running venv (its extras) leaks in.
+    """
+    into.mkdir()
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"].lower()
+        if not (name in BORROWED or name.startswith(BORROWED[3:])):
+            continue
+        site = Path(dist.locate_file(""))
+        for top in {Path(f).parts[0] for f in dist.files or ()} - {"..", "bin"}:
+            if (site / top).exists() and not (into / top).exists():
+                (into / top).symlink_to(site / top)
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    (site_packages / "capbench_test_borrowed_torch.pth").write_text(f"{into}\n")
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1500) -> str:
@@ -58,8 +86,11 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str], Path]:
     _run([sys.executable, "-m", "venv", str(venv)], tmp, env)
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
     _run([*pip, "install", "-q", "--upgrade", "pip"], tmp, env)
-    # torch comes pinned from the constraints (served from local disk), like `make setup`
+    _borrow_torch(venv, tmp / "borrowed_torch")
+    # the rest comes pinned from the constraints, like `make setup`
     _run([*pip, "install", "-q", "-c", str(src / "constraints.txt"), str(wheel)], tmp, env)
+    (site_packages,) = venv.glob("lib/python*/site-packages")
+    assert not (site_packages / "torch").exists(), "pip installed torch again beside the borrowed"
     work = tmp / "elsewhere"  # not the checkout, not the source copy
     work.mkdir()
     env.update(
