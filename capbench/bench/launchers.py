@@ -162,13 +162,12 @@ def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
 
 
 def row_dependencies(job: RowJob) -> list[tuple[str, str, str, int]]:
-    """``(paper, row, profile, seed)`` of the rows whose result this row reads: a suite row's
-    ``encoder: {kind: paper_row, paper, row}`` scores that row's checkpoint, so on a cluster it
-    must start after that row's job has finished."""
-    enc = job.config.get("encoder")
-    if isinstance(enc, dict) and enc.get("kind") == "paper_row" and enc.get("paper"):
-        return [(str(enc["paper"]), str(enc.get("row")), job.profile, job.seed)]
-    return []
+    """``(paper, row, profile, seed)`` of the rows whose result this row reads (its
+    ``{kind: paper_row}`` links, :mod:`capbench.bench.linked_rows`), so on a cluster it starts
+    after those rows' jobs have finished."""
+    from capbench.bench.linked_rows import linked_rows
+
+    return [(paper, row, job.profile, job.seed) for paper, row in linked_rows(job.config)]
 
 
 def _submit_stage(

@@ -17,43 +17,9 @@ from typing import Any
 
 from torch import nn
 
+from capbench.bench.linked_rows import paper_row_record
 from capbench.suite.config import EncoderConfig
 from capbench.suite.encoder import Encoder, from_image_module
-
-
-def paper_row_record(
-    paper: str, row: str, profile: str, seed: int, results: Path, data_root: Path
-) -> Any:
-    """The run record of ``paper``/``row`` for this profile and seed, running the row first when
-    it has none (so the suite never trains what a paper row trains, and never scores stale
-    weights: the record must match the row's current config)."""
-    from capbench.bench.catalog import Catalog
-    from capbench.bench.record import read_record
-    from capbench.bench.runner import RunOptions, ensure_scenes_data, execute, plan
-
-    catalog = Catalog.discover([])
-    # force: plan every seed's job, done or not (a done one is read below, never rerun)
-    options = RunOptions(
-        profile=profile,
-        seeds=seed + 1,
-        force=True,
-        results=results,
-        data_root=data_root,
-        progress=False,
-    )
-    planned = plan(catalog, paper, options, rows=[row])
-    if planned.errors:
-        raise ValueError(f"{paper}/{row}: {planned.errors[0][1]}")
-    jobs = [j for j in planned.jobs if j.seed == seed]
-    if not jobs:
-        why = "; ".join(f"{name}: {reason}" for name, reason in planned.skipped) or "no such row"
-        raise ValueError(f"{paper}/{row} has no {profile} run to take an encoder from ({why})")
-    job = jobs[0]
-    if job.is_done():
-        return read_record(job.record_path)
-    print(f"suite: {paper}/{row} ({profile}, seed {seed}) has no record: running it", flush=True)
-    ensure_scenes_data([job])
-    return execute(job)
 
 
 def paper_row_encoder(

@@ -22,6 +22,7 @@ ROW_KINDS = (
     "tfidf",
     "word2vec_fv",
     "meteor",
+    "generated_captions",
     "annotators",
     "visual_baseline",
     "trained",
@@ -109,6 +110,10 @@ class RowConfig:
     # meteor rows: score a seeded sample of this many study triplets (None = all; METEOR scores
     # ~1,000 segments/s on one core, and an image pair needs ~2 x phrases^2 of them)
     meteor_triplets: int | None = None
+    # generated_captions rows (Table 1, row 7): the Show-and-Tell captioner, as a checkpoint
+    # path (a capbench Show-and-Tell .ckpt) or a link {kind: paper_row, paper: mopuri2017, row:
+    # show_and_tell} to the row that trains it (its run record names the checkpoint)
+    captioner: str | dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ROW_KINDS:

@@ -8,6 +8,7 @@
 * ``tfidf``            tf-idf of another text field (``row.field``: regions | objects | captions)
 * ``word2vec_fv``      Fisher vector of the word2vec vectors of ``row.field``'s words
 * ``meteor``           METEOR match kernel between two images' texts (user agreement only)
+* ``generated_captions`` tf-idf of a captioner's captions of the test images (``row.captioner``)
 * ``annotators``       leave-one-user-out agreement of the user study itself (Table 1, row 1)
 * ``visual_baseline``  pretrained backbone + R-MAC, whitening learned on train, no fine-tuning
 * ``trained``          ``row.train_mode``: V | V+T | WSABIE, ``row.query_mode``: V | V+T
@@ -38,6 +39,7 @@ from capbench.methods.config import config_dict
 from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
 from capbench.methods.semantic_retrieval.config import SemanticRetrievalRow, row_config
+from capbench.methods.semantic_retrieval.generated_captions import row_generated_captions
 from capbench.methods.training import resolve_pretrain_data
 
 Row = Callable[[SemanticRetrievalRow, RowContext, EvalData], RowResult]
@@ -296,6 +298,7 @@ KINDS: dict[str, Row] = {
     "tfidf": _row_tfidf,
     "word2vec_fv": _row_word2vec_fv,
     "meteor": _row_meteor,
+    "generated_captions": row_generated_captions,
     "annotators": _row_annotators,
     "visual_baseline": _row_model,
     "trained": _row_model,
