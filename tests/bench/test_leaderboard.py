@@ -256,3 +256,30 @@ def test_check_notes_records_made_with_other_package_versions(cli, results, tmp_
     assert f"{note}numpy {metadata.version('numpy')} (pinned 0.0.1)" in out.splitlines()
     pins.write_text(f"numpy=={metadata.version('numpy')}\n")
     assert "note: records made with other versions" not in cli("leaderboard", "check")[1]
+
+
+def test_render_shows_the_figures_a_row_drew(cli, results, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert cli("reproduce", "toypaper", "--rows", "a")[0] == 0
+    drawn = tmp_path / "attention_7.png"
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(drawn)
+    plt.close(fig)
+    (path,) = [p for p in iter_record_paths(results) if read_record(p).row == "a"]
+    record = json.loads(path.read_text())
+    record["extra"]["figures"] = [str(drawn), str(tmp_path / "gone.png")]  # one was deleted
+    path.write_text(json.dumps(record))
+
+    out_dir = tmp_path / "board"
+    assert cli("leaderboard", "render", "--out", str(out_dir))[0] == 0
+    (copy,) = (out_dir / "img").glob("*attention_7.png")
+    assert copy.name == "toypaper_t1_scenes_a_attention_7.png"
+    assert copy.read_bytes() == drawn.read_bytes()
+    png = base64.b64encode(drawn.read_bytes()).decode()
+    assert f'src="data:image/png;base64,{png}"' in (out_dir / "index.html").read_text()
+    assert f"img/{copy.name}" in (out_dir / "toypaper.md").read_text()
+    assert not list((out_dir / "img").glob("*gone*"))

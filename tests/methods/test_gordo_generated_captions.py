@@ -45,7 +45,7 @@ def test_the_benchmark_rows_link_to_mopuris_show_and_tell():
 
 
 def test_an_unset_or_missing_captioner_is_a_clear_error(ctx, tmp_path):
-    with pytest.raises(ValueError, match="row.captioner is not set"):
+    with pytest.raises(ValueError, match=r"row\.captioner is not set"):
         generated_captions.captioner_checkpoint(None, ctx)
     with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*nope\.ckpt"):
         generated_captions.captioner_checkpoint(str(tmp_path / "nope.ckpt"), ctx)

@@ -11,6 +11,7 @@ from capbench.bench.catalog import Catalog
 from capbench.bench.golden import load_golden
 from capbench.bench.report.html import index_html
 from capbench.bench.report.plots import table_plots
+from capbench.bench.report.row_figures import row_figures
 from capbench.bench.report.tables import paper_markdown
 from capbench.bench.summary import RowSummary, summarize
 
@@ -60,6 +61,7 @@ def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None)
         for t in p.tables.values():
             for profile in profiles[p.key]:
                 imgs = table_plots(p, t, profile, rows, out)
+                imgs += row_figures(p, t, profile, rows, out)
                 images[(p.key, t.id, profile)] = imgs
                 per_paper[(t.id, profile)] = imgs
         markdown[p.key] = paper_markdown(p, profiles[p.key], rows, per_paper) + "\n"

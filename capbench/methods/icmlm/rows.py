@@ -122,7 +122,8 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
     if held.examples:
         out = figure_dir(Path(ctx.workdir), ctx.profile)
         name = cfg.row.name or cfg.train.mode
-        extra["attention_figures"] = [
+        # "figures": the leaderboard page shows them under the row's table (bench.report)
+        extra["figures"] = [
             str(draw_attention(ex, cfg.model.image_size, out / f"{name}_{ex['image_id']}.png"))
             for ex in held.examples
         ]
