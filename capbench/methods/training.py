@@ -36,14 +36,25 @@ LAST = "last.ckpt"
 FINISHED = "finished.json"  # beside last.ckpt once a fit has run to its end
 
 
-def resolve_pretrain_data(cfg: C, data_root: str | Path) -> C:
+def resolve_pretrain_data(cfg: C, data_root: str | Path, seed: int | None = None) -> C:
     """``cfg`` (a frozen dataclass with a ``pretrain`` mapping) with ``pretrain.data``, the
     labelled images the scenes backbone is pretrained on, made absolute under ``data_root``
-    like every other dataset root of a row."""
-    data = cfg.pretrain.get("data")  # type: ignore[attr-defined]
-    if not data or Path(data).is_absolute():
+    like every other dataset root of a row, and ``pretrain.seed`` set to the row's ``seed``
+    unless the config sets one.
+
+    Why the row seed: the scenes trunk is part of what a seed varies. On another CPU the
+    pretraining takes another path through float rounding, like another seed, so golden
+    tolerances measured over seeds must include the trunk's spread; with one trunk for every
+    seed they would not (seed 0 keeps the trunk it always had).
+    """
+    pretrain = dict(cfg.pretrain)  # type: ignore[attr-defined]
+    data = pretrain.get("data")
+    if data and not Path(data).is_absolute():
+        pretrain["data"] = str(Path(data_root) / data)
+    if seed is not None:
+        pretrain.setdefault("seed", int(seed))
+    if pretrain == cfg.pretrain:  # type: ignore[attr-defined]
         return cfg
-    pretrain = {**cfg.pretrain, "data": str(Path(data_root) / data)}  # type: ignore[attr-defined]
     return dataclasses.replace(cfg, pretrain=pretrain)  # type: ignore[type-var]
 
 

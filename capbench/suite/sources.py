@@ -69,7 +69,7 @@ def trunk_encoder(cfg: EncoderConfig, data_root: Path, seed: int) -> Encoder:
                 "encoder.kind 'pretrained' needs encoder.backbone_weights: a local file, or "
                 f"{SCENES_PRETRAIN!r} on the scenes profiles"
             )
-        pretrain = resolve_pretrain_data(cfg, data_root).pretrain
+        pretrain = resolve_pretrain_data(cfg, data_root, seed).pretrain
         weights = resolve_backbone_weights(cfg.backbone, cfg.backbone_weights, False, pretrain)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

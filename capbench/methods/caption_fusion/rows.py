@@ -244,7 +244,7 @@ def _captioner_row(cfg: CaptionFusionRow, ctx: RowContext) -> RowResult:
 
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     """The benchmark runner's entry point for every mopuri2017 row."""
-    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
     if cfg.row.kind == "captioner":
         return _captioner_row(cfg, ctx)
     data = load_graded_data(cfg.data, Path(ctx.data_root))

@@ -32,7 +32,7 @@ def suite_encoder(config: dict[str, Any], checkpoint: str, data_root: Path, seed
         resolve_pretrain_data,
     )
 
-    cfg = resolve_pretrain_data(row_config(config), data_root)
+    cfg = resolve_pretrain_data(row_config(config), data_root, seed)
     m = cfg.model
     if m.image_source != "backbone":
         raise ValueError(

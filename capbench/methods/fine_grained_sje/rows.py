@@ -42,7 +42,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
         zero_shot_side,
     )
 
-    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
     root = _data_root(cfg, ctx)
     data = {
         "source": cfg.data.name,

@@ -63,7 +63,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
         untrained_model,
     )
 
-    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
     ev: EvalData = load_eval_data(cfg.data, cfg.eval, Path(ctx.data_root))
     root = dataset_root(cfg.data, Path(ctx.data_root))
     data = {

@@ -313,7 +313,7 @@ def load_row_eval_data(cfg: SemanticRetrievalRow, ctx: RowContext) -> EvalData:
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     """The benchmark runner's entry point for every gordo2017 row. Each record carries the
     relevance summary (vocabulary size, mean relevance of a random pair) beside its metrics."""
-    cfg = resolve_pretrain_data(row_config(config), ctx.data_root)
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
     ev = load_row_eval_data(cfg, ctx)
     result = KINDS[cfg.row.kind](cfg, ctx, ev)
     result.extra.setdefault("relevance", {**ev.relevance, "idf": cfg.tfidf.idf})
