@@ -80,6 +80,18 @@ def label_matrices(
     return labels, difficult
 
 
+def class_names(record: CaptionedImage) -> list[str]:
+    """The class list a reader attached: VOC's ``meta["classes"]``, or COCO's instance
+    ``meta["categories"]`` (the same multi-label problem; ``coco_classification``)."""
+    for key in ("classes", "categories"):
+        if key in record.meta:
+            return list(record.meta[key])
+    raise ValueError(
+        f"record {record.image_id}: no class list (meta 'classes' or 'categories'); read COCO "
+        "with reader_options {instances: true}"
+    )
+
+
 def build_voc_data(
     train: Sequence[CaptionedImage],
     test: Sequence[CaptionedImage],
@@ -88,9 +100,9 @@ def build_voc_data(
     """Label matrices over the class list the reader found (the same for both splits)."""
     if not train or not test:
         raise ValueError(f"VOC07 needs train and test images, got {len(train)} and {len(test)}")
-    classes = list(train[0].meta["classes"])
-    if list(test[0].meta["classes"]) != classes:
-        raise ValueError("train and test list different VOC classes")
+    classes = class_names(train[0])
+    if class_names(test[0]) != classes:
+        raise ValueError("train and test list different classes")
     tr, trd = label_matrices(train, len(classes))
     te, ted = label_matrices(test, len(classes))
     return VocData(list(train), list(test), classes, tr, trd, te, ted, dict(dataset or {}))

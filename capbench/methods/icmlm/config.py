@@ -111,6 +111,24 @@ class VocConfig:
 
 
 @dataclass(frozen=True)
+class CocoSvmConfig:
+    """The ``coco_svm`` section: COCO multi-label linear SVMs on frozen features (the paper's
+    supplementary; ``capbench.eval.protocols.coco_classification``), with the ``voc07`` section's
+    layers, C grid, folds and AP."""
+
+    enabled: bool = True  # the supplementary reports it
+    root: str = "coco"
+    # our reading (the supplementary was not read): train2014 trains, val2014 scores
+    reader_options: dict[str, Any] = field(
+        default_factory=lambda: {"splits": "official", "instances": True}
+    )
+    train_split: str = "train"
+    test_split: str = "val"
+    max_train_images: int | None = None  # CPU budget knobs (first N of a split)
+    max_test_images: int | None = None
+
+
+@dataclass(frozen=True)
 class RowConfig:
     """The ``row`` section: which model of the table this is."""
 
@@ -130,6 +148,7 @@ class IcmlmRow(IcmlmConfig):
     row: RowConfig = field(default_factory=RowConfig)
     data: DataConfig = field(default_factory=DataConfig)
     voc07: VocConfig = field(default_factory=VocConfig)
+    coco_svm: CocoSvmConfig = field(default_factory=CocoSvmConfig)
 
     @property
     def method(self) -> IcmlmConfig:

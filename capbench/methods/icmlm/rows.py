@@ -9,7 +9,8 @@
 
 Every row is scored by the same transfer protocol, VOC07 linear SVMs on the average-pooled
 features of each layer in ``voc07.layers`` (``capbench.eval.protocols.voc07_classification``),
-as ``map_<layer>`` (mAP, percent). ICMLM rows add the masked-token accuracy on held-out
+as ``map_<layer>`` (mAP, percent), and with ``coco_svm.enabled`` by COCO multi-label SVMs
+(``coco_map_<layer>``, ``capbench.eval.protocols.coco_classification``). ICMLM rows add the masked-token accuracy on held-out
 captions (``mlm_acc``, beside ``mlm_acc_most_frequent``) and, for ``att-fc``, how often
 the attention peaks on the masked object (``mlm_attention_peak``, beside ``mlm_attention_chance``).
 """
@@ -69,37 +70,64 @@ def _model(cfg: IcmlmRow, ctx: RowContext, dm: Any) -> tuple[Any, str | None, di
     return build_module(method, dm, ctx.seed).eval(), None, {}
 
 
-def _voc07(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float], int, dict]:
-    """VOC07 mAP per layer (percent) with the SVM details."""
+def _svm_probe(
+    cfg: IcmlmRow, ctx: RowContext, model: Any, data: Any, prefix: str
+) -> tuple[dict[str, float], dict]:
+    """Per-class linear SVMs on the average-pooled features of each ``voc07.layers`` layer:
+    ``<prefix>_<layer>`` (mAP, percent) and the chosen C / per-class AP."""
     from capbench.data.datamodule import record_images
-    from capbench.eval.protocols.voc07_classification import (
-        DataConfig,
-        EvalConfig,
-        load_voc_data,
-        score_features,
-    )
+    from capbench.eval.protocols.voc07_classification import EvalConfig, score_features
     from capbench.methods.icmlm.features import layer_features
 
     v = cfg.voc07
-    voc = load_voc_data(DataConfig(root=v.root), Path(ctx.data_root))
     side = cfg.model.image_size
     feats = {
         split: layer_features(
             model.trunk, record_images(recs, side, True), v.layers, v.batch_size, model.device
         )
-        for split, recs in (("train", voc.train), ("test", voc.test))
+        for split, recs in (("train", data.train), ("test", data.test))
     }
     metrics, details = {}, {}
     for layer in v.layers:
         result = score_features(
             feats["train"][layer],
             feats["test"][layer],
-            voc,
+            data,
             EvalConfig(c_grid=tuple(v.c_grid), n_folds=v.n_folds, metric=v.metric, seed=ctx.seed),
         )
-        metrics[f"map_{layer}"] = float(result["mAP"])
+        metrics[f"{prefix}_{layer}"] = float(result["mAP"])
         details[layer] = {"chosen_c": result["chosen_c"], "ap_per_class": result["ap_per_class"]}
+    return metrics, details
+
+
+def _voc07(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float], int, dict]:
+    """VOC07 mAP per layer (percent) with the SVM details."""
+    from capbench.eval.protocols.voc07_classification import DataConfig, load_voc_data
+
+    voc = load_voc_data(DataConfig(root=cfg.voc07.root), Path(ctx.data_root))
+    metrics, details = _svm_probe(cfg, ctx, model, voc, "map")
     return metrics, len(voc.test), {"voc07": details, "voc07_dataset": voc.dataset}
+
+
+def _coco_svm(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float], dict]:
+    """COCO multi-label mAP per layer (percent), the supplementary's probe."""
+    from capbench.eval.protocols.coco_classification import DataConfig, load_coco_labels
+
+    c = cfg.coco_svm
+    coco = load_coco_labels(
+        DataConfig(
+            root=c.root,
+            train_split=c.train_split,
+            test_split=c.test_split,
+            reader_options=dict(c.reader_options),
+            max_train_images=c.max_train_images,
+            max_test_images=c.max_test_images,
+        ),
+        Path(ctx.data_root),
+    )
+    metrics, details = _svm_probe(cfg, ctx, model, coco, "coco_map")
+    info = {**coco.dataset, "classes": len(coco.classes), "test_images": len(coco.test)}
+    return metrics, {"coco_svm": details, "coco_svm_dataset": info}
 
 
 def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict, dict]:
@@ -146,6 +174,10 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     model = model.to("cuda" if wants_gpu else "cpu").eval()
     metrics, n_scored, voc_extra = _voc07(cfg, ctx, model)
     extra.update(voc_extra)
+    if cfg.coco_svm.enabled:
+        coco_metrics, coco_extra = _coco_svm(cfg, ctx, model)
+        metrics.update(coco_metrics)
+        extra.update(coco_extra)
     if cfg.row.kind == "trained" and cfg.train.mode in ICMLM_MODES:
         held_metrics, held_extra = _heldout(cfg, ctx, model, dm)
         metrics.update(held_metrics)
