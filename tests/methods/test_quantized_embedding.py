@@ -72,6 +72,25 @@ def test_vse_baselines_have_neither_quantizer_nor_centers_and_a_fixed_margin():
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(4))  # unit norm: dot = cosine
 
 
+def test_hardest_negative_rows_warm_up_on_the_sum_of_hinges(monkeypatch):
+    from capbench.losses import bidirectional_hinge
+
+    model = _model({**VSE, "loss": {**VSE_LOSS, "hardest_warmup_epochs": 1}})
+    epoch = {"now": 0}
+    monkeypatch.setattr(QuantizedEmbedding, "current_epoch", property(lambda self: epoch["now"]))
+    batch = _batch()
+    s = model.scores(
+        model._train_image_embeddings(batch), model.embed_tokens(batch["tokens"], batch["length"])
+    )
+    for now, kind in ((0, "sum"), (1, "hardest"), (5, "hardest")):
+        epoch["now"] = now
+        assert model.negatives_now() == kind
+        expected = bidirectional_hinge(s, s, model.margin.detach(), kind)
+        torch.testing.assert_close(model.batch_losses(batch)["rank"], expected)
+    vse0 = _model({**VSE, "loss": {**VSE_LOSS, "negatives": "sum", "hardest_warmup_epochs": 3}})
+    assert vse0.negatives_now() == "sum"  # nothing to warm up from
+
+
 def test_codes_reconstruct_what_the_database_stores():
     model = _model()
     x = model.embed_images(_batch()["image"]).detach()

@@ -55,6 +55,10 @@ class LossConfig:
 
     negatives: str = "hardest"  # our reading for Malali; VSE0 "sum", VSE++ "hardest"
     margin: float = 0.2  # vsepp --margin 0.2; Malali's starting margin (our reading)
+    # "hardest" rows: the sum of hinges for this many first epochs (vsepp: 0; VSE-infinity,
+    # Chen et al. 2021, woodfrog/vse_infty train.py --vse_mean_warmup_epochs 1): hardest-negative
+    # training from weak features can collapse to one point
+    hardest_warmup_epochs: int = 0
     adaptive_margin: bool = True  # the abstract: an adaptive margin refined during training
     margin_momentum: float = 0.01  # our reading: EMA rate of the margin update (losses.py)
     margin_gap_fraction: float = 0.5  # our reading: margin -> this share of d_neg - d_pos

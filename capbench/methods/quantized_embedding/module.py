@@ -235,6 +235,13 @@ class QuantizedEmbedding(L.LightningModule):
             return -pairwise_l2(a, b)
         return a @ b.T
 
+    def negatives_now(self) -> str:
+        """``loss.negatives``, except "sum" during the first ``loss.hardest_warmup_epochs``."""
+        lc = self.cfg.loss
+        if lc.negatives == "hardest" and self.current_epoch < lc.hardest_warmup_epochs:
+            return "sum"
+        return lc.negatives
+
     def batch_losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """The enabled terms for a batch of (image, caption) pairs, and their weighted sum."""
         lc = self.cfg.loss
@@ -242,14 +249,15 @@ class QuantizedEmbedding(L.LightningModule):
         txt = self.embed_tokens(batch["tokens"], batch["length"])
         s = self.scores(img, txt)
         margin = self.margin.detach()
-        out = {"rank": bidirectional_hinge(s, s, margin, lc.negatives)}
+        negatives = self.negatives_now()
+        out = {"rank": bidirectional_hinge(s, s, margin, negatives)}
         total = out["rank"]
         if self.quantizer is not None:
             q_img, _ = self.quantizer(img)
             q_txt, _ = self.quantizer(txt)
             # image queries against coded captions; caption queries against coded images
             s_i2t, s_t2i = self.scores(img, q_txt), self.scores(q_img, txt)
-            out["rank_quantized"] = bidirectional_hinge(s_i2t, s_t2i, margin, lc.negatives)
+            out["rank_quantized"] = bidirectional_hinge(s_i2t, s_t2i, margin, negatives)
             out["commitment"] = 0.5 * (
                 ((img - q_img) ** 2).sum(-1).mean() + ((txt - q_txt) ** 2).sum(-1).mean()
             )
