@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 setup: $(VENV)/.installed
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 # The slow suite includes the leaderboard page in a real headless browser (Debian's chromium).
 browser:
