@@ -446,6 +446,18 @@ def _visual_genome() -> tuple[list[WritableImage], dict[str, Any]]:
     return items, {}
 
 
+def _imagenet() -> tuple[list[WritableImage], dict[str, Any]]:
+    # one made-up wnid per fixture class; train / val alternate so every class has a train image
+    wnids = [f"n{9000001 + 17 * c:08d}" for c in range(len(CLASSES))]
+    items = _items(
+        lambda i, p: f"ILSVRC2012_val_{i + 1:08d}" if i % 3 == 2 else f"{wnids[p.cls]}_{i + 1}",
+        lambda i, p: "val" if i % 3 == 2 else "train",
+    )
+    for item in items:
+        item.record.meta["wnid"] = wnids[item.record.label]
+    return items, {"class_names": dict(zip(wnids, CLASSES, strict=True))}
+
+
 _SPECS: dict[str, Callable[[], tuple[list[WritableImage], dict[str, Any]]]] = {
     "cub": _cub,
     "flowers": _flowers,
@@ -455,6 +467,7 @@ _SPECS: dict[str, Callable[[], tuple[list[WritableImage], dict[str, Any]]]] = {
     "flickr8k": _flickr8k,
     "flickr30k": _flickr30k,
     "visual_genome": _visual_genome,
+    "imagenet": _imagenet,
 }
 
 

@@ -18,7 +18,7 @@ from capbench.data.fixtures import PHOTOS, _load, fixture_names, write_broken_fi
 from capbench.data.writers import names
 
 # Formats whose on-disk layout holds no sentence captions, and formats with region phrases.
-WITHOUT_CAPTIONS = {"voc2007", "visual_genome"}
+WITHOUT_CAPTIONS = {"voc2007", "visual_genome", "imagenet"}  # labels only
 WITH_REGIONS = {"visual_genome"}
 # Formats whose fixture stores a real PNG (alpha kept) next to the JPEGs.
 WITH_PNG = {"graded_retrieval"}

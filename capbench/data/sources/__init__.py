@@ -26,6 +26,7 @@ _MODULES = (
     "flowers",
     "voc",
     "graded_retrieval",
+    "imagenet",
 )
 _loaded = False
 

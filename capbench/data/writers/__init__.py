@@ -42,7 +42,9 @@ WRITERS: Registry[Writer] = Registry("dataset writer")
 Breaker = Callable[[Path], Path]
 BREAKERS: Registry[Breaker] = Registry("fixture breaker")
 
-_MODULES = ("coco", "flickr", "visual_genome", "cub", "flowers", "voc", "graded_retrieval")
+_MODULES = (
+    "coco", "flickr", "visual_genome", "cub", "flowers", "voc", "graded_retrieval", "imagenet",
+)  # fmt: skip
 _loaded = False
 
 
