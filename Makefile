@@ -148,6 +148,8 @@ icmlm-data:
 	  echo "error: COCO 2014 (dataset_coco.json + annotations/instances_*.json) not found at $(ICMLM_DATA)/coco: see data_cards/coco.md, set CAPBENCH_DATA, or run make reproduce-icmlm PROFILE=scenes" >&2; exit 1; }
 	@test -d $(ICMLM_DATA)/voc2007 || { \
 	  echo "error: VOC 2007 not found at $(ICMLM_DATA)/voc2007: see data_cards/voc2007.md, set CAPBENCH_DATA, or run make reproduce-icmlm PROFILE=scenes" >&2; exit 1; }
+	@test -d $(ICMLM_DATA)/imagenet/train -o -d $(ICMLM_DATA)/imagenet/ILSVRC/Data/CLS-LOC/train || { \
+	  echo "error: ImageNet-1k (train/<wnid>/, val/) not found at $(ICMLM_DATA)/imagenet: see data_cards/imagenet.md, set CAPBENCH_DATA, or run make reproduce-icmlm PROFILE=scenes" >&2; exit 1; }
 	@test -n "$(TEXT_ENCODER)" -a -f "$(TEXT_ENCODER)/config.json" || { \
 	  echo "error: the frozen text encoder is missing: TEXT_ENCODER=/path/bert-base-uncased (a local Hugging Face folder with config.json; see benchmarks/sariyildiz2020/README.md)" >&2; exit 1; }
 	@test -z "$(BACKBONE_WEIGHTS)" -o -f "$(BACKBONE_WEIGHTS)" || { \

@@ -112,7 +112,10 @@ def _metric(key: str, spec: MetricSpec) -> Metric:
 
 def _row(path: Path, where: str, row_id: str, spec: RowSpec) -> Row:
     configs: dict[str, Path] = {}
+    excluded = {profile for profile, fname in spec.configs.items() if fname is None}
     for profile, fname in spec.configs.items():
+        if fname is None:  # e.g. a paper-only metric of a row that also runs on scenes
+            continue
         cfg = path.parent / fname
         if not cfg.is_file() and not spec.pending:
             raise PaperSpecError(
@@ -121,7 +124,7 @@ def _row(path: Path, where: str, row_id: str, spec: RowSpec) -> Row:
         configs[profile] = cfg
     for profile in PROFILES:  # the default name, when present
         default = path.parent / f"{row_id}.{profile}.yaml"
-        if profile not in configs and default.is_file():
+        if profile not in configs and profile not in excluded and default.is_file():
             configs[profile] = default
     return Row(
         id=row_id,

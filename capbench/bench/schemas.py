@@ -115,8 +115,10 @@ class RowSpec(StrictSpec):
     reported_std: _mapping(Number | None) = Field(default_factory=dict)
     source: str = ""
     pending: str | None = Field(None, description="why the row is listed but not run")
-    configs: Annotated[dict[Profile, str], BeforeValidator(_none_as_empty)] = Field(
-        default_factory=dict, description="profile -> config file (default <row>.<profile>.yaml)"
+    configs: Annotated[dict[Profile, str | None], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict,
+        description="profile -> config file (default <row>.<profile>.yaml); null = this row "
+        "does not run on that profile, even where the default file exists",
     )
 
 

@@ -77,3 +77,22 @@ def test_logistic_probe_equals_direct_fit():
     assert out["chosen_c"] == 2.0 and out["seed"] == 1
     grid = logistic_probe(xtr, ytr, xte, yte, c_grid=[0.01, 1.0], seed=1)
     assert grid["chosen_c"] in (0.01, 1.0) and set(grid["cv_accuracy"]) == {0.01, 1.0}
+
+
+def test_softmax_probe_separates_clusters_and_not_noise():
+    from capbench.eval.linear_probe import softmax_probe
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(5, 16))
+    y, yt = rng.integers(0, 5, 400), rng.integers(0, 5, 200)
+    x = centers[y] + 0.5 * rng.normal(size=(400, 16))
+    xt = centers[yt] + 0.5 * rng.normal(size=(200, 16))
+    good = softmax_probe(x, y, xt, yt, 5, epochs=20, batch_size=64)
+    noise = softmax_probe(rng.normal(size=(400, 16)), y, rng.normal(size=(200, 16)), yt, 5,
+                          epochs=20, batch_size=64)  # fmt: skip
+    assert good["top1"] > 95.0 and good["top5"] == 100.0  # 5 classes: top-5 is everything
+    assert noise["top1"] < 40.0  # chance is 20
+    again = softmax_probe(x, y, xt, yt, 5, epochs=20, batch_size=64)
+    assert again == good  # seeded: the same number twice
+    with pytest.raises(ValueError, match="n_classes"):
+        softmax_probe(x, y, xt, yt, 3)

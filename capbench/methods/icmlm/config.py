@@ -129,6 +129,23 @@ class CocoSvmConfig:
 
 
 @dataclass(frozen=True)
+class In1kConfig:
+    """The ``in1k`` section: ImageNet-1k linear logistic regression on frozen features (the
+    paper's IN-1k probe; ``capbench.eval.linear_probe.softmax_probe``, train -> val top-1)."""
+
+    enabled: bool = True  # Section 4 reports it (the scenes data has no ImageNet: off there)
+    root: str = "imagenet"  # data_cards/imagenet.md
+    layer: str = "layer4"  # our reading: the last stage, average-pooled (the paper's choice unread)
+    # the SGD schedule of the probe, our reading (the paper's unread): 30 epochs, lr 0.1 with a
+    # cosine decay, momentum 0.9, no weight decay, batches of 1,024 L2-normalised features
+    epochs: int = 30
+    lr: float = 0.1
+    weight_decay: float = 0.0
+    batch_size: int = 1024
+    max_train_per_class: int | None = None  # a budget knob (first N images of each class)
+
+
+@dataclass(frozen=True)
 class RowConfig:
     """The ``row`` section: which model of the table this is."""
 
@@ -149,6 +166,7 @@ class IcmlmRow(IcmlmConfig):
     data: DataConfig = field(default_factory=DataConfig)
     voc07: VocConfig = field(default_factory=VocConfig)
     coco_svm: CocoSvmConfig = field(default_factory=CocoSvmConfig)
+    in1k: In1kConfig = field(default_factory=In1kConfig)
 
     @property
     def method(self) -> IcmlmConfig:

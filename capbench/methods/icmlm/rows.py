@@ -10,7 +10,8 @@
 Every row is scored by the same transfer protocol, VOC07 linear SVMs on the average-pooled
 features of each layer in ``voc07.layers`` (``capbench.eval.protocols.voc07_classification``),
 as ``map_<layer>`` (mAP, percent), and with ``coco_svm.enabled`` by COCO multi-label SVMs
-(``coco_map_<layer>``, ``capbench.eval.protocols.coco_classification``). ICMLM rows add the masked-token accuracy on held-out
+(``coco_map_<layer>``, ``capbench.eval.protocols.coco_classification``), and with
+``in1k.enabled`` by an ImageNet-1k softmax probe (``in1k_top1``, ``in1k_top5``). ICMLM rows add the masked-token accuracy on held-out
 captions (``mlm_acc``, beside ``mlm_acc_most_frequent``) and, for ``att-fc``, how often
 the attention peaks on the masked object (``mlm_attention_peak``, beside ``mlm_attention_chance``).
 """
@@ -130,6 +131,49 @@ def _coco_svm(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, flo
     return metrics, {"coco_svm": details, "coco_svm_dataset": info}
 
 
+def _first_per_class(records: list, n: int) -> list:
+    """The first ``n`` records of each label, in reading order."""
+    kept: list = []
+    count: dict[Any, int] = {}
+    for r in records:
+        if count.get(r.label, 0) < n:
+            count[r.label] = count.get(r.label, 0) + 1
+            kept.append(r)
+    return kept
+
+
+def _in1k(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float], dict]:
+    """ImageNet-1k top-1 of a softmax probe on one layer's pooled features (train -> val)."""
+    from capbench.data import read
+    from capbench.data.datamodule import record_images
+    from capbench.eval.linear_probe import softmax_probe
+    from capbench.eval.protocols._common import resolve_dataset_root
+    from capbench.methods.icmlm.features import layer_features
+
+    c = cfg.in1k
+    root = resolve_dataset_root(
+        c.root, Path(ctx.data_root), "ImageNet-1k", "data_cards/imagenet.md"
+    )
+    train, val = read("imagenet", root, "train"), read("imagenet", root, "val")
+    if c.max_train_per_class:
+        train = _first_per_class(train, c.max_train_per_class)
+    side, bs = cfg.model.image_size, cfg.voc07.batch_size
+    feats = [
+        layer_features(model.trunk, record_images(recs, side, True), [c.layer], bs, model.device)[
+            c.layer
+        ]
+        for recs in (train, val)
+    ]
+    n_classes = len(train[0].meta["classes"])
+    result = softmax_probe(
+        feats[0], [r.label for r in train], feats[1], [r.label for r in val], n_classes,
+        epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, batch_size=c.batch_size,
+        seed=int(ctx.seed), device=str(model.device),
+    )  # fmt: skip
+    extra = {"in1k": {**result, "layer": c.layer, "train_images": len(train), "classes": n_classes}}
+    return {"in1k_top1": result["top1"], "in1k_top5": result["top5"]}, extra
+
+
 def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict, dict]:
     """Masked-token accuracy (and att-fc's attention peaks, figures) on held-out captions."""
     from capbench.methods.icmlm.evaluate import (
@@ -178,6 +222,10 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
         coco_metrics, coco_extra = _coco_svm(cfg, ctx, model)
         metrics.update(coco_metrics)
         extra.update(coco_extra)
+    if cfg.in1k.enabled:
+        in1k_metrics, in1k_extra = _in1k(cfg, ctx, model)
+        metrics.update(in1k_metrics)
+        extra.update(in1k_extra)
     if cfg.row.kind == "trained" and cfg.train.mode in ICMLM_MODES:
         held_metrics, held_extra = _heldout(cfg, ctx, model, dm)
         metrics.update(held_metrics)
