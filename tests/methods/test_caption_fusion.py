@@ -157,8 +157,10 @@ def test_trained_fusion_ranks_its_training_queries_better_than_untrained(tiny_sc
     data = build_graded_data(records)
     feats = thumbnail_features(records)
     cfg = CaptionFusionConfig(
-        model=FusionModelConfig(in_dim=192, hidden=(64, 64, 32), representation_layer=2),
-        train=replace(FusionTrainConfig(), lr=0.05, batch_size=32, max_epochs=40, val_fraction=0.0),
+        model=FusionModelConfig(
+            in_dim=192, hidden=(64, 64, 32), relu_layers=(1, 3), representation_layer=2
+        ),
+        train=replace(FusionTrainConfig(), lr=0.05, batch_size=32, max_epochs=80, val_fraction=0.0),
     )
     queries = [q.image_id for q in data.queries]
     dm = FusionPairs(records, feats, queries, cfg, seed=0)
