@@ -14,7 +14,12 @@ from capbench.losses import graded_contrastive_loss, siamese_distance
 from capbench.methods.caption_fusion.config import FusionModelConfig, PairsConfig
 from capbench.methods.caption_fusion.features import load_features, save_features
 from capbench.methods.caption_fusion.module import CaptionFusion
-from capbench.methods.caption_fusion.pairs import Pair, build_pairs, split_validation
+from capbench.methods.caption_fusion.pairs import (
+    Pair,
+    build_pairs,
+    shuffle_pairs,
+    split_validation,
+)
 
 
 def test_graded_contrastive_loss_hand_values():
@@ -64,6 +69,17 @@ def test_pairs_as_the_official_code_builds_them():
         build_pairs(RELEVANCE, ["q9"], IMAGES, PairsConfig(), 0)
 
 
+def test_pairs_are_shuffled_with_a_seed_before_the_split():
+    """The code's load_inputs shuffles the pairs (one seed for all three arrays) before fit,
+    so the validation pairs are a random 10%, not the last training queries' pairs."""
+    pairs = [Pair(f"q{i // 10}", f"r{i}", i % 4) for i in range(100)]
+    shuffled = shuffle_pairs(pairs, seed=0)
+    assert sorted(shuffled, key=pairs.index) == pairs and shuffled != pairs
+    assert shuffled == shuffle_pairs(pairs, seed=0) and shuffled != shuffle_pairs(pairs, seed=1)
+    _, val = split_validation(shuffled, 0.1)
+    assert len({p.query for p in val}) > 1  # drawn from several queries, not the last one
+
+
 def test_validation_split_is_the_last_fraction_as_keras():
     pairs = [Pair("q", f"r{i}", 0) for i in range(25)]
     train, val = split_validation(pairs, 0.1)
@@ -76,15 +92,32 @@ def test_validation_split_is_the_last_fraction_as_keras():
 
 def test_representation_is_the_chosen_layer_and_training_uses_the_last():
     torch.manual_seed(0)
-    cfg = FusionModelConfig(in_dim=6, hidden=(8, 5, 3), representation_layer=2)
+    cfg = FusionModelConfig(in_dim=6, hidden=(8, 5, 3), relu_layers=(1, 2), representation_layer=2)
     model = CaptionFusion(model=cfg)
     x = torch.randn(4, 6)
     assert model(x).shape == (4, 3)
     rep = model.represent(x)
-    want = torch.relu(model.mlp[2](torch.relu(model.mlp[0](x))))
+    want = torch.relu(model.mlp[1][0](torch.relu(model.mlp[0][0](x))))
     torch.testing.assert_close(rep, want)
     with pytest.raises(ValueError, match="representation_layer"):
         CaptionFusion(model=FusionModelConfig(in_dim=6, hidden=(8,), representation_layer=2))
+
+
+def test_layers_have_a_relu_where_the_official_code_has_one():
+    """siamese_regression_mkr_mlp.py: h0, h3, h4 have activation='relu', the two 2048-d layers
+    h1, h2 none; the representation (X12, layer 2) is the linear h1's output, so it can be
+    negative, which a ReLU output cannot."""
+    torch.manual_seed(0)
+    model = CaptionFusion(model=FusionModelConfig())
+    kinds = [type(block).__name__ for block in model.mlp]
+    assert kinds == ["Sequential", "Linear", "Linear", "Sequential", "Sequential"]
+    assert all(isinstance(model.mlp[i][1], torch.nn.ReLU) for i in (0, 3, 4))
+    x = torch.randn(3, 1024)
+    rep = model.represent(x)
+    assert rep.shape == (3, 2048) and (rep < 0).any()
+    torch.testing.assert_close(rep, model.mlp[1](torch.relu(model.mlp[0][0](x))))
+    with pytest.raises(ValueError, match=r"relu_layers must be in 1\.\.2, got \[3\]"):
+        CaptionFusion(model=FusionModelConfig(in_dim=6, hidden=(8, 4), relu_layers=(1, 3)))
 
 
 def test_feature_files_round_trip_and_name_bad_files(tmp_path):
@@ -124,8 +157,10 @@ def test_trained_fusion_ranks_its_training_queries_better_than_untrained(tiny_sc
     data = build_graded_data(records)
     feats = thumbnail_features(records)
     cfg = CaptionFusionConfig(
-        model=FusionModelConfig(in_dim=192, hidden=(64, 64, 32), representation_layer=2),
-        train=replace(FusionTrainConfig(), lr=0.05, batch_size=32, max_epochs=40, val_fraction=0.0),
+        model=FusionModelConfig(
+            in_dim=192, hidden=(64, 64, 32), relu_layers=(1, 3), representation_layer=2
+        ),
+        train=replace(FusionTrainConfig(), lr=0.05, batch_size=32, max_epochs=80, val_fraction=0.0),
     )
     queries = [q.image_id for q in data.queries]
     dm = FusionPairs(records, feats, queries, cfg, seed=0)

@@ -344,7 +344,8 @@ def caption_quality(
 ) -> dict[str, float]:
     """BLEU / CIDEr of the generated text of ``held_out`` images against their references (the
     captions, or the region phrases for the region captioner), beside the same scores of a
-    caption of a random training image (``random_*``)."""
+    caption of a random training image (``random_*``), and ``n_distinct``, how many different
+    texts it generated (1: it ignores the image)."""
     from capbench.eval.captioning import caption_scores, random_caption_baseline
 
     regions = isinstance(module, RegionCaptionerModule)
@@ -359,4 +360,7 @@ def caption_quality(
     baseline = random_caption_baseline([refs(r) for r in train], list(references), seed)
     scores.update({f"random_{k}": v for k, v in caption_scores(references, baseline).items()})
     scores["n_images"] = float(len(held))
+    # a captioner that ignores the image says one thing of every image and can still beat a
+    # random training caption on BLEU (the commonest phrasing): count what it actually says
+    scores["n_distinct"] = float(len(set(generated.values())))
     return scores

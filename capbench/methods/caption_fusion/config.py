@@ -24,10 +24,13 @@ class FusionModelConfig:
     """The ``model`` section: the siamese MLP (``siamese_regression_mkr_mlp.py``)."""
 
     in_dim: int = 1024  # [BoRD 512 ; FIC 512]
-    # layer widths: 1024 -> 1024 -> 2048 -> 2048 -> 512 -> 512, ReLU, He-normal init (the code)
+    # layer widths: 1024 -> 1024 -> 2048 -> 2048 -> 512 -> 512, He-normal init (the code)
     hidden: tuple[int, ...] = (1024, 2048, 2048, 512, 512)
+    # the layers (1-based) followed by a ReLU: in the code h0, h3 and h4 have
+    # activation='relu' and the two 2048-d layers h1, h2 none (linear)
+    relu_layers: tuple[int, ...] = (1, 4, 5)
     # the retrieval representation: output of this layer (1-based); the code saves X12, the
-    # 2048-d second layer ("2ndlayer" in its file names)
+    # 2048-d second layer ("2ndlayer" in its file names), linear
     representation_layer: int = 2
 
 
@@ -43,7 +46,8 @@ class FusionTrainConfig:
     batch_size: int = 600  # fit(batch_size=600)
     max_epochs: int = 2000  # fit(nb_epoch=2000)
     patience: int = 10  # EarlyStopping(patience=10) on the validation loss
-    # fit(validation_split=0.1): Keras holds out the LAST 10% of the pairs as given (no shuffle)
+    # fit(validation_split=0.1): Keras holds out the LAST 10% of the pairs as given, and the
+    # code's load_inputs shuffles the pairs (seeded) before fit: a random 10% of the pairs
     val_fraction: float = 0.1
     num_workers: int = 0
 
@@ -197,7 +201,7 @@ def row_config(config: dict[str, Any]) -> CaptionFusionRow:
 # "thumbnail" feature (8 x 8 RGB, no model needed) of the tiny graded benchmark's first fold.
 SMOKE: dict[str, Any] = {
     "config": {
-        "model": {"in_dim": 192, "hidden": [64, 64, 32]},
+        "model": {"in_dim": 192, "hidden": [64, 64, 32], "relu_layers": [1, 3]},
         "train": {"batch_size": 32, "max_epochs": 3, "patience": 10},
     },
     "data": {"source": "graded_retrieval", "root": "graded_retrieval", "features": "thumbnail"},

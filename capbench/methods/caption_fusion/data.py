@@ -14,7 +14,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from capbench.data.records import CaptionedImage
 from capbench.methods.caption_fusion.config import CaptionFusionConfig
-from capbench.methods.caption_fusion.pairs import Pair, build_pairs, split_validation
+from capbench.methods.caption_fusion.pairs import (
+    Pair,
+    build_pairs,
+    shuffle_pairs,
+    split_validation,
+)
 
 
 class PairTensors(Dataset):
@@ -50,8 +55,9 @@ def pair_tensors(pairs: Sequence[Pair], features: Mapping[str, np.ndarray]) -> d
 
 
 class FusionPairs(L.LightningDataModule):
-    """Training pairs of ``train_queries`` (shuffled each epoch), the last ``val_fraction`` of
-    them held out as ``val_pairs`` (a dict of tensors the module scores at epoch ends)."""
+    """Training pairs of ``train_queries`` (shuffled each epoch); ``val_fraction`` of them, a
+    seeded random draw as in the code, held out as ``val_pairs`` (a dict of tensors the module
+    scores at epoch ends)."""
 
     def __init__(
         self,
@@ -65,7 +71,7 @@ class FusionPairs(L.LightningDataModule):
         relevance = {r.image_id: r.meta["relevance"] for r in records if r.split == "query"}
         images = [r.image_id for r in records]
         pairs = build_pairs(relevance, train_queries, images, cfg.pairs, seed)
-        train, val = split_validation(pairs, cfg.train.val_fraction)
+        train, val = split_validation(shuffle_pairs(pairs, seed), cfg.train.val_fraction)
         if not train:
             raise ValueError(f"no training pairs for queries {list(train_queries)[:5]}...")
         self.train_pairs = pair_tensors(train, features)

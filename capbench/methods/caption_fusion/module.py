@@ -28,17 +28,21 @@ VAL_LOSS = "val/loss"
 
 
 def build_mlp(cfg: FusionModelConfig) -> nn.Sequential:
-    """Linear + ReLU layers of ``cfg.hidden`` widths, He-normal weights and zero biases
-    (Keras ``init='he_normal'``)."""
-    layers: list[nn.Module] = []
+    """One block per layer of ``cfg.hidden`` widths: a linear map, followed by a ReLU where
+    ``cfg.relu_layers`` names it (the code's two 2048-d layers are linear); He-normal weights
+    and zero biases (Keras ``init='he_normal'``)."""
+    bad = [i for i in cfg.relu_layers if not 1 <= i <= len(cfg.hidden)]
+    if bad:
+        raise ValueError(f"model.relu_layers must be in 1..{len(cfg.hidden)}, got {bad}")
+    blocks: list[nn.Module] = []
     width = cfg.in_dim
-    for out in cfg.hidden:
+    for i, out in enumerate(cfg.hidden, start=1):
         linear = nn.Linear(width, out)
         nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
         nn.init.zeros_(linear.bias)
-        layers += [linear, nn.ReLU()]
+        blocks.append(nn.Sequential(linear, nn.ReLU()) if i in cfg.relu_layers else linear)
         width = out
-    return nn.Sequential(*layers)
+    return nn.Sequential(*blocks)
 
 
 class CaptionFusion(L.LightningModule):
@@ -76,8 +80,9 @@ class CaptionFusion(L.LightningModule):
 
     @torch.no_grad()
     def represent(self, x: Tensor) -> Tensor:
-        """The retrieval representation: the output (after ReLU) of ``representation_layer``."""
-        return self.mlp[: 2 * self.model_cfg.representation_layer](x)
+        """The retrieval representation: the output of ``representation_layer`` (after its
+        ReLU if it has one; the code's layer 2 is linear)."""
+        return self.mlp[: self.model_cfg.representation_layer](x)
 
     def pair_loss(self, a: Tensor, b: Tensor, grade: Tensor) -> Tensor:
         d = siamese_distance(self(a), self(b))

@@ -4,7 +4,8 @@ For each training query, in query order: every judged reference with a grade abo
 positive pair labelled with its grade, every zero-grade reference a negative labelled 0; when a
 query has more positives than negatives ("notskewed"), random images from outside its judged
 list are added as negatives until the two counts match. The query itself is never its own
-reference (the reader drops it).
+reference (the reader drops it). The code then shuffles the pairs before Keras' validation
+split (:func:`shuffle_pairs`, :func:`split_validation`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def build_pairs(
             neg += [Pair(q, outside[i], 0) for i in sorted(take)]
         pairs += pos + neg
     return pairs
+
+
+def shuffle_pairs(pairs: Sequence[Pair], seed: int) -> list[Pair]:
+    """The pairs in a seeded random order: the code's ``load_inputs`` shuffles the three
+    arrays with one seed before ``fit``, so Keras' validation split is a random 10%, not the
+    last queries' pairs."""
+    order = np.random.default_rng([seed, 1234]).permutation(len(pairs))
+    return [pairs[i] for i in order]
 
 
 def split_validation(pairs: Sequence[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:

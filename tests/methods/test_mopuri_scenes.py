@@ -1,0 +1,109 @@
+"""What must hold on scenes for Mopuri et al. 2017 (issue 17), end to end on the scenes profile
+(seed 0): both captioners and the fusion trained, every row scored.
+
+Asserted because it holds: every representation beats random ranking on mean nDCG@K, and
+Show-and-Tell's BLEU-4 on held-out scenes images is far above a caption of a random training
+image. Written as strict xfails because it does not hold yet (measured numbers in
+benchmarks/mopuri2017/README.md): the fusion beating each single feature, and the region
+captioner's BLEU-4 far above a random training phrase. A strict xfail fails the day the claim
+starts to hold, so the README gets updated then.
+
+The whole scenes table (about 5 minutes on one idle core once the scenes trunk is cached), so
+these are slow tests; set ``CAPBENCH_SCENES`` to a folder that already holds the demo-size
+scenes data to skip writing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from capbench.cli import main
+
+FEATURES = ("cnn", "fic", "bord", "concat", "fused")
+
+
+@pytest.fixture(scope="module")
+def scenes_metrics(tmp_path_factory) -> dict[str, dict[str, float]]:
+    """``{row: metrics}`` of one ``capbench reproduce mopuri2017 --profile scenes`` run."""
+    import torch
+
+    base = tmp_path_factory.mktemp("mopuri_scenes")
+    scenes = os.environ.get("CAPBENCH_SCENES") or str(base / "scenes")
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAPBENCH_SCENES", scenes)
+        mp.setenv("CAPBENCH_RESULTS", str(base / "results"))
+        mp.setenv("CAPBENCH_CACHE", str(base / "cache"))
+        assert main(["reproduce", "mopuri2017", "--profile", "scenes"]) == 0
+    torch.set_num_threads(threads)
+    metrics: dict[str, dict[str, float]] = {}
+    for path in sorted((base / "results" / "mopuri2017" / "records").rglob("scenes-s0-*.json")):
+        doc = json.loads(path.read_text())
+        metrics[doc["row"]] = {**doc["metrics"], **doc["extra"].get("scores", {})}
+    assert set(FEATURES) | {"random", "show_and_tell", "region_captioner"} <= set(metrics)
+    return metrics
+
+
+@pytest.mark.slow
+def test_every_feature_beats_random_ranking(scenes_metrics):
+    chance = scenes_metrics["random"]["ndcg_mean"]
+    for row in FEATURES:
+        assert scenes_metrics[row]["ndcg_mean"] > chance + 0.02, (row, scenes_metrics[row], chance)
+
+
+@pytest.mark.slow
+def test_show_and_tell_bleu4_far_above_a_random_training_caption(scenes_metrics):
+    """BLEU-4 on 30 held-out images at least 1.5x (and 5 points above) that of the first
+    caption of a random training image. (On its own this does not show grounding: the run also
+    records ``n_distinct``, how many different captions it generated; see the README.)"""
+    m = scenes_metrics["show_and_tell"]
+    assert m["bleu4"] > 1.5 * m["random_bleu4"] and m["bleu4"] > m["random_bleu4"] + 0.05, m
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="does not hold on scenes yet: the region captioner says one phrase of every region "
+    "(3-4 words: BLEU-4 ~0, as a random phrase's); benchmarks/mopuri2017/README.md",
+)
+def test_region_captioner_bleu4_far_above_a_random_training_phrase(scenes_metrics):
+    m = scenes_metrics["region_captioner"]
+    assert m["bleu4"] > 1.5 * m["random_bleu4"] and m["bleu4"] > m["random_bleu4"] + 0.05, m
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="does not hold on scenes yet: the fusion, trained on 40 queries, stays at the "
+    "concatenation's level, below FIC and the CNN; benchmarks/mopuri2017/README.md",
+)
+def test_fused_beats_each_single_feature(scenes_metrics):
+    fused = scenes_metrics["fused"]["ndcg_mean"]
+    for row in ("cnn", "fic", "bord", "concat"):
+        assert fused > scenes_metrics[row]["ndcg_mean"], (row, fused, scenes_metrics[row])
+
+
+def test_caption_quality_counts_what_a_captioner_says(tiny_scenes):
+    """``n_distinct``: a captioner that says the same of every image is seen as such, even when
+    its BLEU beats the random caption's (cheap: a stub captioner, the tiny scenes data)."""
+    from types import SimpleNamespace
+
+    from capbench.data import read
+    from capbench.methods.caption_fusion.captioning import caption_quality
+
+    recs = list(read("coco", Path(tiny_scenes) / "coco", "train", splits="karpathy"))
+    held, train = recs[:4], recs[4:]
+
+    class Parrot:
+        cfg = SimpleNamespace(image_size=32)
+
+        def caption(self, images):
+            return [held[0].captions[0]] * len(images)
+
+    scores = caption_quality(Parrot(), held, train, seed=0)
+    assert scores["n_images"] == 4.0 and scores["n_distinct"] == 1.0
+    assert 0.0 <= scores["bleu4"] <= 1.0 and "random_bleu4" in scores
