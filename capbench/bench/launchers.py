@@ -135,7 +135,10 @@ def slurm_folder(job: RowJob) -> Path:
 
 def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
     """Print what would be submitted (one SLURM job per group of identical rows); writes nothing."""
+    from capbench.bench.runner import start_fresh
+
     out = out or sys.stdout
+    start_fresh(jobs)  # here, not in the job: a requeued job resumes from its workdir
     groups = group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs)
     for i, group in enumerate(groups, 1):
         job = group.jobs[0]
@@ -235,7 +238,10 @@ def submit(
     after the rest: on SLURM with an ``afterok`` dependency on the jobs they need, on the local
     executor (which has no dependencies) once those jobs have finished. Returns (submitted,
     failures); failures are filled only with ``wait`` (and for the jobs waited on)."""
+    from capbench.bench.runner import start_fresh
+
     out = out or sys.stdout
+    start_fresh(jobs)  # here, not in the job: a requeued job resumes from its workdir
     groups = group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs)
     later = [g for g in groups if any(row_dependencies(j) for j in g.jobs)]
     first = [g for g in groups if g not in later]

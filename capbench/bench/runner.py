@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -417,11 +418,22 @@ class Outcome:
     error: str = ""
 
 
+def start_fresh(jobs: Iterable[RowJob]) -> None:
+    """``--force`` reruns a row from scratch: its workdir (checkpoints of an earlier run with the
+    same config hash, possibly from older code) is deleted before the row starts, once, by the
+    process that launches it; a requeued SLURM job must not delete what it resumes from. Caches
+    keyed by their own config (a pretrained trunk, a captioner, a shared model) are kept."""
+    for job in jobs:
+        if job.force and job.workdir.is_dir():
+            shutil.rmtree(job.workdir)
+
+
 def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     """Run jobs one after another in this process, with a progress line per row; a failing
     row is reported (with its traceback) and the others still run."""
     out = out or sys.stdout
     jobs = list(jobs)
+    start_fresh(jobs)
     outcomes: list[Outcome] = []
     shared: dict[tuple[str, int, str], _Done] = {}
     t_start = time.perf_counter()
