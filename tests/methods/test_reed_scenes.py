@@ -36,7 +36,9 @@ def _records(table: str) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_scenes_cub_rows_learn_and_ds_beats_da_on_ap50(tmp_path, monkeypatch, default_torch_threads):
+def test_scenes_cub_rows_learn_and_ds_beats_da_on_ap50(
+    tmp_path, monkeypatch, default_torch_threads
+):
     scenes = os.environ.get("CAPBENCH_SCENES") or str(tmp_path / "scenes")
     monkeypatch.setenv("CAPBENCH_SCENES", scenes)
     monkeypatch.setenv("CAPBENCH_RESULTS", str(tmp_path / "results"))
