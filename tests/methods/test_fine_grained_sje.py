@@ -219,3 +219,14 @@ def test_lightning_cli_fit_names_a_missing_data_root(tmp_path):
             "--trainer.accelerator", "cpu", "--trainer.logger", "false"]  # fmt: skip
     with pytest.raises(FileNotFoundError, match=r"data\.root: .*nowhere is not a folder"):
         main(argv)
+
+
+def test_train_sentences_rows_need_their_counts():
+    """Figure 4 (left) rows train one model per count: an empty or non-positive list is refused
+    when the row config is read, naming the key."""
+    from capbench.methods.fine_grained_sje.config import RowConfig
+
+    assert RowConfig(kind="train_sentences", train_sentences=(1, 10)).train_sentences == (1, 10)
+    for bad in ((), (0, 5)):
+        with pytest.raises(ValueError, match=r"row\.train_sentences"):
+            RowConfig(kind="train_sentences", train_sentences=bad)
