@@ -181,3 +181,52 @@ def test_word2vec_and_attribute_encoders_get_their_tables_from_the_data(tiny_sce
         else:
             assert dm.word_vectors.shape[0] == dm.vocab_size
             assert dm.word_vectors.abs().sum(1).gt(0).sum() > 10  # words with a vector
+
+
+def test_lightning_cli_fit_trains_on_the_fixed_features(tiny_scenes, tmp_path):
+    """``capbench fit --model fine_grained_sje``: the DataModule builds Reed's feature batches
+    from the module's config sections, the module's encoder is sized by the data (linked at
+    instantiation), and training runs the linked number of epochs and saves a checkpoint."""
+    from capbench.commands.lightning import main
+    from capbench.methods.fine_grained_sje.module import FineGrainedSJE
+
+    argv = ["fit", "--model", "fine_grained_sje",
+            "--model.model", '{"encoder": "bow", "image_source": "backbone", "backbone": "timm::resnet18", "allow_random_init": true, "resize": 40, "crop": 32}',
+            "--model.train.max_epochs", "2", "--model.train.batch_size", "8",
+            "--data.root", str(tiny_scenes / "cub"), "--trainer.accelerator", "cpu",
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    ckpts = sorted((tmp_path / "run").rglob("*.ckpt"))
+    assert ckpts, "LightningCLI saved no checkpoint"
+    ckpt = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+    dm = build_datamodule(
+        _smoke_config(batch_size=8), {"source": "cub", "root": tiny_scenes / "cub"}
+    )
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * len(dm.train_dataloader())
+    assert ckpt["hyper_parameters"]["feature_dim"] == 512  # the trunk's, from the data
+    words = ckpt["state_dict"]["encoder.proj.weight"].shape[1]
+    model = FineGrainedSJE.load_from_checkpoint(ckpts[-1], map_location="cpu", strict=False)
+    assert model.cfg.model.encoder == "bow" and model.hparams["vocab_size"] > 2
+    assert words == model.hparams["vocab_size"] - 1  # bag of words: one column per word id
+
+
+def test_lightning_cli_fit_names_a_missing_data_root(tmp_path):
+    from capbench.commands.lightning import main
+
+    missing = tmp_path / "nowhere"
+    argv = ["fit", "--model", "fine_grained_sje", "--data.root", str(missing),
+            "--trainer.accelerator", "cpu", "--trainer.logger", "false"]  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"data\.root: .*nowhere is not a folder"):
+        main(argv)
+
+
+def test_train_sentences_rows_need_their_counts():
+    """Figure 4 (left) rows train one model per count: an empty or non-positive list is refused
+    when the row config is read, naming the key."""
+    from capbench.methods.fine_grained_sje.config import RowConfig
+
+    assert RowConfig(kind="train_sentences", train_sentences=(1, 10)).train_sentences == (1, 10)
+    for bad in ((), (0, 5)):
+        with pytest.raises(ValueError, match=r"row\.train_sentences"):
+            RowConfig(kind="train_sentences", train_sentences=bad)

@@ -222,6 +222,31 @@ def test_other_conv_encoders_have_the_lua_widths(vocab):
     assert word_cnn_rnn.proj.in_features == 512
 
 
+@pytest.mark.parametrize("name", ["char_cnn", "char_cnn_rnn", "word_cnn", "word_cnn_rnn"])
+def test_channels_narrow_the_conv_layers_and_keep_kernels_pools_and_steps(name, vocab):
+    """The scenes stand-in (``encoder_options: {channels: [...]}``) changes widths only."""
+    size = 71 if name.startswith("char") else len(vocab)
+    paper = build_text_encoder(name, size)
+    narrow = build_text_encoder(name, size, channels=[16, 24, 32])
+    convs = [m for m in narrow.features.convs if isinstance(m, nn.Conv1d)]
+    assert [c.out_channels for c in convs] == [16, 24, 32]
+    assert [c.in_channels for c in convs][1:] == [16, 24]
+    pools = [
+        (m.kernel_size, m.stride) for m in narrow.features.convs if isinstance(m, nn.MaxPool1d)
+    ]
+    assert pools == [
+        (m.kernel_size, m.stride) for m in paper.features.convs if isinstance(m, nn.MaxPool1d)
+    ]
+    assert [c.kernel_size for c in convs] == [
+        m.kernel_size for m in paper.features.convs if isinstance(m, nn.Conv1d)
+    ]
+    assert narrow.features.steps == paper.features.steps
+    ids = torch.randint(1, size, (3, 12))
+    assert narrow(ids).shape == (3, 1024)
+    with pytest.raises(ValueError, match="3 positive layer widths"):
+        build_text_encoder(name, size, channels=[16, 24])
+
+
 def test_reed_rnn_is_fixed_rnn_lua():
     """h1 = relu(Wi x1 + bi); ht = relu(Wi xt + bi + Wh h(t-1) + bh): no bh on the first step."""
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ embedding (DS-SJE / DA-SJE) (``fine_grained_sje``; benchmark ``benchmarks/reed20
 * ``train.py``     its DataModule, resumable training, the test side of the protocol
 * ``rows.py``      the row targets of Tables 1-3
 * ``cli.py``       how ``capbench fit --model fine_grained_sje`` links the config
+* ``cli_data.py``  its DataModule: the rows' fixed features, built from the module's config
 
 The evaluation protocol is ``capbench.eval.protocols.zero_shot``.
 """

@@ -14,7 +14,7 @@ from capbench.methods.config import build_config
 from capbench.methods.protocol import method_sections
 
 IMAGE_SOURCES = ("t7", "backbone")
-ROW_KINDS = ("trained", "untrained", "shuffled_labels")
+ROW_KINDS = ("trained", "untrained", "shuffled_labels", "train_sentences")
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,20 @@ class RowConfig:
 
     kind: str = "trained"  # one of ROW_KINDS
     name: str | None = None
+    # kind "train_sentences" (Figure 4, left): one model per count of training captions per
+    # image (train.captions_per_image), each scored; the paper varies it over 1..10
+    train_sentences: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ROW_KINDS:
             raise ValueError(f"row.kind must be one of {ROW_KINDS}, got {self.kind!r}")
+        if self.kind == "train_sentences" and (
+            not self.train_sentences or any(int(n) < 1 for n in self.train_sentences)
+        ):
+            raise ValueError(
+                "row.kind 'train_sentences' needs row.train_sentences, a list of positive "
+                f"captions-per-image counts, got {list(self.train_sentences)}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

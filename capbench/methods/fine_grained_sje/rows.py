@@ -6,6 +6,7 @@
 * ``trained``          the encoder trained with DS-SJE (``train.symmetric: true``) or DA-SJE
 * ``untrained``        the same encoder at its initialisation (trained must beat it)
 * ``shuffled_labels``  trained on captions of a permuted class (must fall to chance)
+* ``train_sentences``  Figure 4 (left): one model per count of training captions per image
 
 Every row is scored by ``capbench.eval.protocols.zero_shot`` on the unseen test classes.
 """
@@ -31,50 +32,73 @@ def _data_root(cfg: FineGrainedSJERow, ctx: RowContext) -> Path:
     return root if root.is_absolute() else Path(ctx.data_root) / root
 
 
-def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
-    """The benchmark runner's entry point for every reed2016 row."""
-    from capbench.data.fingerprint import dataset_fingerprint
+def _fit(cfg: FineGrainedSJERow, ctx: RowContext, data: dict[str, Any], workdir: Path) -> Any:
+    """The row's data and model (trained, or at initialisation for ``untrained``)."""
     from capbench.methods.fine_grained_sje.train import (
         build_datamodule,
-        read_records,
         train_fine_grained_sje,
         untrained_module,
-        zero_shot_side,
     )
 
-    cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
-    root = _data_root(cfg, ctx)
-    data = {
-        "source": cfg.data.name,
-        "root": str(root),
-        "train_splits": cfg.data.train_splits,
-        "reader_options": cfg.data.reader_options,
-    }
     kind = cfg.row.kind
     dm = build_datamodule(cfg.method, data, seed=ctx.seed, shuffle_labels=kind == "shuffled_labels")
     if kind == "untrained":
-        model, checkpoint = untrained_module(cfg.method, dm, ctx.workdir, seed=ctx.seed)
+        model, checkpoint = untrained_module(cfg.method, dm, workdir, seed=ctx.seed)
     else:
         model, checkpoint = train_fine_grained_sje(
             cfg.method,
             dm,
-            ctx.workdir,
+            workdir,
             seed=ctx.seed,
             accelerator=ctx.accelerator,
             devices=ctx.devices,
             progress=ctx.progress,
             loggers=make_loggers(ctx, f"reed2016-{cfg.row.name or kind}"),
         )
+    return dm, model.cpu().eval(), checkpoint
+
+
+def _train_sentences(
+    cfg: FineGrainedSJERow, ctx: RowContext, data: dict[str, Any], root: Path
+) -> RowResult:
+    """Figure 4 (left): one model per count of training captions per image, each scored on the
+    unseen classes; the row's metrics are those of the largest count."""
+    from dataclasses import replace
+
+    xs, ys, last = [], [], None
+    for n in sorted(set(cfg.row.train_sentences)):
+        run = replace(cfg, train=replace(cfg.train, captions_per_image=int(n)))
+        last = _score(run, ctx, data, root, Path(ctx.workdir) / f"captions{n}", curves=False)
+        xs.append(float(n))
+        ys.append(last.metrics["top1"])
+    assert last is not None  # RowConfig refuses an empty list
+    last.curves = {"top1_vs_train_sentences": {"x": xs, "y": ys}}
+    last.extra["train_sentences"] = xs
+    return last
+
+
+def _score(
+    cfg: FineGrainedSJERow,
+    ctx: RowContext,
+    data: dict[str, Any],
+    root: Path,
+    workdir: Path,
+    curves: bool = True,
+) -> RowResult:
+    """Train (or load) the row's model and score it on the unseen classes."""
+    from capbench.data.fingerprint import dataset_fingerprint
+    from capbench.methods.fine_grained_sje.train import read_records, zero_shot_side
+
+    dm, model, checkpoint = _fit(cfg, ctx, data, workdir)
     test_records = read_records(cfg.data.name, root, [cfg.data.test_split], cfg.data.reader_options)
     test = zero_shot_side(cfg.method, dm, cfg.data.name, root, test_records, seed=ctx.seed)
-    model = model.cpu().eval()
     captions = model.embed_captions(test.caption_tokens, cfg.train.embed_batch_size)
     metrics = score_zero_shot(
         test.image_features, test.image_labels, captions, test.caption_labels, cfg.eval.ap_k
     )
-    curves: dict[str, dict[str, list[float]]] = {}
-    if cfg.eval.sentences_per_class and dm.level != "class":
-        curves["top1_vs_test_sentences"] = sentences_per_class_curve(
+    out: dict[str, dict[str, list[float]]] = {}
+    if curves and cfg.eval.sentences_per_class and dm.level != "class":
+        out["top1_vs_test_sentences"] = sentences_per_class_curve(
             test.image_features,
             test.image_labels,
             captions,
@@ -86,7 +110,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     return RowResult(
         metrics=metrics,
         n_scored=len(test.image_labels),
-        curves=curves,
+        curves=out,
         checkpoint=str(checkpoint),
         dataset={
             "name": cfg.data.name,
@@ -102,3 +126,18 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
             "image_source": cfg.model.image_source,
         },
     )
+
+
+def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
+    """The benchmark runner's entry point for every reed2016 row."""
+    cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
+    root = _data_root(cfg, ctx)
+    data = {
+        "source": cfg.data.name,
+        "root": str(root),
+        "train_splits": cfg.data.train_splits,
+        "reader_options": cfg.data.reader_options,
+    }
+    if cfg.row.kind == "train_sentences":
+        return _train_sentences(cfg, ctx, data, root)
+    return _score(cfg, ctx, data, root, Path(ctx.workdir))

@@ -34,7 +34,7 @@ from capbench.models.text_encoders.base import (
     TextEncoder,
     reed_uniform_,
 )
-from capbench.models.text_encoders.convs import ConvSpec, OneHotConvs
+from capbench.models.text_encoders.convs import ConvSpec, OneHotConvs, with_channels
 
 CHAR_CNN = (ConvSpec(384, 4, (3, 3)), ConvSpec(512, 4, (3, 3)), ConvSpec(512, 4, (3, 3)))
 WORD_CNN = (ConvSpec(256, 3, (3, 3)), ConvSpec(256, 3), ConvSpec(256, 3))
@@ -71,15 +71,29 @@ class ConvEncoder(TextEncoder):
 
 
 @TEXT_ENCODERS.register("char_cnn")
-def char_cnn(vocab_size: int, out_dim: int = EMBED_DIM, **kwargs) -> ConvEncoder:
-    """Char-CNN (``DocumentCNNLarge.lua``): 201 characters -> 6 x 512 -> Linear -> 1024."""
+def char_cnn(
+    vocab_size: int,
+    out_dim: int = EMBED_DIM,
+    channels: Sequence[int] | None = None,
+    **kwargs,
+) -> ConvEncoder:
+    """Char-CNN (``DocumentCNNLarge.lua``): 201 characters -> 6 x 512 -> Linear -> 1024.
+    ``channels`` narrows the three conv layers (a CPU stand-in; None: the paper's)."""
     kwargs.setdefault("seq_len", CHAR_SEQ_LEN)
-    return ConvEncoder("char", vocab_size, out_dim, specs=CHAR_CNN, **kwargs)
+    specs = with_channels(CHAR_CNN, channels)
+    return ConvEncoder("char", vocab_size, out_dim, specs=specs, **kwargs)
 
 
 @TEXT_ENCODERS.register("word_cnn")
-def word_cnn(vocab_size: int, out_dim: int = EMBED_DIM, **kwargs) -> ConvEncoder:
-    """Word-CNN (``DocumentCNNWord.lua``): 30 words -> 5 x 256 -> 1024 -> 1024."""
+def word_cnn(
+    vocab_size: int,
+    out_dim: int = EMBED_DIM,
+    channels: Sequence[int] | None = None,
+    **kwargs,
+) -> ConvEncoder:
+    """Word-CNN (``DocumentCNNWord.lua``): 30 words -> 5 x 256 -> 1024 -> 1024.
+    ``channels`` narrows the three conv layers (a CPU stand-in; None: the paper's)."""
     kwargs.setdefault("seq_len", WORD_SEQ_LEN)
     kwargs.setdefault("hidden", 1024)
-    return ConvEncoder("word", vocab_size, out_dim, specs=WORD_CNN, **kwargs)
+    specs = with_channels(WORD_CNN, channels)
+    return ConvEncoder("word", vocab_size, out_dim, specs=specs, **kwargs)

@@ -37,7 +37,7 @@ from capbench.models.text_encoders.base import (
     TextEncoder,
     reed_uniform_,
 )
-from capbench.models.text_encoders.convs import ConvSpec, OneHotConvs
+from capbench.models.text_encoders.convs import ConvSpec, OneHotConvs, with_channels
 
 CNN_DIM = 256  # train_sje_hybrid.lua -cnn_dim
 CHAR_CNN_RNN = (ConvSpec(384, 4, (3, 3)), ConvSpec(512, 4, (3, 3)), ConvSpec(CNN_DIM, 4, (3, 2)))
@@ -89,14 +89,28 @@ class CNNRNNEncoder(TextEncoder):
 
 
 @TEXT_ENCODERS.register("char_cnn_rnn")
-def char_cnn_rnn(vocab_size: int, out_dim: int = EMBED_DIM, **kwargs) -> CNNRNNEncoder:
-    """Char-CNN-RNN (``HybridCNN.lua`` + ``FixedRNN.lua``): 201 characters -> 8 x 256 -> 1024."""
+def char_cnn_rnn(
+    vocab_size: int,
+    out_dim: int = EMBED_DIM,
+    channels: Sequence[int] | None = None,
+    **kwargs,
+) -> CNNRNNEncoder:
+    """Char-CNN-RNN (``HybridCNN.lua`` + ``FixedRNN.lua``): 201 characters -> 8 x 256 -> 1024.
+    ``channels`` narrows the three conv layers (the last is the RNN's width; None: the paper's)."""
     kwargs.setdefault("seq_len", CHAR_SEQ_LEN)
-    return CNNRNNEncoder("char", vocab_size, out_dim, specs=CHAR_CNN_RNN, **kwargs)
+    specs = with_channels(CHAR_CNN_RNN, channels)
+    return CNNRNNEncoder("char", vocab_size, out_dim, specs=specs, **kwargs)
 
 
 @TEXT_ENCODERS.register("word_cnn_rnn")
-def word_cnn_rnn(vocab_size: int, out_dim: int = EMBED_DIM, **kwargs) -> CNNRNNEncoder:
-    """Word-CNN-RNN (``HybridCNNWord.lua`` + ``FixedRNN.lua``): 30 words -> 8 x 512 -> 1024."""
+def word_cnn_rnn(
+    vocab_size: int,
+    out_dim: int = EMBED_DIM,
+    channels: Sequence[int] | None = None,
+    **kwargs,
+) -> CNNRNNEncoder:
+    """Word-CNN-RNN (``HybridCNNWord.lua`` + ``FixedRNN.lua``): 30 words -> 8 x 512 -> 1024.
+    ``channels`` narrows the three conv layers (the last is the RNN's width; None: the paper's)."""
     kwargs.setdefault("seq_len", WORD_SEQ_LEN)
-    return CNNRNNEncoder("word", vocab_size, out_dim, specs=WORD_CNN_RNN, **kwargs)
+    specs = with_channels(WORD_CNN_RNN, channels)
+    return CNNRNNEncoder("word", vocab_size, out_dim, specs=specs, **kwargs)

@@ -10,7 +10,7 @@ come out (8 for the CNN-RNNs, the flattened width for the CNNs) is computed, not
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import Tensor, nn
 
@@ -24,6 +24,22 @@ class ConvSpec:
     channels: int
     kernel: int
     pool: tuple[int, int] | None = None  # (kernel, stride)
+
+
+def with_channels(
+    specs: Sequence[ConvSpec], channels: Sequence[int] | None
+) -> tuple[ConvSpec, ...]:
+    """``specs`` with each layer's output channels replaced by ``channels`` (same kernels and
+    pooling, so the same number of steps): a narrower stack for a CPU-sized stand-in. ``None``
+    keeps the paper's layers."""
+    if channels is None:
+        return tuple(specs)
+    if len(channels) != len(specs) or any(int(c) < 1 for c in channels):
+        raise ValueError(
+            f"channels must give {len(specs)} positive layer widths (one per conv layer), "
+            f"got {list(channels)}"
+        )
+    return tuple(replace(spec, channels=int(c)) for spec, c in zip(specs, channels, strict=True))
 
 
 def conv_layers(in_channels: int, specs: Sequence[ConvSpec]) -> nn.Sequential:
