@@ -223,7 +223,8 @@ PAPER_SMALL = [
 ]
 
 
-@pytest.mark.parametrize("row", ["proposed_vt_vt", "wsabie"])
+# wsabie's paper path differs only in its loss (ResNet-101 on the CPU: ~35 s): slow suite
+@pytest.mark.parametrize("row", ["proposed_vt_vt", pytest.param("wsabie", marks=pytest.mark.slow)])
 def test_paper_profile_trained_rows_run_end_to_end(tiny_scenes, tmp_path, row):
     """A trained row's paper config through run_row on the real Visual Genome layout (tiny
     scenes): the bf16 path with text (theta under autocast) and gradient accumulation run, and
