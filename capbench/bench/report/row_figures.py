@@ -10,19 +10,15 @@ counted, never an error: the numbers on the page do not depend on it.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 from capbench.atomic import atomic_path
 from capbench.bench.paper import Paper, Table
+from capbench.bench.report.plots import _slug
 from capbench.bench.summary import RowSummary
 
 PER_ROW = 6  # figures shown per row and profile (the first ones the row listed)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
 def row_figures(
