@@ -27,6 +27,7 @@ from capbench.methods.caption_fusion.config import (
     ShowAndTellConfig,
 )
 from capbench.methods.config import as_config, config_dict
+from capbench.methods.frozen_features import frozen_features, usable_rows
 from capbench.methods.training import (
     finished_checkpoint,
     fit_resumable,
@@ -107,9 +108,34 @@ class ShowAndTellModule(_CaptionerBase):
             c.backbone, len(vocabulary), special_ids(vocabulary), c.dim, c.dropout, weights
         )
 
+    def uses_cached_features(self) -> bool:
+        """Whether training reads the trunk's pooled features computed once at fit start."""
+        return not self.cfg.train_trunk and self.cfg.cache_trunk_features
+
+    def on_fit_start(self) -> None:
+        """The frozen trunk's pooled features of every training image (their batches then
+        carry no image, only its ``index``); see ``capbench.methods.frozen_features``."""
+        self._pooled: Tensor | None = None
+        if not self.uses_cached_features():
+            return
+        from capbench.data.views import ImagesDataset
+
+        dm = self.trainer.datamodule  # type: ignore[attr-defined]
+        images = ImagesDataset(dm.records("train"), dm.transform(train=False))
+        channels = self.net.embed_image.in_features
+        self._pooled = frozen_features(
+            self.net.pooled, images, channels, self.device, self.cfg.batch_size
+        )
+
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        loss = self.net.loss(batch["image"], batch["tokens"])
-        self.log("train/caption_loss", loss, prog_bar=True, batch_size=len(batch["tokens"]))
+        tokens = batch["tokens"]
+        pooled = getattr(self, "_pooled", None)
+        if pooled is None:
+            loss = self.net.loss(batch["image"], tokens)
+        else:
+            feats, keep = usable_rows(pooled, batch["index"])  # unreadable images dropped
+            loss = self.net.loss_from_pooled(feats, tokens[keep])
+        self.log("train/caption_loss", loss, prog_bar=True, batch_size=len(tokens))
         return loss
 
     @torch.no_grad()
@@ -240,6 +266,8 @@ def show_and_tell_datamodule(
         val_split=None,
         test_split=None,
         seed=seed,
+        # cached frozen-trunk features: the batches need only the text and the image's index
+        load_train_images=cfg.train_trunk or not cfg.cache_trunk_features,
     )
 
 

@@ -97,6 +97,10 @@ class ShowAndTellConfig:
     # (one random caption of each per pass); its 2M-step fine-tuning phase is not reproduced
     epochs: int = 280
     train_trunk: bool = False  # im2txt's first phase keeps the CNN frozen
+    # a frozen trunk sees each (unaugmented) image the same way every epoch: compute its pooled
+    # features once and train the image map and the LSTM on them (the same gradients, a
+    # fraction of the cost); false runs the trunk at every step
+    cache_trunk_features: bool = True
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from capbench.losses import (
     pairwise_l2,
 )
 from capbench.methods.config import as_config, config_dict
+from capbench.methods.frozen_features import frozen_features
 from capbench.methods.quantized_embedding.config import (
     LossConfig,
     ModelConfig,
@@ -206,22 +207,15 @@ class QuantizedEmbedding(L.LightningModule):
             return  # augmented images differ each epoch: run the trunk on them
         self._train_features = self._pooled_features(images)
 
-    @torch.no_grad()
     def _pooled_features(self, dataset: Dataset) -> Tensor:
-        loader = DataLoader(
+        return frozen_features(
+            self.image.pooled,
             dataset,
-            batch_size=self.cfg.train.embed_batch_size,
-            num_workers=self.cfg.train.num_workers,
-            collate_fn=collate_skip_none,
+            self.image.fc.in_features,
+            self.device,
+            self.cfg.train.embed_batch_size,
+            self.cfg.train.num_workers,
         )
-        n = len(dataset)  # type: ignore[arg-type]
-        out = torch.full((n, self.image.fc.in_features), float("nan"), device=self.device)
-        for batch in loader:
-            if "image" in batch:
-                out[batch["index"].to(self.device)] = self.image.pooled(
-                    batch["image"].to(self.device)
-                ).float()
-        return out
 
     def _train_image_embeddings(self, batch: dict[str, Any]) -> Tensor:
         feats = getattr(self, "_train_features", None)

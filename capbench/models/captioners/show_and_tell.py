@@ -30,9 +30,13 @@ class ShowAndTell(nn.Module):
         self.embed_image = nn.Linear(channels, dim)
         self.decoder = CaptionDecoder(vocab_size, specials, dim, dropout)
 
+    def pooled(self, images: Tensor) -> Tensor:
+        """The trunk's globally average-pooled feature, ``(B, C)``."""
+        return self.trunk(images).mean(dim=(2, 3))
+
     def image_embedding(self, images: Tensor) -> Tensor:
         """The 512-d input of the LSTM, ``(B, dim)`` (not normalised)."""
-        return self.embed_image(self.trunk(images).mean(dim=(2, 3)))
+        return self.embed_image(self.pooled(images))
 
     def fic(self, images: Tensor) -> Tensor:
         """Mopuri et al.'s FIC feature: the image embedding, L2-normalised."""
@@ -41,6 +45,10 @@ class ShowAndTell(nn.Module):
     def loss(self, images: Tensor, tokens: Tensor) -> Tensor:
         """Teacher-forced cross-entropy of the caption ``tokens`` given the images."""
         return self.decoder.loss(self.image_embedding(images), tokens)
+
+    def loss_from_pooled(self, pooled: Tensor, tokens: Tensor) -> Tensor:
+        """The same loss from the trunk's pooled features (computed once when it is frozen)."""
+        return self.decoder.loss(self.embed_image(pooled), tokens)
 
     def caption(self, images: Tensor, beam_size: int = 3, max_len: int = 20) -> list[list[int]]:
         """Beam-search word ids, one list per image."""
