@@ -78,6 +78,31 @@ class SoftProductQuantizer(nn.Module):
         m = torch.arange(self.subspaces, device=codes.device)
         return self.codebooks[m.unsqueeze(0), codes].reshape(codes.shape[0], self.dim)
 
+    @torch.no_grad()
+    def fit_codebooks(self, x: Tensor, seed: int = 0, iterations: int = 25) -> None:
+        """Set the codebooks to faiss's product-quantizer training (k-means per subspace) on the
+        rows of ``x`` ``(N, D)``, N >= K. Gradient alone moves only the codewords that some
+        item is assigned to: when the embeddings occupy a narrow region (a trained joint space
+        does), a random start leaves nearly every item on the same few codewords."""
+        import faiss
+
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"quantizer: expected (N, {self.dim}) rows, got {tuple(x.shape)}")
+        if len(x) < self.codewords:
+            raise ValueError(
+                f"quantizer: k-means needs at least K = {self.codewords} rows to fit the "
+                f"codebooks, got {len(x)} (lower quantizer.codewords or use more data)"
+            )
+        pq = faiss.ProductQuantizer(self.dim, self.subspaces, int(math.log2(self.codewords)))
+        pq.cp.seed = int(seed)
+        pq.cp.niter = int(iterations)
+        pq.verbose = False
+        pq.train(x.detach().float().cpu().contiguous().numpy())
+        centroids = faiss.vector_to_array(pq.centroids).reshape(
+            self.subspaces, self.codewords, self.sub_dim
+        )
+        self.codebooks.copy_(torch.from_numpy(centroids).to(self.codebooks))
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(straight-through reconstruction, codes)``: the value is the hard reconstruction,
         the gradient that of the soft assignment."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,3 +46,44 @@ def test_storage_and_bad_sizes():
         SoftProductQuantizer(8, 2, 12, 1.0)
     with pytest.raises(ValueError, match=r"expected \(N, 16\)"):
         q.encode(torch.randn(3, 15))
+
+
+def _narrow_cone(n: int = 2000, dim: int = 32, seed: int = 0) -> torch.Tensor:
+    """Unit vectors close to one direction, as a trained joint space's embeddings are."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.ones(dim) + 0.15 * torch.randn(n, dim, generator=g)
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def test_kmeans_codebooks_cover_embeddings_that_random_ones_miss():
+    torch.manual_seed(0)
+    q = SoftProductQuantizer(32, 4, 64, 0.1)
+    x = _narrow_cone()
+
+    @torch.no_grad()
+    def distinct_and_error() -> tuple[int, float]:
+        codes = q.encode(x)
+        distinct = min(len(set(codes[:, m].tolist())) for m in range(q.subspaces))
+        error = float(((q.decode(codes) - x).norm(dim=1) / x.norm(dim=1)).mean())
+        return distinct, error
+
+    distinct_random, error_random = distinct_and_error()
+    q.fit_codebooks(x, seed=0)
+    distinct_fit, error_fit = distinct_and_error()
+    assert distinct_random < 16 and distinct_fit >= 48  # of 64 codewords per subspace
+    assert error_fit < error_random / 3
+
+
+def test_fitted_codebooks_are_faiss_product_quantizer_training():
+    import faiss
+
+    x = _narrow_cone(600, 16, seed=1)
+    q = SoftProductQuantizer(16, 2, 16, 0.1)
+    q.fit_codebooks(x, seed=5, iterations=10)
+    pq = faiss.ProductQuantizer(16, 2, 4)
+    pq.cp.seed, pq.cp.niter = 5, 10
+    pq.train(x.numpy())
+    ours = q.codebooks.detach().reshape(-1).numpy()
+    np.testing.assert_allclose(ours, faiss.vector_to_array(pq.centroids), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="at least K = 16 rows"):
+        q.fit_codebooks(x[:10])

@@ -23,6 +23,7 @@ from capbench.methods.config import build_config
 from capbench.methods.protocol import method_sections
 
 TEXT_ENCODERS = ("gru",)
+CODEBOOK_FITS = ("kmeans", "gradient")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,21 @@ class QuantizerConfig:
     subspaces: int = 8  # our reading: M = 8 sub-vectors (8 bytes per item with K = 256)
     codewords: int = 256  # our reading: K = 256 (one byte per code, faiss's default)
     temperature: float = 0.1  # our reading: soft-assignment temperature
+    # how the codebooks follow the embeddings: "kmeans" sets them to k-means (faiss's PQ
+    # training) of the current training embeddings of both modalities at the start of the
+    # epochs below, between which gradient moves them (the alternation of Cao et al.'s Deep
+    # Quantization Network, AAAI 2016); "gradient": random start, gradient only
+    codebook_fit: str = "kmeans"
+    refit_every: int = 1  # epochs between k-means refits (0: only before the first epoch)
+    kmeans_iterations: int = 25  # faiss ClusteringParameters.niter (its default)
+
+    def __post_init__(self) -> None:
+        if self.codebook_fit not in CODEBOOK_FITS:
+            raise ValueError(
+                f"quantizer.codebook_fit must be one of {CODEBOOK_FITS}, got {self.codebook_fit!r}"
+            )
+        if self.refit_every < 0:
+            raise ValueError(f"quantizer.refit_every must be >= 0, got {self.refit_every}")
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,50 @@ class QuantizedEmbedding(L.LightningModule):
             return  # augmented images differ each epoch: run the trunk on them
         self._train_features = self._pooled_features(images)
 
+    def on_train_epoch_start(self) -> None:
+        """``quantizer.codebook_fit: kmeans``: the codebooks become k-means of the current
+        training embeddings (every image and every caption) before the first epoch and every
+        ``refit_every`` epochs; a resumed run refits at the same epochs as an unbroken one."""
+        q = self.cfg.quantizer
+        if self.quantizer is None or q.codebook_fit != "kmeans":
+            return
+        epoch = self.current_epoch
+        if epoch and (q.refit_every == 0 or epoch % q.refit_every):
+            return
+        x = torch.cat([self._all_train_images(), self._all_train_captions()])
+        self.quantizer.fit_codebooks(x, seed=self.seed + epoch, iterations=q.kmeans_iterations)
+
+    @torch.no_grad()
+    def _all_train_images(self) -> Tensor:
+        """Embeddings of every readable training image, in eval mode (BatchNorm untouched)."""
+        was = self.training
+        self.eval()
+        feats = getattr(self, "_train_features", None)
+        if feats is not None:
+            feats = feats[~torch.isnan(feats).any(dim=1)]
+            out = self._finish(self.image.fc(feats))
+        else:
+            from capbench.data.views import ImagesDataset
+
+            dm = self._datamodule()
+            images = ImagesDataset(dm.records("train"), dm.transform(train=False))
+            out = frozen_features(
+                self.embed_images,
+                images,
+                self.cfg.model.embed_dim,
+                self.device,
+                self.cfg.train.embed_batch_size,
+                self.cfg.train.num_workers,
+            )
+            out = out[~torch.isnan(out).any(dim=1)]
+        self.train(was)
+        return out
+
+    def _all_train_captions(self) -> Tensor:
+        dm = self._datamodule()
+        captions = [c for r in dm.records("train") for c in r.captions]
+        return self.embed_captions(captions, dm.tokenizer).to(self.device)
+
     def _pooled_features(self, dataset: Dataset) -> Tensor:
         return frozen_features(
             self.image.pooled,
