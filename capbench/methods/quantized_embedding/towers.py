@@ -1,7 +1,9 @@
 """The two towers of the joint image-caption space (VSE++'s, which Malali & Keller compare to):
 a ResNet trunk, average-pooled and mapped linearly to D; a GRU over word embeddings whose last
 hidden state is the caption embedding (fartashf/vsepp ``EncoderImageFull`` / ``EncoderText``, as
-facts: pooled trunk + linear map; 1-layer GRU over learned word vectors, hidden size D)."""
+facts: pooled trunk + linear map; 1-layer GRU over learned word vectors, hidden size D); or, as
+the option the issue names, a frozen pretrained transformer's sentence vector mapped linearly to
+D (only the map learns)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from capbench.models.backbones import create_backbone
+from capbench.models.pretrained_text import SentenceEncoder
 
 
 class ImageTower(nn.Module):
@@ -64,3 +67,21 @@ class GRUTextTower(nn.Module):
         )
         _, hidden = self.gru(packed)
         return hidden[-1]
+
+
+class TransformerTextTower(nn.Module):
+    """A frozen pretrained encoder's mean-pooled sentence vector -> Linear(H, D).
+
+    The encoder (``capbench.models.pretrained_text.SentenceEncoder``) is not a submodule: its
+    weights stay out of the checkpoint (reloaded from ``name``) and it gets no gradient; each
+    caption is encoded once and memoised, so training costs the linear map only.
+    """
+
+    def __init__(self, name: str, embed_dim: int, max_len: int = 128) -> None:
+        super().__init__()
+        self.encoder = SentenceEncoder(name, max_len)
+        self.proj = nn.Linear(self.encoder.dim, embed_dim)
+
+    def embed_texts(self, texts: list[str]) -> Tensor:
+        """``(B, D)`` (not normalised) for raw caption strings."""
+        return self.proj(self.encoder.encode(texts, self.proj.weight.device))
