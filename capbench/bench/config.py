@@ -29,10 +29,12 @@ NON_HASHED_KEYS = ("bench", "slurm", "requires")
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key; anything else (lists included) in ``over`` replaces."""
+    """Mappings merge key by key; anything else (lists included) in ``over`` replaces. An
+    empty mapping replaces too: ``reader_options: {}`` in a layer clears the base's options (a
+    Flickr layer over a COCO base must drop COCO's ``splits``); merging it would keep them."""
     out = copy.deepcopy(dict(base))
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if isinstance(value, Mapping) and value and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

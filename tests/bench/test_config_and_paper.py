@@ -63,6 +63,8 @@ def test_deep_merge_and_overrides():
         "data": {"values": [9]},
     }
     assert base["model"]["b"] == {"c": 2}  # inputs untouched
+    # an empty mapping clears (a Flickr layer drops a COCO base's reader options)
+    assert deep_merge(base, {"model": {"b": {}}})["model"] == {"a": 1, "b": {}}
     assert parse_overrides(["model.b.c=0.5", "trainer.max_steps=10", "x=[1, 2]"]) == {
         "model": {"b": {"c": 0.5}},
         "trainer": {"max_steps": 10},
