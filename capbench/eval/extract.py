@@ -149,3 +149,78 @@ def extract_embeddings(
     else:
         per_rank = [(ids, emb.cpu())]
     return merge_gathered(per_rank, expected_ids)
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside an initialised process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rank_share(n_items: int) -> list[int]:
+    """This rank's items of ``0..n_items-1``: ``r, r + W, r + 2W, ...`` (all of them outside
+    DDP). The shares of all ranks cover every item exactly once, without padding."""
+    rank, world = _world()
+    return list(range(rank, n_items, world))
+
+
+def gather_in_order(rows: torch.Tensor, share: Sequence[int], n_items: int) -> torch.Tensor:
+    """Every rank's ``rows`` (one per item of its :func:`rank_share`) as one tensor in item
+    order, on every rank; checked by :func:`merge_gathered` to cover each item exactly once."""
+    if rows.shape[0] != len(share):
+        raise ValueError(f"{rows.shape[0]} rows for {len(share)} items")
+    rows = rows.detach().float().cpu()
+    world = _world()[1]
+    if world == 1:
+        return merge_gathered(
+            [([str(i) for i in share], rows)], [str(i) for i in range(n_items)]
+        ).emb
+    # NCCL exchanges CUDA tensors only; gloo CPU ones
+    if dist.get_backend() == "nccl":
+        rows = rows.to(torch.device("cuda", torch.cuda.current_device()))
+    per_rank = _gather_all([str(i) for i in share], _same_width(rows))
+    return merge_gathered(per_rank, [str(i) for i in range(n_items)]).emb
+
+
+@torch.no_grad()
+def embed_in_order(
+    encode: Callable[[Sequence[int]], torch.Tensor],
+    n_items: int,
+    batch_size: int,
+    desc: str = "embed",
+    progress: bool = False,
+) -> torch.Tensor:
+    """``encode`` applied to items ``0..n_items-1`` in batches, the rows returned in item order.
+
+    Under an initialised process group (a DDP run that goes on to evaluate) each rank encodes
+    its :func:`rank_share` only and the ranks exchange their rows (:func:`gather_in_order`):
+    every item is encoded once in the whole job and every rank gets the same complete tensor.
+    Outside DDP it is a plain batched loop. ``encode`` gets one batch's item indices and returns
+    one row per index.
+    """
+    if n_items <= 0:
+        raise ValueError("nothing to embed: n_items must be positive")
+    share = rank_share(n_items)
+    rank = _world()[0]
+    chunks: list[torch.Tensor] = []
+    for s in tqdm(
+        range(0, len(share), batch_size), desc=desc, disable=not (progress and rank == 0)
+    ):
+        idx = share[s : s + batch_size]
+        out = encode(idx)
+        if out.shape[0] != len(idx):
+            raise ValueError(f"encode returned {out.shape[0]} rows for {len(idx)} items")
+        chunks.append(out.detach().float().cpu())
+    local = torch.cat(chunks) if chunks else torch.zeros((0, 0))
+    return gather_in_order(local, share, n_items)
+
+
+def _same_width(local: torch.Tensor) -> torch.Tensor:
+    """Ranks must agree on the row width before ``all_gather``; a rank with no rows (more ranks
+    than items) learns it from the others."""
+    width = torch.tensor([local.shape[1] if local.shape[0] else -1], device=local.device)
+    widths = [torch.zeros_like(width) for _ in range(dist.get_world_size())]
+    dist.all_gather(widths, width)
+    w = max(int(x.item()) for x in widths)
+    return local if local.shape[0] else torch.zeros((0, w), device=local.device)

@@ -105,7 +105,8 @@ def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
     b = golden["tables"]["t1"]["b"]["mean"]
     assert b["value"] == pytest.approx(sum(b_means) / 3)
     spread = float(np.std(b_means, ddof=1))
-    assert spread > 0 and b["tolerance"] == pytest.approx(3 * spread)  # from the spread
+    # from the spread: the prediction interval of one more run around a 3-seed mean
+    assert spread > 0 and b["tolerance"] == pytest.approx(11.4604 * spread, rel=1e-4)
     assert golden["tables"]["t2"]["a2"]["mean"]["value"] == 200.0  # scaled like the tables
     assert "c" not in golden["tables"]["t1"]  # pending rows have no golden numbers
 
@@ -283,3 +284,14 @@ def test_render_shows_the_figures_a_row_drew(cli, results, tmp_path):
     assert f'src="data:image/png;base64,{png}"' in (out_dir / "index.html").read_text()
     assert f"img/{copy.name}" in (out_dir / "toypaper.md").read_text()
     assert not list((out_dir / "img").glob("*gone*"))
+
+
+def test_golden_tolerance_is_a_prediction_interval_that_narrows_with_seeds():
+    from capbench.bench.golden import spread_factor
+
+    # t(0.995, n-1) * sqrt(1 + 1/n): tables of Student's t give 9.925, 4.604, 3.250
+    assert spread_factor(3) == pytest.approx(9.925 * (4 / 3) ** 0.5, rel=1e-3)
+    assert spread_factor(5) == pytest.approx(4.604 * 1.2**0.5, rel=1e-3)
+    assert spread_factor(10) == pytest.approx(3.250 * 1.1**0.5, rel=1e-3)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        spread_factor(1)

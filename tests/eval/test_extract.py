@@ -11,7 +11,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from capbench.eval.extract import Embeddings, extract_embeddings, merge_gathered
+from capbench.eval import extract
+from capbench.eval.extract import (
+    Embeddings,
+    embed_in_order,
+    extract_embeddings,
+    gather_in_order,
+    merge_gathered,
+    rank_share,
+)
 
 IDS = [f"rec{i:02d}" for i in range(10)]
 
@@ -89,7 +97,14 @@ def _worker(rank: int, world: int, port: int, queue) -> None:
         sampler = DistributedSampler(_Split(), num_replicas=world, rank=rank, shuffle=False)
         loader = DataLoader(_Split(), batch_size=2, sampler=sampler)
         out = extract_embeddings(_model, loader, expected_ids=IDS, progress=False)
-        queue.put((rank, out.ids, out.emb.tolist(), out.n_scored))
+        encoded: list[int] = []
+
+        def encode(idx):
+            encoded.extend(idx)
+            return _model(torch.stack([_Split()[i]["image"] for i in idx]))
+
+        ordered = embed_in_order(encode, len(IDS), batch_size=2)
+        queue.put((rank, out.ids, out.emb.tolist(), out.n_scored, encoded, ordered.tolist()))
     finally:
         dist.destroy_process_group()
 
@@ -110,5 +125,37 @@ def test_real_multi_process_gloo_gather():
         p.join(timeout=60)
         assert p.exitcode == 0
     want = _model(torch.stack([_Split()[i]["image"] for i in range(10)])).tolist()
-    for _, ids, emb, n in results:
+    for _, ids, emb, n, _, ordered in results:
         assert ids == IDS and n == 10 and emb == want
+        assert ordered == want  # embed_in_order: every rank gets every row, in item order
+    encoded = sorted(i for r in results for i in r[4])
+    assert encoded == list(range(10))  # ... and each item was encoded once in the whole job
+
+
+def test_rank_shares_cover_every_item_once_without_padding(monkeypatch):
+    for world in (1, 2, 3, 7, 12):
+        shares = []
+        for rank in range(world):
+            monkeypatch.setattr(extract, "_world", lambda r=rank, w=world: (r, w))
+            shares.append(rank_share(10))
+        flat = sorted(i for s in shares for i in s)
+        assert flat == list(range(10)), world
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_embed_in_order_single_process_batches_and_keeps_order():
+    seen: list[list[int]] = []
+
+    def encode(idx):
+        seen.append(list(idx))
+        return torch.tensor([[float(i), 2.0 * i] for i in idx])
+
+    out = embed_in_order(encode, 7, batch_size=3)
+    assert seen == [[0, 1, 2], [3, 4, 5], [6]]
+    assert out[:, 0].tolist() == list(range(7)) and out.shape == (7, 2)
+    with pytest.raises(ValueError, match="rows for"):
+        embed_in_order(lambda idx: torch.zeros(1, 2), 4, batch_size=2)
+    with pytest.raises(ValueError, match="nothing to embed"):
+        embed_in_order(encode, 0, batch_size=2)
+    with pytest.raises(ValueError, match="2 rows for 3 items"):
+        gather_in_order(torch.zeros(2, 1), [0, 1, 2], 3)

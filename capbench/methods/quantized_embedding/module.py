@@ -26,9 +26,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from capbench.data.views import collate_skip_none
+from capbench.eval.extract import embed_in_order, gather_in_order, rank_share
 from capbench.losses import (
     adaptive_margin_update,
     bidirectional_hinge,
@@ -156,11 +157,13 @@ class QuantizedEmbedding(L.LightningModule):
     @torch.no_grad()
     def embed_image_dataset(self, dataset: Dataset) -> Tensor:
         """Embeddings of an ``images`` view dataset, in order (eval mode; every image must
-        decode: a test image that does not is an error naming it)."""
+        decode: a test image that does not is an error naming it). Under DDP each rank embeds
+        its share and every rank gets all rows (``capbench.eval.extract.embed_in_order``)."""
         was = self.training
         self.eval()
+        share = rank_share(len(dataset))
         loader = DataLoader(
-            dataset,
+            Subset(dataset, share),
             batch_size=self.cfg.train.embed_batch_size,
             num_workers=self.cfg.train.num_workers,
             collate_fn=collate_skip_none,
@@ -169,26 +172,29 @@ class QuantizedEmbedding(L.LightningModule):
         for batch in loader:
             if batch["n_skipped"]:
                 raise ValueError(f"test images could not be decoded: {batch['skipped']}")
-            out.append(self.embed_images(batch["image"]).float().cpu())
+            out.append(self.embed_images(batch["image"].to(self.device)).float().cpu())
         self.train(was)
-        return torch.cat(out)
+        rows = torch.cat(out) if out else torch.zeros((0, 0))  # a rank may hold no item
+        return gather_in_order(rows, share, len(dataset))
 
     @torch.no_grad()
     def embed_captions(self, captions: Sequence[str], tokenizer: Any) -> Tensor:
-        """Embeddings of ``captions`` tokenized with the training vocabulary, in order."""
+        """Embeddings of ``captions`` tokenized with the training vocabulary, in order (shared
+        between DDP ranks as :meth:`embed_image_dataset` is)."""
         was = self.training
         self.eval()
-        out = []
-        bs, max_len = self.cfg.train.embed_batch_size, self.cfg.model.max_len
-        for s in range(0, len(captions), bs):
+        max_len = self.cfg.model.max_len
+
+        def encode(idx: Sequence[int]) -> Tensor:
+            texts = [captions[i] for i in idx]
             if isinstance(self.text, TransformerTextTower):
-                out.append(self.embed_texts(captions[s : s + bs]).float().cpu())
-                continue
-            ids = [tokenizer.encode(c, max_len=max_len) for c in captions[s : s + bs]]
-            tokens = torch.tensor(ids, dtype=torch.long)
-            out.append(self.embed_tokens(tokens).float().cpu())
+                return self.embed_texts(texts)
+            ids = [tokenizer.encode(c, max_len=max_len) for c in texts]
+            return self.embed_tokens(torch.tensor(ids, dtype=torch.long, device=self.device))
+
+        out = embed_in_order(encode, len(captions), self.cfg.train.embed_batch_size, "captions")
         self.train(was)
-        return torch.cat(out)
+        return out
 
     # ------------------------------------------------------------------ training
     def _datamodule(self) -> Any:
