@@ -72,7 +72,15 @@ def resolve_backbone_weights(
 
         opts = dict(pretrain or {})
         opts.setdefault("arch", backbone)
-        return str(pretrain_backbone(**opts))
+        # pretraining reseeds and draws: without this, a row built right after it starts from
+        # other random weights than the same row on a warm cache (the golden numbers moved with
+        # the order rows ran in)
+        rng = RngState()
+        saved = rng.state_dict()
+        try:
+            return str(pretrain_backbone(**opts))
+        finally:
+            rng.load_state_dict(saved)
     if backbone_weights:
         if not Path(backbone_weights).is_file():
             raise FileNotFoundError(f"model.backbone_weights: {backbone_weights} is not a file")

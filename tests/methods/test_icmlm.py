@@ -4,6 +4,8 @@ on the tiny scenes data."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -215,3 +217,22 @@ def test_suite_encoder_is_the_checkpoint_trunk_pooled(smoke_dm, tiny_scenes, tmp
         x = record_images(records, 64, True)[1]["image"][None]
         expected = model.trunk.eval()(x).mean(dim=(2, 3))[0]
     torch.testing.assert_close(feats[1], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_text", [True, False])
+def test_att_fc_reads_the_masked_text_state_only_when_told(with_text):
+    """``model.attfc_text``: the FC layers see the masked token's state beside the attended
+    vector (so they can tell which kind of word is masked); off, they see the image alone."""
+    torch.manual_seed(0)
+    m = replace(_model_cfg(), attfc_text=with_text)
+    head = AttFcHead(channels=4, text_dim=6, m=m, n_out=5).eval()
+    fmap = torch.randn(1, 4, 3, 3)
+    states = torch.randn(1, 3, 6)
+    other = states.clone()
+    other[0, 1] += 1.0  # the masked state differs; the query does not (attention held equal)
+    with torch.no_grad():
+        head.query.weight.zero_()
+        a, att_a = head(fmap, states, torch.ones(1, 3), torch.tensor([1]))
+        b, att_b = head(fmap, other, torch.ones(1, 3), torch.tensor([1]))
+    torch.testing.assert_close(att_a, att_b)
+    assert (not torch.allclose(a, b)) == with_text

@@ -26,6 +26,7 @@ def test_scenes_table_learns(tmp_path, monkeypatch, default_torch_threads):
 
     scenes = os.environ.get("CAPBENCH_SCENES") or str(tmp_path / "scenes")
     monkeypatch.setenv("CAPBENCH_SCENES", scenes)
+    monkeypatch.setenv("CAPBENCH_RESULTS", str(tmp_path / "results"))  # not the checkout's
     assert main(["reproduce", "sariyildiz2020", "--profile", "scenes"]) == 0
     records = sorted(
         Path(paths.results_root(), "sariyildiz2020", "records").rglob("scenes-s0-*.json")

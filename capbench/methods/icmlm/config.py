@@ -37,6 +37,10 @@ class ModelConfig:
     tfm_layers: int = 2  # our reading: "a small transformer" (supplementary Sec. E not read)
     tfm_heads: int = 12  # our reading, with dim 768 as BERT-base
     attfc_hidden: int = 2048  # our reading: the fully-connected layers' width (not stated)
+    # att-fc's FC layers read the attended visual vector and, with this on, the masked token's
+    # text state beside it (our reading: without it the FC layers cannot tell a masked colour
+    # from a masked shape, since the query only steers where to look); false = visual alone
+    attfc_text: bool = True
     dropout: float = 0.1  # our reading: BERT's dropout
 
 

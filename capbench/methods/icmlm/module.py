@@ -6,7 +6,8 @@ A ResNet trunk learned from scratch maps an image to a feature map. The modes (`
   text encoder's states of the caption with one concept masked go through a small transformer;
   its output at the masked position predicts the concept (cross-entropy over the K concepts).
 * ``att-fc``: the masked position's text state attends over the feature map (one query, scaled
-  dot product); the attended visual vector goes through fully-connected layers to the concept.
+  dot product); the attended visual vector (with ``model.attfc_text``, beside that text state)
+  goes through fully-connected layers to the concept.
 * ``tp_postag``: multi-label prediction (binary cross-entropy) of the concepts present in the
   image's captions, from the average-pooled map.
 * ``tp_label``: multi-label prediction of the image's annotated object categories.
@@ -83,8 +84,9 @@ class AttFcHead(nn.Module):
         super().__init__()
         self.query = nn.Linear(text_dim, m.dim)
         self.key = nn.Conv2d(channels, m.dim, 1)
+        self.with_text = m.attfc_text
         self.fc = nn.Sequential(
-            nn.Linear(channels, m.attfc_hidden),
+            nn.Linear(channels + (text_dim if m.attfc_text else 0), m.attfc_hidden),
             nn.LayerNorm(m.attfc_hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(m.dropout),
@@ -96,10 +98,13 @@ class AttFcHead(nn.Module):
         self, fmap: Tensor, states: Tensor, attention: Tensor, position: Tensor
     ) -> tuple[Tensor, Tensor]:
         b = fmap.shape[0]
-        q = self.query(states[torch.arange(b, device=fmap.device), position])  # (B, d)
+        masked = states[torch.arange(b, device=fmap.device), position]  # (B, text_dim)
+        q = self.query(masked)  # (B, d)
         k = self.key(fmap).flatten(2)  # (B, d, hw)
         att = torch.softmax(torch.einsum("bd,bdn->bn", q, k) * self.scale, dim=-1)
         attended = torch.einsum("bn,bcn->bc", att, fmap.flatten(2))
+        if self.with_text:
+            attended = torch.cat([attended, masked.to(attended.dtype)], dim=-1)
         return self.fc(attended), att.reshape(b, *fmap.shape[2:])
 
 
