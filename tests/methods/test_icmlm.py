@@ -42,10 +42,12 @@ def test_box_mask_by_hand():
 def test_heldout_metrics_by_hand():
     held = HeldOut(correct=[True, False, True, True], targets=[2, 2, 5, 1])
     held.peaks, held.chance = [True, False], [0.25, 0.5]
+    held.correct_other_image = [False, False, True, False]
     out = heldout_metrics(held, most_frequent=2)
     assert out == {
         "mlm_acc": 75.0,
         "mlm_acc_most_frequent": 50.0,
+        "mlm_acc_other_image": 25.0,
         "mlm_attention_peak": 50.0,
         "mlm_attention_chance": pytest.approx(37.5),
     }

@@ -1,5 +1,6 @@
 """What a trained ICMLM model is checked for on held-out captions: masked-token accuracy
-(against always answering the most frequent concept) and, for ``att-fc``, whether its attention
+(against always answering the most frequent concept, and against the same model given another
+held-out image, which shows how much of the accuracy the image carries) and, for ``att-fc``, whether its attention
 peaks on the object the masked word names (against the chance of a uniformly random cell).
 
 An attention peak counts as on the object when the centre of the arg-max cell of the map lies
@@ -26,6 +27,7 @@ class HeldOut:
     """Per-example results on the held-out captions."""
 
     correct: list[bool] = field(default_factory=list)
+    correct_other_image: list[bool] = field(default_factory=list)  # the batch's next image
     targets: list[int] = field(default_factory=list)
     peaks: list[bool] = field(default_factory=list)  # att-fc, category words only
     chance: list[float] = field(default_factory=list)
@@ -81,11 +83,17 @@ def evaluate_heldout(
         fmap = model(batch["image"])
         logits, att = model.predict_concepts(batch, fmap)
         pred = logits.argmax(-1)
+        # the caption with another image of the batch: what the text alone (and a wrong image)
+        # gets right; a one-image batch has no other image and is left out of this control
+        other = model.predict_concepts(batch, fmap.roll(1, dims=0))[0].argmax(-1)
+        paired = fmap.shape[0] > 1
         for j, index in enumerate(batch["index"].tolist()):
             target = int(batch["target"][j])
             if target == IGNORE:
                 continue
             out.correct.append(bool(pred[j] == target))
+            if paired:
+                out.correct_other_image.append(bool(other[j] == target))
             out.targets.append(target)
             if att is None:
                 continue
@@ -138,6 +146,8 @@ def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:
         "mlm_acc": 100.0 * float(np.mean(held.correct)),
         "mlm_acc_most_frequent": 100.0 * float(np.mean(np.array(held.targets) == most_frequent)),
     }
+    if held.correct_other_image:
+        out["mlm_acc_other_image"] = 100.0 * float(np.mean(held.correct_other_image))
     if held.peaks:
         out["mlm_attention_peak"] = 100.0 * float(np.mean(held.peaks))
         out["mlm_attention_chance"] = 100.0 * float(np.mean(held.chance))
