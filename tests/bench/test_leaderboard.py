@@ -105,8 +105,11 @@ def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
     b = golden["tables"]["t1"]["b"]["mean"]
     assert b["value"] == pytest.approx(sum(b_means) / 3)
     spread = float(np.std(b_means, ddof=1))
-    # from the spread: the prediction interval of one more run around a 3-seed mean
-    assert spread > 0 and b["tolerance"] == pytest.approx(11.4604 * spread, rel=1e-4)
+    # from the spread: the prediction interval of one more run around a 3-seed mean (b is the
+    # only row of t1 whose "mean" varies with the seed, so the pooled spread is its own)
+    from capbench.bench.golden import spread_factor
+
+    assert spread > 0 and b["tolerance"] == pytest.approx(spread_factor(3) * spread, rel=1e-6)
     assert golden["tables"]["t2"]["a2"]["mean"]["value"] == 200.0  # scaled like the tables
     assert "c" not in golden["tables"]["t1"]  # pending rows have no golden numbers
 
@@ -289,9 +292,28 @@ def test_render_shows_the_figures_a_row_drew(cli, results, tmp_path):
 def test_golden_tolerance_is_a_prediction_interval_that_narrows_with_seeds():
     from capbench.bench.golden import spread_factor
 
-    # t(0.995, n-1) * sqrt(1 + 1/n): tables of Student's t give 9.925, 4.604, 3.250
-    assert spread_factor(3) == pytest.approx(9.925 * (4 / 3) ** 0.5, rel=1e-3)
-    assert spread_factor(5) == pytest.approx(4.604 * 1.2**0.5, rel=1e-3)
-    assert spread_factor(10) == pytest.approx(3.250 * 1.1**0.5, rel=1e-3)
+    # t(0.995, dof) * sqrt(1 + 1/n): tables of Student's t give 9.925, 4.604, 3.250, 2.738
+    assert spread_factor(3, false_alarm=0.01) == pytest.approx(9.925 * (4 / 3) ** 0.5, rel=1e-3)
+    assert spread_factor(5, false_alarm=0.01) == pytest.approx(4.604 * 1.2**0.5, rel=1e-3)
+    assert spread_factor(10, false_alarm=0.01) == pytest.approx(3.250 * 1.1**0.5, rel=1e-3)
+    assert spread_factor(5, dof=32, false_alarm=0.01) == pytest.approx(2.738 * 1.2**0.5, rel=1e-3)
+    assert spread_factor(5) > spread_factor(5, dof=32)  # pooling over rows narrows it
     with pytest.raises(ValueError, match="at least 2 seeds"):
         spread_factor(1)
+
+
+def test_golden_spread_is_pooled_over_the_rows_that_vary_with_the_seed():
+    from types import SimpleNamespace
+
+    from capbench.bench.golden import default_tolerance, pooled_spread, spread_factor
+
+    # rows of 5 seeds: sd 0.5 and 1.0 vary; sd 0 (a text proxy) and a single seed are left out
+    pooled = pooled_spread([(0.5, 5), (1.0, 5), (0.0, 5), (2.0, 1)])
+    assert pooled == (pytest.approx(((0.25 + 1.0) / 2) ** 0.5), 8)
+    assert pooled_spread([(0.0, 3), (0.0, 3)]) is None
+    metric = SimpleNamespace(scenes_tolerance=None)
+    # a row whose own 5 seeds happened to agree closely gets the metric's pooled spread
+    lucky = default_tolerance(metric, 11.5, 0.06, 5, pooled)
+    assert lucky == pytest.approx(spread_factor(5, 8) * pooled[0])
+    assert default_tolerance(metric, 2.0, 0.0, 5, pooled) == pytest.approx(2e-4)  # the floor
+    assert default_tolerance(SimpleNamespace(scenes_tolerance=0.7), 2.0, 1.0, 5, pooled) == 0.7
