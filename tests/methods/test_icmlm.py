@@ -13,7 +13,12 @@ import torch
 from capbench.methods.config import build_config
 from capbench.methods.icmlm.config import SMOKE, IcmlmConfig, ModelConfig
 from capbench.methods.icmlm.data import IGNORE
-from capbench.methods.icmlm.evaluate import HeldOut, box_mask, heldout_metrics
+from capbench.methods.icmlm.evaluate import (
+    HeldOut,
+    accuracy_by_word_kind,
+    box_mask,
+    heldout_metrics,
+)
 from capbench.methods.icmlm.features import layer_features
 from capbench.methods.icmlm.module import AttFcHead, TfmHead, grid_coordinates
 from capbench.methods.icmlm.text import concept_positions
@@ -238,3 +243,13 @@ def test_att_fc_reads_the_masked_text_state_only_when_told(with_text):
         b, att_b = head(fmap, other, torch.ones(1, 3), torch.tensor([1]))
     torch.testing.assert_close(att_a, att_b)
     assert (not torch.allclose(a, b)) == with_text
+
+
+def test_accuracy_by_word_kind_by_hand():
+    held = HeldOut(correct=[True, False, True, True], targets=[2, 2, 5, 1])
+    held.correct_other_image = [False, False, True, True]
+    held.names_object = [True, True, False, False]
+    assert accuracy_by_word_kind(held) == {
+        "object_words": {"n": 2, "acc": 50.0, "acc_other_image": 0.0},
+        "other_words": {"n": 2, "acc": 100.0, "acc_other_image": 100.0},
+    }

@@ -29,6 +29,8 @@ class HeldOut:
     correct: list[bool] = field(default_factory=list)
     correct_other_image: list[bool] = field(default_factory=list)  # the batch's next image
     targets: list[int] = field(default_factory=list)
+    # the masked word is an object category's name (COCO's categories; on scenes a shape)
+    names_object: list[bool] = field(default_factory=list)
     peaks: list[bool] = field(default_factory=list)  # att-fc, category words only
     chance: list[float] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)  # for the figures
@@ -95,12 +97,11 @@ def evaluate_heldout(
             if paired:
                 out.correct_other_image.append(bool(other[j] == target))
             out.targets.append(target)
-            if att is None:
-                continue
             rec = records[index]
             cats = rec.meta.get("categories") or []
             word = concepts[target]
-            if word not in cats:
+            out.names_object.append(word in cats)
+            if att is None or word not in cats:
                 continue
             c = cats.index(word)
             boxes = [tuple(b[1:]) for b in rec.meta.get("instances", []) if b[0] == c]
@@ -136,6 +137,27 @@ def most_frequent_concept(dm: IcmlmDataModule) -> int:
         for caption, position in cc.examples(r):
             counts[cc.index[cc.token(r, caption, position)]] += 1
     return counts.most_common(1)[0][0]
+
+
+def accuracy_by_word_kind(held: HeldOut) -> dict[str, dict[str, float | int]]:
+    """Held-out accuracy split by whether the masked word is an object category's name (a shape
+    on scenes), with its own image and with another: a diagnostic of where the image helps,
+    since which object the caption names cannot be read from the rest of the caption."""
+    out: dict[str, dict[str, float | int]] = {}
+    kinds = np.array(held.names_object, dtype=bool)
+    correct = np.array(held.correct, dtype=bool)
+    other = np.array(held.correct_other_image, dtype=bool)
+    for name, mask in (("object_words", kinds), ("other_words", ~kinds)):
+        if not mask.any():
+            continue
+        row: dict[str, float | int] = {
+            "n": int(mask.sum()),
+            "acc": 100.0 * float(correct[mask].mean()),
+        }
+        if len(other) == len(correct):
+            row["acc_other_image"] = 100.0 * float(other[mask].mean())
+        out[name] = row
+    return out
 
 
 def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:

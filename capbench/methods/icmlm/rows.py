@@ -177,6 +177,7 @@ def _in1k(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float],
 def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict, dict]:
     """Masked-token accuracy (and att-fc's attention peaks, figures) on held-out captions."""
     from capbench.methods.icmlm.evaluate import (
+        accuracy_by_word_kind,
         evaluate_heldout,
         heldout_metrics,
         most_frequent_concept,
@@ -190,6 +191,7 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
     extra: dict[str, Any] = {
         "heldout_scored": len(held.correct),
         "attention_scored": len(held.peaks),
+        "heldout_by_word_kind": accuracy_by_word_kind(held),
     }
     if held.examples:
         out = figure_dir(Path(ctx.workdir), ctx.profile)
