@@ -112,6 +112,13 @@ def _gather_all(ids: list[str], emb: torch.Tensor) -> list[tuple[list[str], torc
     return [(all_ids[r], bufs[r][: counts[r]].cpu()) for r in range(world)]
 
 
+def _world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside an initialised process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 @torch.no_grad()
 def extract_embeddings(
     model_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -130,8 +137,8 @@ def extract_embeddings(
     """
     ids: list[str] = []
     chunks: list[torch.Tensor] = []
-    rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-    for batch in tqdm(dataloader, desc="extract", disable=not (progress and rank0)):
+    rank, world = _world()
+    for batch in tqdm(dataloader, desc="extract", disable=not (progress and rank == 0)):
         x = batch[input_key]
         if device is not None:
             x = x.to(device)
@@ -144,18 +151,11 @@ def extract_embeddings(
     if not chunks:
         raise ValueError("the dataloader produced no batch")
     emb = torch.cat(chunks)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if world > 1:
         per_rank = _gather_all(ids, emb)
     else:
         per_rank = [(ids, emb.cpu())]
     return merge_gathered(per_rank, expected_ids)
-
-
-def _world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside an initialised process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def rank_share(n_items: int) -> list[int]:
@@ -171,11 +171,10 @@ def gather_in_order(rows: torch.Tensor, share: Sequence[int], n_items: int) -> t
     if rows.shape[0] != len(share):
         raise ValueError(f"{rows.shape[0]} rows for {len(share)} items")
     rows = rows.detach().float().cpu()
-    world = _world()[1]
-    if world == 1:
-        return merge_gathered(
-            [([str(i) for i in share], rows)], [str(i) for i in range(n_items)]
-        ).emb
+    if _world()[1] == 1:  # one process: its share is every item, already in order
+        if len(share) != n_items or list(share) != list(range(n_items)):
+            raise ValueError(f"one process must hold items 0..{n_items - 1} in order")
+        return rows
     # NCCL exchanges CUDA tensors only; gloo CPU ones
     if dist.get_backend() == "nccl":
         rows = rows.to(torch.device("cuda", torch.cuda.current_device()))

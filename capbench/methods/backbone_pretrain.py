@@ -197,47 +197,52 @@ def pretrain_backbone(
         log.info("cached scenes backbone: %s", target)
         return target
 
-    L.seed_everything(seed, workers=True, verbose=False)
-    t_train = build_transform(longest_side=image_size, pad_to_square=True, hflip=True)
-    t_eval = build_transform(longest_side=image_size, pad_to_square=True)
-    loaders = [
-        DataLoader(
-            LabelledImages(recs, n_classes, t),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=num_workers,
-        )
-        for recs, t, shuffle in ((train, t_train, True), (held_out, t_eval, False))
-    ]
-    model = BackbonePretrainer(arch, n_classes, lr=lr, weight_decay=weight_decay, epochs=epochs)
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, loaders[0])
-    held_map = float(trainer.validate(model, loaders[1], verbose=False)[0]["val/mAP"])
+    from capbench.methods.training import keep_random_streams
 
-    with atomic_path(target, suffix=".pt") as tmp:
-        torch.save({k: v.detach().cpu() for k, v in model.trunk.state_dict().items()}, tmp)
-    info = {
-        **options,
-        "data": str(root),
-        "held_out_mAP": held_map,
-        "held_out_AP": {
-            name: None if math.isnan(ap) else round(ap, 4)  # None: no held-out positive
-            for name, ap in zip(classes or map(str, range(n_classes)), model.val_ap_per_class)
-        },
-        "n_train": len(train),
-        "n_held_out": len(held_out),
-        "classes": classes,
-    }
-    atomic_write_text(target.with_suffix(".json"), json.dumps(info, indent=2))
+    # training reseeds and draws; the caller's streams are put back, so a row that pretrains its
+    # trunk on a cold cache starts from the same random weights as on a warm one
+    with keep_random_streams():
+        L.seed_everything(seed, workers=True, verbose=False)
+        t_train = build_transform(longest_side=image_size, pad_to_square=True, hflip=True)
+        t_eval = build_transform(longest_side=image_size, pad_to_square=True)
+        loaders = [
+            DataLoader(
+                LabelledImages(recs, n_classes, t),
+                batch_size=batch_size,
+                shuffle=shuffle,
+                num_workers=num_workers,
+            )
+            for recs, t, shuffle in ((train, t_train, True), (held_out, t_eval, False))
+        ]
+        model = BackbonePretrainer(arch, n_classes, lr=lr, weight_decay=weight_decay, epochs=epochs)
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            max_epochs=epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+        trainer.fit(model, loaders[0])
+        held_map = float(trainer.validate(model, loaders[1], verbose=False)[0]["val/mAP"])
+
+        with atomic_path(target, suffix=".pt") as tmp:
+            torch.save({k: v.detach().cpu() for k, v in model.trunk.state_dict().items()}, tmp)
+        info = {
+            **options,
+            "data": str(root),
+            "held_out_mAP": held_map,
+            "held_out_AP": {
+                name: None if math.isnan(ap) else round(ap, 4)  # None: no held-out positive
+                for name, ap in zip(classes or map(str, range(n_classes)), model.val_ap_per_class)
+            },
+            "n_train": len(train),
+            "n_held_out": len(held_out),
+            "classes": classes,
+        }
+        atomic_write_text(target.with_suffix(".json"), json.dumps(info, indent=2))
     log.info("scenes backbone %s: held-out mAP %.3f", target, held_map)
     return target
 

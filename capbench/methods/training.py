@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,15 +73,7 @@ def resolve_backbone_weights(
 
         opts = dict(pretrain or {})
         opts.setdefault("arch", backbone)
-        # pretraining reseeds and draws: without this, a row built right after it starts from
-        # other random weights than the same row on a warm cache (the golden numbers moved with
-        # the order rows ran in)
-        rng = RngState()
-        saved = rng.state_dict()
-        try:
-            return str(pretrain_backbone(**opts))
-        finally:
-            rng.load_state_dict(saved)
+        return str(pretrain_backbone(**opts))
     if backbone_weights:
         if not Path(backbone_weights).is_file():
             raise FileNotFoundError(f"model.backbone_weights: {backbone_weights} is not a file")
@@ -91,6 +84,18 @@ def resolve_backbone_weights(
             "(--backbone-weights PATH) or set model.allow_random_init: true (--allow-random-init)"
         )
     return None
+
+
+@contextmanager
+def keep_random_streams() -> Iterator[None]:
+    """Run a block that reseeds or draws from the global generators (torch, numpy, Python;
+    CUDA when initialised) and put them back as they were after it."""
+    rng = RngState()
+    saved = rng.state_dict()
+    try:
+        yield
+    finally:
+        rng.load_state_dict(saved)
 
 
 class RngState(L.Callback):

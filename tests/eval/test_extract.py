@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from capbench.eval import extract
@@ -20,6 +15,7 @@ from capbench.eval.extract import (
     merge_gathered,
     rank_share,
 )
+from tests.distributed import run_gloo
 
 IDS = [f"rec{i:02d}" for i in range(10)]
 
@@ -89,46 +85,28 @@ def test_single_process_extraction():
     torch.testing.assert_close(out2.emb, out.emb)
 
 
-def _worker(rank: int, world: int, port: int, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        sampler = DistributedSampler(_Split(), num_replicas=world, rank=rank, shuffle=False)
-        loader = DataLoader(_Split(), batch_size=2, sampler=sampler)
-        out = extract_embeddings(_model, loader, expected_ids=IDS, progress=False)
-        encoded: list[int] = []
+def _worker(rank: int, world: int) -> tuple:
+    sampler = DistributedSampler(_Split(), num_replicas=world, rank=rank, shuffle=False)
+    loader = DataLoader(_Split(), batch_size=2, sampler=sampler)
+    out = extract_embeddings(_model, loader, expected_ids=IDS, progress=False)
+    encoded: list[int] = []
 
-        def encode(idx):
-            encoded.extend(idx)
-            return _model(torch.stack([_Split()[i]["image"] for i in idx]))
+    def encode(idx):
+        encoded.extend(idx)
+        return _model(torch.stack([_Split()[i]["image"] for i in idx]))
 
-        ordered = embed_in_order(encode, len(IDS), batch_size=2)
-        queue.put((rank, out.ids, out.emb.tolist(), out.n_scored, encoded, ordered.tolist()))
-    finally:
-        dist.destroy_process_group()
+    ordered = embed_in_order(encode, len(IDS), batch_size=2)
+    return out.ids, out.emb.tolist(), out.n_scored, encoded, ordered.tolist()
 
 
 @pytest.mark.slow  # spawning 3 processes that import torch takes 10-40 s on 2 shared cores
 def test_real_multi_process_gloo_gather():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    world = 3  # 10 records over 3 ranks: the sampler pads 2 rows
-    procs = [ctx.Process(target=_worker, args=(r, world, port, queue)) for r in range(world)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in range(world)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = run_gloo(_worker, world=3, timeout=120)  # 10 records, 3 ranks: 2 padded rows
     want = _model(torch.stack([_Split()[i]["image"] for i in range(10)])).tolist()
-    for _, ids, emb, n, _, ordered in results:
+    for ids, emb, n, _, ordered in results:
         assert ids == IDS and n == 10 and emb == want
         assert ordered == want  # embed_in_order: every rank gets every row, in item order
-    encoded = sorted(i for r in results for i in r[4])
+    encoded = sorted(i for r in results for i in r[3])
     assert encoded == list(range(10))  # ... and each item was encoded once in the whole job
 
 
@@ -159,3 +137,5 @@ def test_embed_in_order_single_process_batches_and_keeps_order():
         embed_in_order(encode, 0, batch_size=2)
     with pytest.raises(ValueError, match="2 rows for 3 items"):
         gather_in_order(torch.zeros(2, 1), [0, 1, 2], 3)
+    with pytest.raises(ValueError, match="in order"):  # one process holds every item
+        gather_in_order(torch.zeros(2, 1), [1, 0], 2)

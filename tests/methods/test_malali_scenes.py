@@ -34,10 +34,8 @@ def _records(table: str) -> dict[str, dict]:
     from capbench import paths
 
     folder = Path(paths.results_root(), "malali2022", "records", table)
-    return {
-        json.loads(p.read_text())["row"]: json.loads(p.read_text())
-        for p in sorted(folder.rglob("scenes-s0-*.json"))
-    }
+    docs = [json.loads(p.read_text()) for p in sorted(folder.rglob("scenes-s0-*.json"))]
+    return {doc["row"]: doc for doc in docs}
 
 
 @pytest.mark.slow

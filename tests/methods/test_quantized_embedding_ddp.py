@@ -4,15 +4,11 @@ the same complete embeddings as a single process (each item embedded once in the
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
+from tests.distributed import run_gloo
 from tests.methods.test_quantized_embedding import _model
 
 N_IMAGES, CAPTIONS = 7, [f"caption {i} words" for i in range(11)]
@@ -50,39 +46,21 @@ def _embed(model, counts: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     return model.embed_image_dataset(_Images()), model.embed_captions(CAPTIONS, _Tokenizer())
 
 
-def _worker(rank: int, world: int, port: int, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        counts = {"images": 0, "captions": 0}
-        img, txt = _embed(_model(finetune=False), counts)
-        queue.put((rank, counts, img.tolist(), txt.tolist()))
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world: int) -> tuple:
+    counts = {"images": 0, "captions": 0}
+    img, txt = _embed(_model(finetune=False), counts)
+    return counts, img.tolist(), txt.tolist()
 
 
 @pytest.mark.slow  # spawning processes that import torch and timm takes 20-60 s on 2 cores
 def test_ddp_ranks_share_the_test_embeddings_and_agree_with_one_process():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    world = 2
-    procs = [ctx.Process(target=_worker, args=(r, world, port, queue)) for r in range(world)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=300) for _ in range(world)]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = run_gloo(_worker, world=2)
     single = {"images": 0, "captions": 0}
     img, txt = _embed(_model(finetune=False), single)
     assert single == {"images": N_IMAGES, "captions": len(CAPTIONS)}
     # each item embedded once in the whole job, not once per rank
-    assert sum(r[1]["images"] for r in results) == N_IMAGES
-    assert sum(r[1]["captions"] for r in results) == len(CAPTIONS)
-    for _, _, rank_img, rank_txt in results:
+    assert sum(r[0]["images"] for r in results) == N_IMAGES
+    assert sum(r[0]["captions"] for r in results) == len(CAPTIONS)
+    for _, rank_img, rank_txt in results:
         torch.testing.assert_close(torch.tensor(rank_img), img, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(torch.tensor(rank_txt), txt, atol=1e-5, rtol=1e-4)

@@ -3,20 +3,11 @@ trunk's pretraining section through it, so its two rules are tested once here.""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from capbench.methods import backbone_pretrain
-from capbench.methods.training import (
-    SCENES_PRETRAIN,
-    resolve_backbone_weights,
-    resolve_pretrain_data,
-)
+from capbench.methods.training import resolve_pretrain_data
 
 
 @dataclass(frozen=True)
@@ -40,25 +31,3 @@ def test_the_row_seed_seeds_the_pretraining_unless_the_config_does(tmp_path: Pat
     pinned = resolve_pretrain_data(_Cfg({"seed": 7}), tmp_path, 2)
     assert pinned.pretrain["seed"] == 7
     assert "seed" not in resolve_pretrain_data(_Cfg({}), tmp_path).pretrain  # no row seed given
-
-
-def test_pretraining_on_a_cold_cache_leaves_the_random_streams_as_a_warm_cache_does(
-    tmp_path: Path, monkeypatch
-):
-    """A row that pretrains its trunk first (cold cache) must start from the same random
-    weights as the same row on a warm cache: the pretraining's draws are undone."""
-
-    def pretrain(**opts: Any) -> Path:  # reseeds and draws, as the real pretraining does
-        torch.manual_seed(123)
-        torch.rand(5), np.random.rand(5), random.random()
-        return tmp_path / "trunk.pt"
-
-    monkeypatch.setattr(backbone_pretrain, "pretrain_backbone", pretrain)
-    torch.manual_seed(0), np.random.seed(0), random.seed(0)
-    path = resolve_backbone_weights("timm::resnet18", SCENES_PRETRAIN, False, {"epochs": 1})
-    after = (torch.rand(3), np.random.rand(3), random.random())
-    torch.manual_seed(0), np.random.seed(0), random.seed(0)
-    warm = (torch.rand(3), np.random.rand(3), random.random())
-    assert path == str(tmp_path / "trunk.pt")
-    torch.testing.assert_close(after[0], warm[0])
-    assert np.array_equal(after[1], warm[1]) and after[2] == warm[2]

@@ -1,7 +1,8 @@
 """What a trained ICMLM model is checked for on held-out captions: masked-token accuracy
 (against always answering the most frequent concept, and against the same model given another
-held-out image, which shows how much of the accuracy the image carries) and, for ``att-fc``, whether its attention
-peaks on the object the masked word names (against the chance of a uniformly random cell).
+held-out image, which shows how much of the accuracy the image carries) and, for ``att-fc``,
+whether its attention peaks on the object the masked word names (against the chance of a
+uniformly random cell).
 
 An attention peak counts as on the object when the centre of the arg-max cell of the map lies
 inside a box of the masked word's category (the COCO instances; on scenes, the generator's own
@@ -87,8 +88,9 @@ def evaluate_heldout(
         pred = logits.argmax(-1)
         # the caption with another image of the batch: what the text alone (and a wrong image)
         # gets right; a one-image batch has no other image and is left out of this control
-        other = model.predict_concepts(batch, fmap.roll(1, dims=0))[0].argmax(-1)
         paired = fmap.shape[0] > 1
+        if paired:
+            other = model.predict_concepts(batch, fmap.roll(1, dims=0))[0].argmax(-1)
         for j, index in enumerate(batch["index"].tolist()):
             target = int(batch["target"][j])
             if target == IGNORE:

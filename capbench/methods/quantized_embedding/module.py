@@ -158,7 +158,7 @@ class QuantizedEmbedding(L.LightningModule):
     def embed_image_dataset(self, dataset: Dataset) -> Tensor:
         """Embeddings of an ``images`` view dataset, in order (eval mode; every image must
         decode: a test image that does not is an error naming it). Under DDP each rank embeds
-        its share and every rank gets all rows (``capbench.eval.extract.embed_in_order``)."""
+        its share and every rank gets all rows (``capbench.eval.extract.gather_in_order``)."""
         was = self.training
         self.eval()
         share = rank_share(len(dataset))

@@ -1,0 +1,42 @@
+"""Real multi-process tests on the CPU: a few ranks in a gloo process group, each running one
+function, their results gathered here. What DDP code is checked with when there is no GPU."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def _entry(work: Callable[[int, int], Any], rank: int, world: int, port: int, queue: Any) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        queue.put((rank, work(rank, world)))
+    finally:
+        dist.destroy_process_group()
+
+
+def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) -> list[Any]:
+    """``work(rank, world)`` in ``world`` spawned processes joined in one gloo group; returns
+    their results in rank order and fails if a process does not exit cleanly. ``work`` must be a
+    module-level function (spawned processes import it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_entry, args=(work, r, world, port, queue)) for r in range(world)]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=timeout) for _ in range(world))
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0, f"rank process exited with {p.exitcode}"
+    return [results[r] for r in range(world)]
