@@ -3,6 +3,7 @@ the region captioner's losses, detections and BoRD feature (random weights, tiny
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torchvision.models.detection.image_list import ImageList
 
@@ -63,6 +64,30 @@ def test_show_and_tell_fic_is_the_normalised_lstm_input():
     torch.testing.assert_close(fic, emb / emb.norm(dim=1, keepdim=True))
     loss = model.loss(images, torch.tensor([[5, 6, 7], [8, 0, 0]]))
     assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_show_and_tell_stride_16_pools_layer3_and_batchnorm_standardises_it():
+    torch.manual_seed(0)
+    model = ShowAndTell(
+        "timm::resnet18", 20, SP, dim=32, dropout=0.0, stride=16, feature_norm="batchnorm"
+    )
+    images = torch.randn(8, 3, 64, 64)
+    pooled = model.pooled(images)
+    assert pooled.shape == (8, 256)  # ResNet-18's layer3 has 256 channels
+    assert model.embed_image.in_features == 256
+    model.train()
+    normed = model.feature_norm(pooled)
+    torch.testing.assert_close(normed.mean(dim=0), torch.zeros(256), atol=1e-5, rtol=0)
+    # the loss from cached pooled features goes through the same standardisation
+    tokens = torch.tensor([[5, 6, 7]] * 8)
+    model.eval()
+    pooled = model.pooled(images)
+    torch.testing.assert_close(model.loss(images, tokens), model.loss_from_pooled(pooled, tokens))
+
+
+def test_show_and_tell_rejects_an_unknown_feature_norm():
+    with pytest.raises(ValueError, match="feature_norm"):
+        ShowAndTell("timm::resnet18", 20, SP, feature_norm="layernorm")
 
 
 def test_region_captioner_losses_detections_and_bord():

@@ -105,7 +105,14 @@ class ShowAndTellModule(_CaptionerBase):
     def build_net(self, vocabulary: WordVocab, weights: str | None) -> ShowAndTell:
         c = self.cfg
         return ShowAndTell(
-            c.backbone, len(vocabulary), special_ids(vocabulary), c.dim, c.dropout, weights
+            c.backbone,
+            len(vocabulary),
+            special_ids(vocabulary),
+            c.dim,
+            c.dropout,
+            weights,
+            stride=c.stride,
+            feature_norm=c.feature_norm,
         )
 
     def uses_cached_features(self) -> bool:

@@ -84,6 +84,11 @@ class ShowAndTellConfig:
     backbone_weights: str | None = None  # a local ImageNet checkpoint, or "scenes-pretrain"
     allow_random_init: bool = False
     image_size: int = 299  # im2txt: Inception-v3 input, 299 px
+    # 32: the trunk's last pooled feature (im2txt); 16: pooled before a ResNet's last stage (a
+    # stand-in trunk whose last stage lost what the captions name: benchmarks/mopuri2017/README)
+    stride: int = 32
+    # "none" (im2txt) or "batchnorm": standardise the pooled feature before the image map
+    feature_norm: str = "none"
     dim: int = 512  # im2txt: embedding_size = num_lstm_units = 512
     dropout: float = 0.3  # im2txt: lstm_dropout_keep_prob 0.7
     min_count: int = 4  # im2txt: words seen at least 4 times
@@ -101,6 +106,8 @@ class ShowAndTellConfig:
     # features once and train the image map and the LSTM on them (the same gradients, a
     # fraction of the cost); false runs the trunk at every step
     cache_trunk_features: bool = True
+    # the first N training images; null = all (a CPU budget knob)
+    max_train_images: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,8 @@ class RegionCaptionerConfig:
     batch_size: int = 1  # DenseCap: one image per iteration
     epochs: int = 10  # not stated: our reading (DenseCap trains to convergence on VG)
     train_trunk: bool = False  # our reading: a frozen trunk, as the FIC captioner's first phase
+    # the first N training images; null = all (a CPU budget knob)
+    max_train_images: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,6 @@ class CaptioningDataConfig:
 
     coco: str = "coco"  # COCO with Karpathy splits (dataset_coco.json) for Show-and-Tell
     visual_genome: str = "visual_genome"  # region phrases for the region captioner
-    max_train_images: int | None = None  # null = all (a CPU budget knob)
     embed_batch_size: int = 16  # images per forward when extracting features
     # held-out images whose generated captions are scored (BLEU-4, CIDEr): null = the whole
     # Karpathy test split (5000, the usual practice); a CPU budget knob on scenes

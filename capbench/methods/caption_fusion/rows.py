@@ -76,9 +76,9 @@ def captioner_records(kind: str, cfg: CaptionFusionRow, ctx: RowContext, split: 
 
 def captioner_train_records(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> list:
     """The training records (Karpathy train + restval, or VG train), cut to
-    ``captioning.max_train_images``."""
+    the captioner's own ``max_train_images``."""
     recs = captioner_records(kind, cfg, ctx, "train")
-    n = cfg.captioning.max_train_images
+    n = getattr(cfg, kind).max_train_images
     return recs[:n] if n else recs
 
 
@@ -125,15 +125,16 @@ def _caption_quality(
 
 
 def _cnn_embed(cfg: CaptionFusionRow) -> Callable[[list[torch.Tensor]], torch.Tensor]:
-    """The untuned trunk of the FIC captioner (the same starting weights), average-pooled."""
+    """The untuned trunk of the FIC captioner (the same starting weights, cut at the same
+    stride), average-pooled."""
     from capbench.methods.training import resolve_backbone_weights
-    from capbench.models.backbones import create_backbone
+    from capbench.models.captioners.trunk import dense_trunk
 
     c = cfg.show_and_tell
     weights = resolve_backbone_weights(
         c.backbone, c.backbone_weights, c.allow_random_init, cfg.pretrain
     )
-    trunk, _ = create_backbone(c.backbone, weights)
+    trunk, _ = dense_trunk(c.backbone, c.stride, weights)
     trunk.eval()
     return lambda images: torch.nn.functional.normalize(
         trunk(torch.stack(images)).mean(dim=(2, 3)), dim=1

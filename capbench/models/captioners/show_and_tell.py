@@ -1,6 +1,11 @@
 """Show-and-Tell (Vinyals et al., TPAMI 2016): a CNN, a linear map of its pooled feature to the
 LSTM's 512-d input, and the LSTM decoder. Mopuri et al. take that 512-d image embedding, the
-input of the language model, as the image's "FIC" feature (L2-normalised)."""
+input of the language model, as the image's "FIC" feature (L2-normalised).
+
+Two options the paper does not have, for trunks that are not ImageNet's (the scenes stand-in):
+``stride=16`` pools the trunk before its last stage (as the region captioner's trunk does), and
+``feature_norm="batchnorm"`` standardises the pooled feature (a BatchNorm without affine
+parameters) before the image map. Both default off: the paper's model."""
 
 from __future__ import annotations
 
@@ -9,12 +14,15 @@ from pathlib import Path
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from capbench.models.backbones import create_backbone
 from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
+from capbench.models.captioners.trunk import dense_trunk
+
+FEATURE_NORMS = ("none", "batchnorm")
 
 
 class ShowAndTell(nn.Module):
-    """Trunk -> global average pooling -> linear 512 (the image embedding) -> LSTM decoder."""
+    """Trunk -> global average pooling -> (standardise) -> linear 512 (the image embedding) ->
+    LSTM decoder."""
 
     def __init__(
         self,
@@ -24,9 +32,19 @@ class ShowAndTell(nn.Module):
         dim: int = 512,
         dropout: float = 0.5,
         weights: str | Path | None = None,
+        stride: int = 32,
+        feature_norm: str = "none",
     ) -> None:
         super().__init__()
-        self.trunk, channels = create_backbone(backbone, weights)
+        if feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
+        self.trunk, channels = dense_trunk(backbone, stride, weights)
+        # running statistics of the pooled feature: a trunk whose feature scale and offsets were
+        # never tuned for a linear map (a stand-in trained on another task) still gives the LSTM
+        # an input it can read
+        self.feature_norm: nn.Module = (
+            nn.BatchNorm1d(channels, affine=False) if feature_norm == "batchnorm" else nn.Identity()
+        )
         self.embed_image = nn.Linear(channels, dim)
         self.decoder = CaptionDecoder(vocab_size, specials, dim, dropout)
 
@@ -36,7 +54,7 @@ class ShowAndTell(nn.Module):
 
     def image_embedding(self, images: Tensor) -> Tensor:
         """The 512-d input of the LSTM, ``(B, dim)`` (not normalised)."""
-        return self.embed_image(self.pooled(images))
+        return self.embed_image(self.feature_norm(self.pooled(images)))
 
     def fic(self, images: Tensor) -> Tensor:
         """Mopuri et al.'s FIC feature: the image embedding, L2-normalised."""
@@ -48,7 +66,7 @@ class ShowAndTell(nn.Module):
 
     def loss_from_pooled(self, pooled: Tensor, tokens: Tensor) -> Tensor:
         """The same loss from the trunk's pooled features (computed once when it is frozen)."""
-        return self.decoder.loss(self.embed_image(pooled), tokens)
+        return self.decoder.loss(self.embed_image(self.feature_norm(pooled)), tokens)
 
     def caption(self, images: Tensor, beam_size: int = 3, max_len: int = 20) -> list[list[int]]:
         """Beam-search word ids, one list per image."""
