@@ -1,14 +1,14 @@
 """What must hold on scenes for Mopuri et al. 2017 (issue 17), end to end on the scenes profile
 (seed 0): both captioners and the fusion trained, every row scored.
 
-Asserted because it holds: every representation beats random ranking on mean nDCG@K, and
+Asserted because it holds: every representation beats random ranking on mean nDCG@K,
 Show-and-Tell's BLEU-4 on held-out scenes images is far above a caption of a random training
-image. Written as strict xfails because it does not hold yet (measured numbers in
-benchmarks/mopuri2017/README.md): the fusion beating each single feature, and the region
-captioner's BLEU-4 far above a random training phrase. A strict xfail fails the day the claim
-starts to hold, so the README gets updated then.
+image and its captions depend on the image, and the region captioner's BLEU-4 is far above a
+random training phrase (on this seed; not on seed 2, see benchmarks/mopuri2017/README.md).
+Written as a strict xfail because it does not hold yet: the fusion beating each single feature.
+A strict xfail fails the day the claim starts to hold, so the README gets updated then.
 
-The whole scenes table (about 5 minutes on one idle core once the scenes trunk is cached), so
+The whole scenes table (about 9 minutes on one idle core once the scenes trunk is cached), so
 these are slow tests; set ``CAPBENCH_SCENES`` to a folder that already holds the demo-size
 scenes data to skip writing it.
 """
@@ -65,13 +65,22 @@ def test_show_and_tell_bleu4_far_above_a_random_training_caption(scenes_metrics)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a crash is a failure, not the expected one
-    reason="does not hold on scenes yet: the region captioner says one phrase of every region "
-    "(3-4 words: BLEU-4 ~0, as a random phrase's); benchmarks/mopuri2017/README.md",
-)
+def test_show_and_tell_is_grounded(scenes_metrics):
+    """What the BLEU-4 check cannot tell: its captions depend on the image. Most of the 30
+    held-out images get their own caption, and CIDEr (consensus with the image's own five
+    references, which rewards the words that set an image apart) is at least twice that of a
+    random training caption."""
+    m = scenes_metrics["show_and_tell"]
+    assert m["n_distinct"] >= 0.5 * m["n_images"], m
+    assert m["cider"] > 2 * m["random_cider"], m
+
+
+@pytest.mark.slow
 def test_region_captioner_bleu4_far_above_a_random_training_phrase(scenes_metrics):
+    """The top region's phrase against the image's region phrases. Holds on seeds 0 and 1 of
+    the golden run (BLEU-4 15 against ~0), not on seed 2, whose captioner says 5 different
+    phrases of 30 images and matches no 4-gram: the region captioner is only partly grounded on
+    scenes (README), so this is a regression check of seed 0, not the issue's claim met."""
     m = scenes_metrics["region_captioner"]
     assert m["bleu4"] > 1.5 * m["random_bleu4"] and m["bleu4"] > m["random_bleu4"] + 0.05, m
 
@@ -80,8 +89,8 @@ def test_region_captioner_bleu4_far_above_a_random_training_phrase(scenes_metric
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,  # a crash is a failure, not the expected one
-    reason="does not hold on scenes yet: the fusion, trained on 40 queries, stays at the "
-    "concatenation's level, below FIC and the CNN; benchmarks/mopuri2017/README.md",
+    reason="does not hold on scenes yet: the fusion, trained on 40 queries, stays below FIC "
+    "on every seed (19.8-23.2 against 24.2-25.5); benchmarks/mopuri2017/README.md",
 )
 def test_fused_beats_each_single_feature(scenes_metrics):
     fused = scenes_metrics["fused"]["ndcg_mean"]

@@ -182,6 +182,7 @@ class RegionCaptionerModule(_CaptionerBase):
             pos_iou=c.pos_iou,
             neg_iou=c.neg_iou,
             pool_size=c.pool_size,
+            feature_norm=c.feature_norm,
             fc_dim=c.fc_dim,
             top_regions=c.top_regions,
         )

@@ -134,6 +134,8 @@ class RegionCaptionerConfig:
     pos_iou: float = 0.7  # DenseCap sampler_high_thresh
     neg_iou: float = 0.3  # DenseCap sampler_low_thresh
     pool_size: int = 7  # DenseCap bilinear pooling output 7 x 7
+    # "none" (DenseCap) or "batchnorm": standardise each pooled region before the fc layers
+    feature_norm: str = "none"
     fc_dim: int = 4096  # DenseCap recognition network: two 4096-d layers
     dim: int = 512  # DenseCap rnn_size = input_encoding_size = 512
     dropout: float = 0.5  # DenseCap drop_prob

@@ -21,6 +21,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, roi_align
 
 from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
+from capbench.models.captioners.show_and_tell import FEATURE_NORMS
 from capbench.models.captioners.trunk import dense_trunk
 
 
@@ -41,6 +42,8 @@ class RegionSettings:
     pool_size: int = 7
     fc_dim: int = 4096  # DenseCap's two fully connected layers
     top_regions: int = 5  # BoRD: regions averaged
+    # "none" (DenseCap) or "batchnorm": standardise each pooled region before the fc layers
+    feature_norm: str = "none"
 
 
 @dataclass
@@ -85,9 +88,16 @@ class RegionCaptioner(nn.Module):
             post_nms_top_n={"training": s.train_proposals, "testing": s.proposals},
             nms_thresh=s.rpn_nms,
         )
+        if s.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {s.feature_norm!r}")
+        pooled_dim = channels * s.pool_size**2
         self.head = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(channels * s.pool_size**2, s.fc_dim),
+            # a stand-in trunk's region features, standardised (see show_and_tell's feature_norm)
+            nn.BatchNorm1d(pooled_dim, affine=False)
+            if s.feature_norm == "batchnorm"
+            else nn.Identity(),
+            nn.Linear(pooled_dim, s.fc_dim),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(s.fc_dim, s.fc_dim),
