@@ -210,6 +210,30 @@ def test_golden_refresh_keeps_rows_not_rerun(cli, toy, results):
     assert after["a"]["mean"]["value"] == 4.0 and before["a"]["mean"]["value"] == 2.0
 
 
+def test_a_row_refreshed_alone_pools_its_spread_with_the_rows_the_file_keeps(cli, toy, results):
+    """Without the kept rows, a row rewritten alone from 3 seeds has 2 degrees of freedom
+    (t = 31.6 at 99.9 %): a tolerance that checks nothing."""
+    from capbench.bench.golden import pooled_spread, spread_factor
+
+    noisy = ("--set", "model.noise=0.5")  # both rows vary with the seed
+    assert (
+        cli("reproduce", "toypaper", "--table", "t1", "--rows", "a,b", "--write-golden", *noisy)[0]
+        == 0
+    )
+    path = toy / "toypaper" / "golden_scenes.yaml"
+    for p in iter_record_paths(results, "toypaper"):
+        if "/t1/b/" in p.as_posix():
+            p.unlink()
+    assert cli("leaderboard", "golden", "toypaper")[0] == 0
+    t1 = yaml.safe_load(path.read_text())["tables"]["t1"]
+    a, b = t1["a"]["mean"], t1["b"]["mean"]
+    assert a["n"] == b["n"] == 3 and a["std"] > 0 and b["std"] > 0
+    pooled = pooled_spread([(a["std"], 3), (b["std"], 3)])
+    assert pooled is not None and pooled[1] == 4
+    assert a["tolerance"] == pytest.approx(spread_factor(3, 4) * pooled[0], rel=1e-6)
+    assert a["tolerance"] < spread_factor(3, 2) * a["std"]
+
+
 def test_golden_numbers_refuse_fewer_than_three_seeds(cli, toy, results):
     """A tolerance is measured from the spread over seeds: one seed has none."""
     assert cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")[0] == 0

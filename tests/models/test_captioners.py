@@ -88,6 +88,30 @@ def test_show_and_tell_stride_16_pools_layer3_and_batchnorm_standardises_it():
 def test_show_and_tell_rejects_an_unknown_feature_norm():
     with pytest.raises(ValueError, match="feature_norm"):
         ShowAndTell("timm::resnet18", 20, SP, feature_norm="layernorm")
+    with pytest.raises(ValueError, match="feature_norm"):
+        RegionCaptioner("timm::resnet18", 20, SP, RegionSettings(feature_norm="layernorm"))
+
+
+def test_region_captioner_batchnorm_standardises_regions_and_keeps_the_head_keys():
+    torch.manual_seed(0)
+    plain = RegionSettings(anchor_sizes=(16, 32), fc_dim=32, sample_size=16, pool_size=1)
+    normed = RegionSettings(
+        anchor_sizes=(16, 32), fc_dim=32, sample_size=16, pool_size=1, feature_norm="batchnorm"
+    )
+    a = RegionCaptioner("timm::resnet18", 20, SP, plain, dim=24, dropout=0.0)
+    b = RegionCaptioner("timm::resnet18", 20, SP, normed, dim=24, dropout=0.0)
+    # a checkpoint without the option loads into the model with it, but for the norm's buffers
+    missing = set(b.state_dict()) - set(a.state_dict())
+    assert missing and all(k.startswith("region_norm.") for k in missing)
+    assert set(a.state_dict()) <= set(b.state_dict())
+    regions = torch.randn(12, 256) * 5 + 3  # pool_size 1: a 256-d layer3 vector per region
+    z = b.region_norm.train()(regions)
+    torch.testing.assert_close(z.mean(dim=0), torch.zeros(256), atol=1e-5, rtol=0)
+    images = ImageList(torch.randn(2, 3, 64, 64), [(64, 64), (64, 64)])
+    boxes = [torch.tensor([[4.0, 4.0, 30.0, 30.0]]), torch.tensor([[10.0, 10.0, 50.0, 40.0]])]
+    losses = b.train().loss(images, boxes, [torch.tensor([[5, 6]]), torch.tensor([[7, 8]])])
+    sum(losses.values()).backward()
+    assert b.head[1].weight.grad is not None
 
 
 def test_region_captioner_losses_detections_and_bord():

@@ -21,8 +21,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, roi_align
 
 from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
-from capbench.models.captioners.show_and_tell import FEATURE_NORMS
-from capbench.models.captioners.trunk import dense_trunk
+from capbench.models.captioners.trunk import dense_trunk, norm_layer
 
 
 @dataclass(frozen=True)
@@ -88,15 +87,11 @@ class RegionCaptioner(nn.Module):
             post_nms_top_n={"training": s.train_proposals, "testing": s.proposals},
             nms_thresh=s.rpn_nms,
         )
-        if s.feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {s.feature_norm!r}")
         pooled_dim = channels * s.pool_size**2
+        # before the head, not inside it: the head's layer indices (checkpoint keys) stay DenseCap's
+        self.region_norm = norm_layer(s.feature_norm, pooled_dim)
         self.head = nn.Sequential(
             nn.Flatten(),
-            # a stand-in trunk's region features, standardised (see show_and_tell's feature_norm)
-            nn.BatchNorm1d(pooled_dim, affine=False)
-            if s.feature_norm == "batchnorm"
-            else nn.Identity(),
             nn.Linear(pooled_dim, s.fc_dim),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
@@ -116,7 +111,7 @@ class RegionCaptioner(nn.Module):
         pooled = roi_align(
             features, boxes, self.settings.pool_size, 1.0 / self.stride, sampling_ratio=2
         )
-        return self.head(pooled)
+        return self.head(self.region_norm(pooled.flatten(1)))
 
     def loss(
         self, images: ImageList, boxes: list[Tensor], tokens: list[Tensor]

@@ -15,9 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
-from capbench.models.captioners.trunk import dense_trunk
-
-FEATURE_NORMS = ("none", "batchnorm")
+from capbench.models.captioners.trunk import dense_trunk, norm_layer
 
 
 class ShowAndTell(nn.Module):
@@ -36,15 +34,8 @@ class ShowAndTell(nn.Module):
         feature_norm: str = "none",
     ) -> None:
         super().__init__()
-        if feature_norm not in FEATURE_NORMS:
-            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {feature_norm!r}")
         self.trunk, channels = dense_trunk(backbone, stride, weights)
-        # running statistics of the pooled feature: a trunk whose feature scale and offsets were
-        # never tuned for a linear map (a stand-in trained on another task) still gives the LSTM
-        # an input it can read
-        self.feature_norm: nn.Module = (
-            nn.BatchNorm1d(channels, affine=False) if feature_norm == "batchnorm" else nn.Identity()
-        )
+        self.feature_norm = norm_layer(feature_norm, channels)
         self.embed_image = nn.Linear(channels, dim)
         self.decoder = CaptionDecoder(vocab_size, specials, dim, dropout)
 
