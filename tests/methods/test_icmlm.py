@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from capbench.methods.config import build_config
+from capbench.methods.config import build_config, config_dict
 from capbench.methods.icmlm.config import SMOKE, IcmlmConfig, ModelConfig
 from capbench.methods.icmlm.data import IGNORE
 from capbench.methods.icmlm.evaluate import (
@@ -162,6 +162,48 @@ def test_a_training_example_masks_one_concept_it_can_be_scored_on(smoke_dm):
         assert batch["labels"][j].sum() == len(set(rec.labels))
 
 
+def test_several_masked_captions_per_image_share_its_feature_map(smoke_dm):
+    """``concepts.masks_per_image: 3``: each image brings 3 distinct masked (caption, concept)
+    pairs, each scored against its own image's map, not another's."""
+    from capbench.methods.icmlm.data import IcmlmDataModule
+    from capbench.methods.icmlm.train import build_module
+
+    cfg, dm = smoke_dm
+    concepts = replace(cfg.concepts, masks_per_image=3)
+    dm3 = IcmlmDataModule(
+        source="coco", root=dm.root, reader_options={"splits": "karpathy", "instances": True},
+        longest_side=cfg.model.image_size, pad_to_square=True, batch_size=4, val_split=None,
+        test_split=None, concept_options=config_dict(concepts), text_encoder=cfg.model.text_encoder,
+    )  # fmt: skip
+    dm3.setup("fit")
+    torch.manual_seed(0)
+    batch = next(iter(dm3.train_dataloader()))
+    n = len(batch["index"])
+    assert batch["input_ids"].shape[0] == batch["target"].shape[0] == 3 * n
+    assert batch["mask_image"].tolist() == [i for i in range(n) for _ in range(3)]
+    cc = dm3.concept_captions("train")
+    for i, index in enumerate(batch["index"].tolist()):
+        rows = range(3 * i, 3 * i + 3)
+        pairs = {(int(batch["caption_index"][j]), int(batch["position"][j])) for j in rows}
+        assert len(pairs) == min(3, len(cc.examples(index)))  # distinct while there are enough
+        for j in rows:
+            ids, target = cc.masked(
+                index, int(batch["caption_index"][j]), int(batch["position"][j])
+            )
+            assert torch.equal(batch["input_ids"][j, : len(ids)], ids)
+            assert int(batch["target"][j]) == target
+    model = build_module(replace(cfg, train=replace(cfg.train, mode="att-fc")), dm3).eval()
+    fmap = model(batch["image"])
+    logits, att = model.predict_concepts(batch, fmap)
+    assert logits.shape[0] == att.shape[0] == 3 * n
+    # the second image's captions read the second image's map: changing the first changes nothing
+    other = fmap.clone()
+    other[0] = torch.randn_like(other[0])
+    logits2, _ = model.predict_concepts(batch, other)
+    torch.testing.assert_close(logits2[3:], logits[3:])
+    assert not torch.allclose(logits2[:3], logits[:3])
+
+
 @pytest.mark.parametrize("mode", ["tfm", "att-fc", "tp_label", "tp_postag"])
 def test_each_mode_has_its_losses_and_a_gradient_into_the_trunk(smoke_dm, mode):
     from dataclasses import replace
@@ -253,3 +295,18 @@ def test_accuracy_by_word_kind_by_hand():
         "object_words": {"n": 2, "acc": 50.0, "acc_other_image": 0.0},
         "other_words": {"n": 2, "acc": 100.0, "acc_other_image": 100.0},
     }
+
+
+def test_att_fc_can_standardise_the_attended_vector_before_its_fc_layers():
+    """``model.attfc_norm: batchnorm``: the FC layers read the attended vector with each channel
+    standardised over the batch (so a scaled map gives the same logits); an unknown norm fails."""
+    torch.manual_seed(0)
+    head = AttFcHead(4, 6, replace(_model_cfg(), attfc_norm="batchnorm"), 5).train()
+    fmap, states = torch.randn(8, 4, 3, 3), torch.randn(8, 3, 6)
+    with torch.no_grad():
+        head.key.weight.zero_()  # attention independent of the map's scale
+        a, _ = head(fmap, states, torch.ones(8, 3), torch.full((8,), 1))
+        b, _ = head(fmap * 50.0, states, torch.ones(8, 3), torch.full((8,), 1))
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="batchnorm"):
+        AttFcHead(4, 6, replace(_model_cfg(), attfc_norm="layernorm"), 5)

@@ -41,6 +41,10 @@ class ModelConfig:
     # text state beside it (our reading: without it the FC layers cannot tell a masked colour
     # from a masked shape, since the query only steers where to look); false = visual alone
     attfc_text: bool = True
+    # our reading: the attended visual vector as the trunk gives it ("none"); "batchnorm"
+    # standardises it (BatchNorm1d without affine) before the FC layers, so that a trunk's
+    # post-ReLU scale does not decide how much the FC layers read it beside the text state
+    attfc_norm: str = "none"
     dropout: float = 0.1  # our reading: BERT's dropout
 
 
@@ -57,6 +61,14 @@ class ConceptsConfig:
     # the scenes COCO layout ships coco/capbench_lexicon.json
     lexicon: str | None = None
     spacy_model: str | None = None
+    # our reading: one masked concept per image per step (the paper's text does not say); n > 1
+    # draws n (caption, concept) pairs of the image, which share one trunk pass (n times the
+    # masked-word supervision per trunk step, for budgets where trunk steps are what is scarce)
+    masks_per_image: int = 1
+
+    def __post_init__(self) -> None:
+        if self.masks_per_image < 1:
+            raise ValueError(f"concepts.masks_per_image must be >= 1, got {self.masks_per_image}")
 
 
 @dataclass(frozen=True)

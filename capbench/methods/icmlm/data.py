@@ -82,53 +82,88 @@ class ConceptCaptions:
 
 
 class IcmlmTrainSet(Dataset):
-    """One item per image per epoch: a random caption with one random concept masked."""
+    """One item per image per epoch: ``masks`` (caption, concept) pairs of it, each a caption
+    with one concept masked (random ones in training; deterministic ones in evaluation)."""
 
     def __init__(
-        self, images: ImagesDataset, text: ConceptCaptions, n_categories: int, sample: bool = True
+        self,
+        images: ImagesDataset,
+        text: ConceptCaptions,
+        n_categories: int,
+        sample: bool = True,
+        masks: int = 1,
     ) -> None:
         self.images = images
         self.text = text
         self.n_categories = n_categories
         self.sample = sample
+        self.masks = masks
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def draw(self, index: int) -> list[tuple[int, int]]:
+        """``masks`` (caption, position) pairs of record ``index``: distinct while it has enough,
+        then drawn again; [] when no caption holds a concept."""
+        options = self.text.examples(index)
+        if not options:
+            return []
+        n = len(options)
+        if self.sample and self.masks == 1:
+            picks = [int(torch.randint(n, ()))]
+        elif self.sample:
+            order = torch.randperm(n).tolist()
+            picks = [order[j % n] for j in range(self.masks)]
+        else:
+            picks = [(index + j) % n for j in range(self.masks)]
+        return [options[k] for k in picks]
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         item = self.images[index]
         if item is None:
             return None
         rec = self.images.records[index]
-        options = self.text.examples(index)
-        if options:
-            k = int(torch.randint(len(options), ())) if self.sample else index % len(options)
-            caption, position = options[k]
-            ids, target = self.text.masked(index, caption, position)
-        else:  # no concept in any caption: the ICMLM loss ignores the item
-            caption, position = 0, 0
-            ids = torch.tensor(self.text.ids[index][0] if self.text.ids[index] else [0])
-            target = IGNORE
+        ids, positions, targets, captions = [], [], [], []
+        drawn = self.draw(index)
+        for caption, position in drawn or [(0, 0)] * self.masks:
+            if drawn:
+                masked, target = self.text.masked(index, caption, position)
+            else:  # no concept in any caption: the ICMLM loss ignores the item
+                masked = torch.tensor(self.text.ids[index][0] if self.text.ids[index] else [0])
+                target = IGNORE
+            ids.append(masked)
+            positions.append(position)
+            targets.append(target)
+            captions.append(caption)
         labels = torch.zeros(self.n_categories)
         labels[list(rec.labels or [])] = 1.0
         item.update(
             input_ids=ids,
-            position=position,
-            target=target,
-            caption_index=caption,
+            position=torch.tensor(positions),
+            target=torch.tensor(targets),
+            caption_index=torch.tensor(captions),
             postags=self.text.tags[index],
             labels=labels,
         )
         return item
 
 
+MASK_KEYS = ("position", "target", "caption_index")
+
+
 def collate_masked(pad_id: int) -> Any:
-    """Pads ``input_ids`` to the batch's longest caption and adds ``attention``."""
+    """Flattens the items' masked captions into one batch of captions: ``input_ids`` padded to
+    the longest, ``attention``, and ``mask_image`` (the batch row of each caption's image)."""
 
     def collate(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
-        ids = [b.pop("input_ids") for b in batch if b is not None]
+        ids = [x for b in batch if b is not None for x in b.pop("input_ids")]
         out = collate_skip_none(batch)
         if ids:
+            n_images = len(out["index"])
+            for key in MASK_KEYS:
+                out[key] = out[key].reshape(-1)
+            per_image = len(ids) // n_images
+            out["mask_image"] = torch.arange(n_images).repeat_interleave(per_image)
             n = max(len(x) for x in ids)
             padded = torch.full((len(ids), n), pad_id, dtype=torch.long)
             attention = torch.zeros((len(ids), n), dtype=torch.long)
@@ -210,8 +245,9 @@ class IcmlmDataModule(CaptionDataModule):
     def example_set(self, split: str, train: bool) -> IcmlmTrainSet:
         images = self.dataset(split, train=train)
         assert isinstance(images, ImagesDataset)
+        masks = self.concepts_cfg.masks_per_image if train else 1
         return IcmlmTrainSet(
-            images, self.concept_captions(split), len(self.categories), sample=train
+            images, self.concept_captions(split), len(self.categories), sample=train, masks=masks
         )
 
     def setup(self, stage: str | None = None) -> None:

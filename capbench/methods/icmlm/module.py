@@ -37,6 +37,7 @@ from capbench.methods.icmlm.config import (
 )
 from capbench.methods.icmlm.data import IGNORE
 from capbench.models.backbones import create_backbone
+from capbench.models.captioners.trunk import norm_layer
 
 
 def grid_coordinates(h: int, w: int, device: torch.device) -> Tensor:
@@ -85,6 +86,7 @@ class AttFcHead(nn.Module):
         self.query = nn.Linear(text_dim, m.dim)
         self.key = nn.Conv2d(channels, m.dim, 1)
         self.with_text = m.attfc_text
+        self.norm = norm_layer(m.attfc_norm, channels)
         self.fc = nn.Sequential(
             nn.Linear(channels + (text_dim if m.attfc_text else 0), m.attfc_hidden),
             nn.LayerNorm(m.attfc_hidden),
@@ -102,7 +104,7 @@ class AttFcHead(nn.Module):
         q = self.query(masked)  # (B, d)
         k = self.key(fmap).flatten(2)  # (B, d, hw)
         att = torch.softmax(torch.einsum("bd,bdn->bn", q, k) * self.scale, dim=-1)
-        attended = torch.einsum("bn,bcn->bc", att, fmap.flatten(2))
+        attended = self.norm(torch.einsum("bn,bcn->bc", att, fmap.flatten(2)))
         if self.with_text:
             attended = torch.cat([attended, masked.to(attended.dtype)], dim=-1)
         return self.fc(attended), att.reshape(b, *fmap.shape[2:])
@@ -193,8 +195,12 @@ class Icmlm(L.LightningModule):
         return self.trunk(images)
 
     def predict_concepts(self, batch: dict[str, Any], fmap: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(concept logits at the masked position, att-fc's attention map or None)."""
+        """(concept logits at each masked caption's masked position, att-fc's attention maps or
+        None); a caption reads the map of its image (``mask_image``: several per image)."""
         assert self.head is not None
+        group = batch.get("mask_image")
+        if group is not None and len(group) != fmap.shape[0]:
+            fmap = fmap[group.to(fmap.device)]
         states = self.text_encoder.encode(batch["input_ids"], batch["attention"])
         return self.head(fmap, states, batch["attention"].to(self.device), batch["position"])
 
