@@ -4,7 +4,8 @@ above always answering the most frequent concept; att-fc's attention peaks on th
 more often than a random cell would.
 
 Asserted because it holds (seed 0, one thread, benchmarks/sariyildiz2020/README.md): VOC07 above
-random init for every pretrained row, ICMLM_tfm's accuracy, att-fc's attention. Written as a
+random init for every pretrained row, ICMLM_tfm's accuracy, att-fc's attention (on seed 0; the
+3-seed golden run has it on 2 of 3 seeds: 46.3 / 7.4 / 35.2 % against 15.6). Written as a
 strict xfail because it does not hold yet: att-fc's accuracy above the bar, and the image
 adding to the accuracy at all (given another image, tfm keeps 21.3 of 22.0). A strict xfail
 fails the day the claim starts to hold, so the README gets updated then.
