@@ -29,6 +29,7 @@ import torch
 
 from capbench.methods.caption_fusion.captioning import RegionCaptionerModule, ShowAndTellModule
 from capbench.methods.caption_fusion.config import RegionCaptionerConfig, ShowAndTellConfig
+from capbench.models.captioners.region_captioner import weighted_loss
 from capbench.timing import report_json
 
 VOCAB = [f"w{i}" for i in range(10_000)]  # ~COCO / VG vocabularies at their min counts
@@ -99,7 +100,7 @@ def measure_region_captioner(
     images = module.image_list(torch.randn(1, 3, h, w, device=device))
 
     def loss() -> torch.Tensor:
-        return sum(module.net.loss(images, boxes, tokens).values())  # type: ignore[return-value]
+        return weighted_loss(module.net.loss(images, boxes, tokens), module.cfg.loss_weights)
 
     step = _stepper(module, loss)
     return _summary("region_captioner", 1, size, steps, warmup, device, step)

@@ -125,7 +125,7 @@ def test_region_captioner_losses_detections_and_bord():
              torch.tensor([[0.0, 0.0, 40.0, 20.0]])]  # fmt: skip
     tokens = [torch.tensor([[5, 6], [7, 0]]), torch.tensor([[8, 9]])]
     losses = model.loss(images, boxes, tokens)
-    assert {"loss_objectness", "loss_rpn_box_reg", "score", "refine", "caption"} <= set(losses)
+    assert {"rpn_objectness", "rpn_box", "score", "refine", "caption"} == set(losses)
     sum(losses.values()).backward()
     assert model.decoder.lstm.weight_ih_l0.grad is not None
 
@@ -147,3 +147,24 @@ def test_region_captioner_losses_detections_and_bord():
     model.settings = settings5
     want = torch.nn.functional.normalize(regions[0].encoded.mean(dim=0), dim=0)
     torch.testing.assert_close(model.bord(images)[0], want)
+
+
+def test_region_losses_are_summed_with_densecaps_weights():
+    """DenseCap weighs its detection terms far below its captioning term (train_opts.lua:
+    RPN objectness 0.1, RPN boxes 0.05, final objectness 0.1 and boxes 0.1, captioning 1.0);
+    the typed default is those weights, and a loss without a weight is an error."""
+    from capbench.methods.caption_fusion.config import RegionCaptionerConfig
+    from capbench.models.captioners.region_captioner import weighted_loss
+
+    weights = RegionCaptionerConfig().loss_weights
+    assert weights == {
+        "rpn_objectness": 0.1, "rpn_box": 0.05, "score": 0.1, "refine": 0.1, "caption": 1.0,
+    }  # fmt: skip
+    losses = {k: torch.tensor(float(i + 1)) for i, k in enumerate(weights)}  # 1, 2, 3, 4, 5
+    torch.testing.assert_close(
+        weighted_loss(losses, weights), torch.tensor(0.1 + 0.1 + 0.3 + 0.4 + 5.0)
+    )
+    with pytest.raises(KeyError, match="extra"):
+        weighted_loss({**losses, "extra": torch.tensor(1.0)}, weights)
+    with pytest.raises(ValueError, match="missing \\['rpn_box'\\]"):
+        RegionCaptionerConfig(loss_weights={k: v for k, v in weights.items() if k != "rpn_box"})

@@ -34,7 +34,11 @@ from capbench.methods.training import (
     load_trained,
     resolve_backbone_weights,
 )
-from capbench.models.captioners.region_captioner import RegionCaptioner, RegionSettings
+from capbench.models.captioners.region_captioner import (
+    RegionCaptioner,
+    RegionSettings,
+    weighted_loss,
+)
 from capbench.models.captioners.show_and_tell import ShowAndTell
 from capbench.models.captioners.vocab import build_vocab, decode, special_ids
 
@@ -208,7 +212,7 @@ class RegionCaptionerModule(_CaptionerBase):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         images = self.image_list(batch["image"], batch["image_sizes"])
         losses = self.net.loss(images, batch["boxes"], batch["tokens"])
-        loss = sum(losses.values())
+        loss = weighted_loss(losses, self.cfg.loss_weights)
         n = len(batch["boxes"])
         for name, value in losses.items():
             self.log(f"train/{name}", value, batch_size=n)

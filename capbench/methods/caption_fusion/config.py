@@ -110,6 +110,15 @@ class ShowAndTellConfig:
     max_train_images: int | None = None
 
 
+DENSECAP_LOSS_WEIGHTS: dict[str, float] = {
+    "rpn_objectness": 0.1,
+    "rpn_box": 0.05,
+    "score": 0.1,
+    "refine": 0.1,
+    "caption": 1.0,
+}
+
+
 @dataclass(frozen=True)
 class RegionCaptionerConfig:
     """The ``region_captioner`` section (the BoRD captioner). Values from DenseCap's
@@ -143,6 +152,10 @@ class RegionCaptionerConfig:
     max_len: int = 15  # DenseCap preprocessing: max_token_length
     beam_size: int = 1  # DenseCap samples greedily
     top_regions: int = 5  # papers.md §1: BoRD averages the top-5 regions
+    # each training loss's weight in the sum: DenseCap's (train_opts.lua of jcjohnson/densecap:
+    # mid_objectness_weight 0.1, mid_box_reg_weight 0.05, end_objectness_weight 0.1,
+    # end_box_reg_weight 0.1, captioning_weight 1.0); the keys are RegionCaptioner.loss's
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict(DENSECAP_LOSS_WEIGHTS))
     optimizer: str = "adam"  # DenseCap: Adam
     lr: float = 1e-5  # DenseCap learning_rate
     clip: float = 0.0  # DenseCap clips no gradient norm (0 = off)
@@ -151,6 +164,16 @@ class RegionCaptionerConfig:
     train_trunk: bool = False  # our reading: a frozen trunk, as the FIC captioner's first phase
     # the first N training images; null = all (a CPU budget knob)
     max_train_images: int | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.loss_weights) - set(DENSECAP_LOSS_WEIGHTS)
+        missing = set(DENSECAP_LOSS_WEIGHTS) - set(self.loss_weights)
+        if unknown or missing:
+            raise ValueError(
+                f"region_captioner.loss_weights needs exactly the keys "
+                f"{sorted(DENSECAP_LOSS_WEIGHTS)}; unknown {sorted(unknown)}, missing "
+                f"{sorted(missing)}"
+            )
 
 
 @dataclass(frozen=True)

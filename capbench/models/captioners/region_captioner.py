@@ -116,9 +116,11 @@ class RegionCaptioner(nn.Module):
     def loss(
         self, images: ImageList, boxes: list[Tensor], tokens: list[Tensor]
     ) -> dict[str, Tensor]:
-        """Training losses: RPN objectness and box terms, then per sampled box a confidence
-        (BCE), a refinement (smooth L1, positives) and the caption of the matched region
-        (positives). ``boxes[i]`` ``(R_i, 4)`` x1y1x2y2 pixels, ``tokens[i]`` ``(R_i, T)``."""
+        """Training losses, unweighted: the RPN's objectness and box terms (``rpn_objectness``,
+        ``rpn_box``), then per sampled box a confidence (``score``, BCE), a refinement
+        (``refine``, smooth L1, positives) and the caption of the matched region (``caption``,
+        positives); :func:`weighted_loss` sums them with DenseCap's weights.
+        ``boxes[i]`` ``(R_i, 4)`` x1y1x2y2 pixels, ``tokens[i]`` ``(R_i, T)``."""
         features = self.trunk(images.tensors)
         proposals, rpn_losses = self.rpn(images, {"0": features}, [{"boxes": b} for b in boxes])
         sampled, labels, matched = [], [], []
@@ -135,7 +137,10 @@ class RegionCaptioner(nn.Module):
             matched.append(match[keep].clamp(min=0))
         hidden = self._recognise(features, sampled)
         label = torch.cat(labels)
-        losses = dict(rpn_losses)
+        losses = {
+            "rpn_objectness": rpn_losses["loss_objectness"],
+            "rpn_box": rpn_losses["loss_rpn_box_reg"],
+        }
         losses["score"] = F.binary_cross_entropy_with_logits(self.score(hidden).squeeze(1), label)
         is_pos = label > 0
         if is_pos.any():
@@ -186,3 +191,14 @@ def _pad_to(t: Tensor, all_tokens: list[Tensor], pad: int) -> Tensor:
     """Pad phrase ids to the longest phrase of the batch (one tensor for the decoder)."""
     width = max(x.shape[1] for x in all_tokens)
     return F.pad(t, (0, width - t.shape[1]), value=pad)
+
+
+def weighted_loss(losses: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    """The training objective: each loss times its weight (DenseCap weighs its detection terms
+    0.05-0.1 against the captioning term's 1.0); a loss without a weight is an error, never
+    silently dropped."""
+    missing = set(losses) - set(weights)
+    if missing:
+        raise KeyError(f"no weight for the losses {sorted(missing)}; weights: {sorted(weights)}")
+    start = next(iter(losses.values())).new_zeros(())
+    return sum((weights[k] * v for k, v in losses.items()), start)
