@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from capbench.cli import main
+from tests.claims import claim_not_met
 
 PRETRAINED = ("tp_label", "tp_postag", "icmlm_tfm", "icmlm_att_fc")
 
@@ -69,10 +70,8 @@ def test_scenes_trunks_beat_random_init_and_att_fc_looks_at_the_object(scenes_me
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a crash is a failure, not the expected one
-    reason="does not hold on scenes yet: att-fc's held-out accuracy is 18.0 against a bar of "
+@claim_not_met(
+    "does not hold on scenes yet: att-fc's held-out accuracy is 18.0 against a bar of "
     "18.7, and the accuracy comes from the caption (tfm: 22.0 with its own image, 21.3 with "
     "another); benchmarks/sariyildiz2020/README.md",
 )

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from capbench.cli import main
+from tests.claims import claim_not_met
 
 FEATURES = ("cnn", "fic", "bord", "concat", "fused")
 
@@ -77,10 +78,8 @@ def test_show_and_tell_is_grounded(scenes_metrics):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a crash is a failure, not the expected one
-    reason="does not hold on scenes yet: seed 0's region captioner says 8 different top "
+@claim_not_met(
+    "does not hold on scenes yet: seed 0's region captioner says 8 different top "
     "phrases of 30 images (BLEU-4 0, CIDEr 0.109 against a random phrase's 0.108) and 15 "
     "different phrases of 832 ground-truth test regions; benchmarks/mopuri2017/README.md",
 )
@@ -95,10 +94,8 @@ def test_region_captioner_bleu4_far_above_a_random_phrase_and_grounded(scenes_me
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a crash is a failure, not the expected one
-    reason="does not hold on scenes yet: the fusion, trained on 40 queries, stays below FIC "
+@claim_not_met(
+    "does not hold on scenes yet: the fusion, trained on 40 queries, stays below FIC "
     "on every seed (21.1-22.2 against 24.2-25.5); benchmarks/mopuri2017/README.md",
 )
 def test_fused_beats_each_single_feature(scenes_metrics):
