@@ -168,3 +168,27 @@ def test_region_losses_are_summed_with_densecaps_weights():
         weighted_loss({**losses, "extra": torch.tensor(1.0)}, weights)
     with pytest.raises(ValueError, match="missing \\['rpn_box'\\]"):
         RegionCaptionerConfig(loss_weights={k: v for k, v in weights.items() if k != "rpn_box"})
+
+
+def test_region_head_without_fc_layers_reads_the_pooled_region():
+    """``fc_layers: 0``: no recognition fc layers; the code, score and refinement are linear maps
+    of the (normalised) pooled region, and training, detection and BoRD still work. The default
+    keeps DenseCap's two layers at the head's indices 1 and 4 (its checkpoint keys)."""
+    torch.manual_seed(0)
+    dense = RegionCaptioner("timm::resnet18", 20, SP, RegionSettings(fc_dim=32), dim=24)
+    assert {"head.1.weight", "head.4.weight"} <= set(dense.state_dict())
+    settings = RegionSettings(
+        anchor_sizes=(16, 32), fc_dim=32, fc_layers=0, pool_size=1, sample_size=16,
+        train_proposals=40, proposals=20, feature_norm="batchnorm",
+    )  # fmt: skip
+    model = RegionCaptioner("timm::resnet18", 20, SP, settings, dim=24, dropout=0.0)
+    assert not any(k.startswith("head.") for k in model.state_dict())
+    assert model.code.in_features == 256  # layer3's channels, pool 1 x 1
+    images = ImageList(torch.randn(2, 3, 64, 64), [(64, 64), (64, 64)])
+    boxes = [torch.tensor([[4.0, 4.0, 30.0, 30.0]]), torch.tensor([[10.0, 10.0, 50.0, 40.0]])]
+    losses = model.train().loss(images, boxes, [torch.tensor([[5, 6]]), torch.tensor([[7, 8]])])
+    sum(losses.values()).backward()
+    assert model.code.weight.grad is not None and model.score.weight.grad is not None
+    assert model.eval().bord(images).shape == (2, 24)
+    with pytest.raises(ValueError, match="fc_layers"):
+        RegionCaptioner("timm::resnet18", 20, SP, RegionSettings(fc_layers=-1), dim=24)

@@ -188,6 +188,7 @@ class RegionCaptionerModule(_CaptionerBase):
             pool_size=c.pool_size,
             feature_norm=c.feature_norm,
             fc_dim=c.fc_dim,
+            fc_layers=c.fc_layers,
             top_regions=c.top_regions,
         )
         return RegionCaptioner(

@@ -146,6 +146,7 @@ class RegionCaptionerConfig:
     # "none" (DenseCap) or "batchnorm": standardise each pooled region before the fc layers
     feature_norm: str = "none"
     fc_dim: int = 4096  # DenseCap recognition network: two 4096-d layers
+    fc_layers: int = 2  # DenseCap: 2; 0 = code / score / refinement on the pooled region itself
     dim: int = 512  # DenseCap rnn_size = input_encoding_size = 512
     dropout: float = 0.5  # DenseCap drop_prob
     min_count: int = 15  # DenseCap preprocessing: min_token_instances

@@ -40,6 +40,9 @@ class RegionSettings:
     neg_iou: float = 0.3
     pool_size: int = 7
     fc_dim: int = 4096  # DenseCap's two fully connected layers
+    # how many of them (DenseCap: 2); 0 = the code, score and refinement read the (normalised)
+    # pooled region directly, as Show-and-Tell's image map reads its pooled feature
+    fc_layers: int = 2
     top_regions: int = 5  # BoRD: regions averaged
     # "none" (DenseCap) or "batchnorm": standardise each pooled region before the fc layers
     feature_norm: str = "none"
@@ -90,18 +93,17 @@ class RegionCaptioner(nn.Module):
         pooled_dim = channels * s.pool_size**2
         # before the head, not inside it: the head's layer indices (checkpoint keys) stay DenseCap's
         self.region_norm = norm_layer(s.feature_norm, pooled_dim)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(pooled_dim, s.fc_dim),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(s.fc_dim, s.fc_dim),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-        )
-        self.code = nn.Linear(s.fc_dim, dim)
-        self.score = nn.Linear(s.fc_dim, 1)
-        self.refine = nn.Linear(s.fc_dim, 4)
+        if s.fc_layers < 0:
+            raise ValueError(f"fc_layers must be >= 0, got {s.fc_layers}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = pooled_dim
+        for _ in range(s.fc_layers):  # indices 1, 4 for DenseCap's two: its checkpoint keys
+            layers += [nn.Linear(width, s.fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = s.fc_dim
+        self.head = nn.Sequential(*layers)
+        self.code = nn.Linear(width, dim)
+        self.score = nn.Linear(width, 1)
+        self.refine = nn.Linear(width, 4)
         self.box_coder = BoxCoder((10.0, 10.0, 5.0, 5.0))
         self.matcher = Matcher(s.pos_iou, s.neg_iou, allow_low_quality_matches=True)
         self.sampler = BalancedPositiveNegativeSampler(s.sample_size, s.positive_fraction)
