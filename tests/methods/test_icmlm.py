@@ -308,5 +308,5 @@ def test_att_fc_can_standardise_the_attended_vector_before_its_fc_layers():
         a, _ = head(fmap, states, torch.ones(8, 3), torch.full((8,), 1))
         b, _ = head(fmap * 50.0, states, torch.ones(8, 3), torch.full((8,), 1))
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="batchnorm"):
+    with pytest.raises(ValueError, match=r"model.attfc_norm.*batchnorm"):
         AttFcHead(4, 6, replace(_model_cfg(), attfc_norm="layernorm"), 5)

@@ -109,7 +109,7 @@ class IcmlmTrainSet(Dataset):
         if not options:
             return []
         n = len(options)
-        if self.sample and self.masks == 1:
+        if self.sample and self.masks == 1:  # one draw, as before the option: same examples
             picks = [int(torch.randint(n, ()))]
         elif self.sample:
             order = torch.randperm(n).tolist()

@@ -37,7 +37,7 @@ from capbench.methods.icmlm.config import (
 )
 from capbench.methods.icmlm.data import IGNORE
 from capbench.models.backbones import create_backbone
-from capbench.models.captioners.trunk import norm_layer
+from capbench.models.feature_norm import norm_layer
 
 
 def grid_coordinates(h: int, w: int, device: torch.device) -> Tensor:
@@ -86,7 +86,7 @@ class AttFcHead(nn.Module):
         self.query = nn.Linear(text_dim, m.dim)
         self.key = nn.Conv2d(channels, m.dim, 1)
         self.with_text = m.attfc_text
-        self.norm = norm_layer(m.attfc_norm, channels)
+        self.norm = norm_layer(m.attfc_norm, channels, "model.attfc_norm")
         self.fc = nn.Sequential(
             nn.Linear(channels + (text_dim if m.attfc_text else 0), m.attfc_hidden),
             nn.LayerNorm(m.attfc_hidden),
@@ -198,9 +198,8 @@ class Icmlm(L.LightningModule):
         """(concept logits at each masked caption's masked position, att-fc's attention maps or
         None); a caption reads the map of its image (``mask_image``: several per image)."""
         assert self.head is not None
-        group = batch.get("mask_image")
-        if group is not None and len(group) != fmap.shape[0]:
-            fmap = fmap[group.to(fmap.device)]
+        if "mask_image" in batch:
+            fmap = fmap[batch["mask_image"].to(fmap.device)]
         states = self.text_encoder.encode(batch["input_ids"], batch["attention"])
         return self.head(fmap, states, batch["attention"].to(self.device), batch["position"])
 

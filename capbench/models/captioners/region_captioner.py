@@ -21,7 +21,8 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, roi_align
 
 from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
-from capbench.models.captioners.trunk import dense_trunk, norm_layer
+from capbench.models.captioners.trunk import dense_trunk
+from capbench.models.feature_norm import norm_layer
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from capbench.models.captioners.decoder import CaptionDecoder, SpecialIds
-from capbench.models.captioners.trunk import dense_trunk, norm_layer
+from capbench.models.captioners.trunk import dense_trunk
+from capbench.models.feature_norm import norm_layer
 
 
 class ShowAndTell(nn.Module):

@@ -1,5 +1,4 @@
-"""A convolutional trunk at a chosen output stride, for dense (per-region) models, and the
-optional standardisation of the feature it hands to a captioner.
+"""A convolutional trunk at a chosen output stride, for dense (per-region) models.
 
 DenseCap's regions are pooled from VGG-16 conv5_3, a stride-16 map; a ResNet's last stage is
 stride 32, which on small images leaves too few cells to place regions in. ``stride=16`` loads
@@ -37,16 +36,3 @@ def dense_trunk(
         channels = int(trunk.eval()(torch.zeros(1, 3, 64, 64)).shape[1])
     trunk.train(was_training)
     return trunk, channels
-
-
-FEATURE_NORMS = ("none", "batchnorm")
-
-
-def norm_layer(kind: str, dim: int) -> nn.Module:
-    """What stands between a trunk's pooled feature (``dim``-d) and a captioner's first layer:
-    nothing (``"none"``, the papers' models) or a BatchNorm without affine parameters
-    (``"batchnorm"``): a stand-in trunk whose feature scale was never tuned for a linear map
-    still gives the LSTM an input it can read (benchmarks/mopuri2017/README.md)."""
-    if kind not in FEATURE_NORMS:
-        raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {kind!r}")
-    return nn.BatchNorm1d(dim, affine=False) if kind == "batchnorm" else nn.Identity()
