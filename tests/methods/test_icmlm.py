@@ -202,6 +202,8 @@ def test_several_masked_captions_per_image_share_its_feature_map(smoke_dm):
     logits2, _ = model.predict_concepts(batch, other)
     torch.testing.assert_close(logits2[3:], logits[3:])
     assert not torch.allclose(logits2[:3], logits[:3])
+    with pytest.raises(ValueError, match=r"concepts\.masks_per_image must be >= 1, got 0"):
+        replace(cfg.concepts, masks_per_image=0)
 
 
 @pytest.mark.parametrize("mode", ["tfm", "att-fc", "tp_label", "tp_postag"])
