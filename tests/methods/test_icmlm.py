@@ -18,6 +18,7 @@ from capbench.methods.icmlm.evaluate import (
     accuracy_by_word_kind,
     box_mask,
     heldout_metrics,
+    position_prior,
 )
 from capbench.methods.icmlm.features import layer_features
 from capbench.methods.icmlm.module import AttFcHead, TfmHead, grid_coordinates
@@ -58,6 +59,23 @@ def test_heldout_metrics_by_hand():
     }
     with pytest.raises(ValueError, match="no held-out caption"):
         heldout_metrics(HeldOut(), 0)
+
+
+def test_position_prior_by_hand():
+    """Each example's peak cell scored on the other examples' objects, left out its own."""
+    inside = [np.array([0, 1, 0, 0]), np.array([0, 1, 1, 0]), np.array([1, 0, 0, 0])]
+    # peak 1 on examples 2, 3: 1, 0 -> 1/2; peak 1 on 1, 3: 1, 0 -> 1/2; peak 0 on 1, 2: 0 -> 0
+    assert position_prior([1, 1, 0], inside) == pytest.approx(1 / 3)
+    # an attention that always picks the cell every object covers: the prior is 1, whatever
+    # the images, and so is the peak rate: no evidence of looking
+    always = [np.array([1, 0]), np.array([1, 1])]
+    assert position_prior([0, 0], always) == 1.0
+    with pytest.raises(ValueError, match="two scored examples"):
+        position_prior([0], [np.array([1, 0])])
+    held = HeldOut(correct=[True, True, True], targets=[0, 0, 0])
+    held.peaks, held.chance = [True, True, False], [0.25, 0.5, 0.25]
+    held.peak_cells, held.inside = [1, 1, 0], inside
+    assert heldout_metrics(held, 0)["mlm_attention_position_prior"] == pytest.approx(100 / 3)
 
 
 def _model_cfg() -> ModelConfig:
@@ -312,3 +330,15 @@ def test_att_fc_can_standardise_the_attended_vector_before_its_fc_layers():
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match=r"model.attfc_norm.*batchnorm"):
         AttFcHead(4, 6, replace(_model_cfg(), attfc_norm="layernorm"), 5)
+
+
+def test_peak_cell_shares_and_their_figure(tmp_path):
+    from capbench.methods.icmlm.figures import draw_peak_cells, peak_cell_shares
+
+    inside = [np.array([0, 1, 0, 1]), np.array([0, 1, 1, 0]), np.array([1, 1, 0, 0])]
+    peaks, covered = peak_cell_shares([1, 1, 0], inside, (2, 2))
+    np.testing.assert_allclose(peaks, [[1 / 3, 2 / 3], [0.0, 0.0]])
+    np.testing.assert_allclose(covered, [[1 / 3, 1.0], [1 / 3, 1 / 3]])
+    rates = {"mlm_attention_peak": 66.7, "mlm_attention_position_prior": 66.7}
+    path = draw_peak_cells([1, 1, 0], inside, (2, 2), rates, tmp_path / "cells.png")
+    assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG"

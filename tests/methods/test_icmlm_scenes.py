@@ -1,16 +1,19 @@
 """What must hold on scenes (issue 18), end to end on the scenes profile: every pretrained trunk
 beats the random-init one on VOC07 mAP; ICMLM's masked-token accuracy on held-out captions is far
 above always answering the most frequent concept; att-fc's attention peaks on the masked object
-more often than a random cell would.
+more often than chance.
 
-Asserted because it holds (seed 0, one thread, benchmarks/sariyildiz2020/README.md): VOC07 above
-random init for every pretrained row, ICMLM_tfm's accuracy, att-fc's attention (on seed 0; the
-3-seed golden run has it on 2 of 3 seeds: 46.3 / 7.4 / 35.2 % against 15.6). Written as a
-strict xfail because it does not hold yet: att-fc's accuracy above the bar, and the image
-adding to the accuracy at all (given another image, tfm keeps 21.3 of 22.0). A strict xfail
-fails the day the claim starts to hold, so the README gets updated then.
+Asserted because it holds (benchmarks/sariyildiz2020/README.md): VOC07 above random init for
+TP_Label, TP_Postag and ICMLM_tfm; ICMLM_tfm's accuracy. Written as strict xfails because they
+do not hold yet: att-fc's trunk above random init by more than noise; att-fc's accuracy above
+the bar; the image adding to the accuracy at all (given another image, tfm keeps 21.3 of 22.0);
+att-fc's attention on the object. For the last, "chance" is the position prior (the same peak
+cells scored on other images' objects), not a uniformly random cell: att-fc's peak sits on one
+or two cells, whatever the image (on 3 seeds: 40.7 / 12.6 / 50.5 % on the object against 38.6 /
+11.2 / 50.5 % for the same cells on other images' objects, and 18.7 % for a random cell). A
+strict xfail fails the day the claim starts to hold, so the README gets updated then.
 
-The whole scenes table (about 15 minutes on one idle core) runs once for both tests, so they are
+The whole scenes table (about 15 minutes on one idle core) runs once for all the tests, so they are
 slow tests; set ``CAPBENCH_SCENES`` to a folder that already holds the demo-size scenes data to
 skip writing it.
 """
@@ -26,7 +29,7 @@ import pytest
 from capbench.cli import main
 from tests.claims import claim_not_met
 
-PRETRAINED = ("tp_label", "tp_postag", "icmlm_tfm", "icmlm_att_fc")
+PRETRAINED = ("tp_label", "tp_postag", "icmlm_tfm")  # att-fc: its own strict xfail below
 
 
 def _far_above_most_frequent(m: dict) -> bool:
@@ -61,23 +64,39 @@ def scenes_metrics(tmp_path_factory, default_torch_threads) -> dict[str, dict[st
 
 
 @pytest.mark.slow
-def test_scenes_trunks_beat_random_init_and_att_fc_looks_at_the_object(scenes_metrics):
+def test_scenes_trunks_beat_random_init_and_tfm_beats_the_most_frequent_concept(scenes_metrics):
     floor = scenes_metrics["random_init"]
     for row in PRETRAINED:
         for layer in ("map_layer3", "map_layer4"):
             assert scenes_metrics[row][layer] > floor[layer], (row, layer, scenes_metrics[row])
     assert _far_above_most_frequent(scenes_metrics["icmlm_tfm"]), scenes_metrics["icmlm_tfm"]
-    att = scenes_metrics["icmlm_att_fc"]
-    assert att["mlm_attention_peak"] > att["mlm_attention_chance"] + 10, att
 
 
 @pytest.mark.slow
 @claim_not_met(
-    "does not hold on scenes yet: att-fc's held-out accuracy is 18.0 against a bar of "
-    "18.7, and the accuracy comes from the caption (tfm: 22.0 with its own image, 21.3 with "
-    "another); benchmarks/sariyildiz2020/README.md",
+    "does not hold on scenes yet: att-fc's trunk is level with random init on VOC07 (3 seeds: "
+    "+0.2 / +0.5 / +0.1 at layer3, +0.3 / -0.4 / +0.6 at layer4); "
+    "benchmarks/sariyildiz2020/README.md",
+)
+def test_scenes_att_fc_trunk_beats_random_init(scenes_metrics):
+    # by more than the seed-to-seed spread of random init's own mAP (std 0.2-0.4)
+    floor, att = scenes_metrics["random_init"], scenes_metrics["icmlm_att_fc"]
+    for layer in ("map_layer3", "map_layer4"):
+        assert att[layer] > floor[layer] + 1.0, (layer, att, floor)
+
+
+@pytest.mark.slow
+@claim_not_met(
+    "does not hold on scenes yet: att-fc's held-out accuracy is below the bar, the accuracy "
+    "comes from the caption (tfm: 22.0 with its own image, 21.3 with another), and att-fc's "
+    "attention peak is a preference for the centre cell (on the object as often as on other "
+    "images' objects); benchmarks/sariyildiz2020/README.md",
 )
 def test_scenes_masked_words_are_predicted_from_the_image(scenes_metrics):
+    att = scenes_metrics["icmlm_att_fc"]
+    # the attention looks at the named object: its peak lands there more often than the same
+    # peak cells land on the objects of other images
+    assert att["mlm_attention_peak"] > att["mlm_attention_position_prior"] + 10, att
     for row in ("icmlm_tfm", "icmlm_att_fc"):
         m = scenes_metrics[row]
         assert _far_above_most_frequent(m), (row, m)

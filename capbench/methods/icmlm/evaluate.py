@@ -7,7 +7,12 @@ uniformly random cell).
 An attention peak counts as on the object when the centre of the arg-max cell of the map lies
 inside a box of the masked word's category (the COCO instances; on scenes, the generator's own
 object boxes). Only masked words that are a category name of the image's objects are scored.
-Chance is, per example, the fraction of cells whose centre lies inside such a box.
+Two baselines: chance, per example the fraction of cells whose centre lies inside such a box (a
+uniformly random cell); and the position prior, each example's peak cell scored on the boxes of
+every other scored example. The second is the one a claim of grounding must beat: objects sit
+near the centre more often than in a corner, so an attention that always picks the centre cell
+lands on the object far more often than a random cell without looking at the image (measured on
+scenes: README, "The attention check").
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ class HeldOut:
     names_object: list[bool] = field(default_factory=list)
     peaks: list[bool] = field(default_factory=list)  # att-fc, category words only
     chance: list[float] = field(default_factory=list)
+    peak_cells: list[int] = field(default_factory=list)  # the arg-max cell (row-major) of each
+    inside: list[np.ndarray] = field(default_factory=list)  # its cells on the object, flattened
+    grid: tuple[int, int] | None = None  # the attention map's (h, w)
     examples: list[dict[str, Any]] = field(default_factory=list)  # for the figures
 
 
@@ -111,10 +119,12 @@ def evaluate_heldout(
                 continue
             with Image.open(rec.image_path) as im:
                 size = im.size
-            grid = tuple(att.shape[1:])
+            grid = out.grid = (int(att.shape[1]), int(att.shape[2]))
             inside = box_mask(boxes, size, dm.longest_side, grid)  # type: ignore[arg-type]
             a = att[j].float().cpu().numpy()
-            out.peaks.append(bool(inside.flat[int(a.argmax())]))
+            out.peak_cells.append(int(a.argmax()))
+            out.inside.append(inside.reshape(-1))
+            out.peaks.append(bool(inside.flat[out.peak_cells[-1]]))
             out.chance.append(float(inside.mean()))
             if len(out.examples) < keep_examples:
                 out.examples.append(
@@ -162,6 +172,19 @@ def accuracy_by_word_kind(held: HeldOut) -> dict[str, dict[str, float | int]]:
     return out
 
 
+def position_prior(peak_cells: list[int], inside: list[np.ndarray]) -> float:
+    """How often each example's peak cell lies on the masked object of the *other* scored
+    examples (mean over examples of the hit rate over all the others): what the attention's
+    preference for some cells scores with no regard to the image. Needs two examples."""
+    if len(peak_cells) < 2:
+        raise ValueError("the position prior needs at least two scored examples")
+    hits = np.stack(inside).astype(np.float64)  # (n, cells)
+    cells = np.asarray(peak_cells)
+    rows = np.arange(len(cells))
+    others = hits.sum(axis=0)[cells] - hits[rows, cells]  # leave the example's own boxes out
+    return float(np.mean(others / (len(cells) - 1)))
+
+
 def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:
     """Accuracies in percent; attention rates in percent when att-fc examples were scored."""
     if not held.correct:
@@ -175,4 +198,8 @@ def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:
     if held.peaks:
         out["mlm_attention_peak"] = 100.0 * float(np.mean(held.peaks))
         out["mlm_attention_chance"] = 100.0 * float(np.mean(held.chance))
+        if len(held.peak_cells) >= 2:
+            out["mlm_attention_position_prior"] = 100.0 * position_prior(
+                held.peak_cells, held.inside
+            )
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from capbench.atomic import atomic_path
 
 
@@ -40,6 +42,58 @@ def draw_attention(example: dict[str, Any], image_side: int, path: Path) -> Path
         f"{caption[:40]}{'...' if len(caption) > 40 else ''}\n"
         f"masked: {example['word']}  predicted: {example['predicted']}",
         fontsize=7,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def peak_cell_shares(
+    peak_cells: list[int], inside: list[Any], grid: tuple[int, int]
+) -> tuple[Any, Any]:
+    """``(h, w)`` arrays: the share of scored examples whose attention peaks at each cell, and
+    the share whose named object covers it (where objects sit, whatever the attention does)."""
+    import numpy as np
+
+    peaks = np.bincount(np.asarray(peak_cells), minlength=grid[0] * grid[1]) / len(peak_cells)
+    covered = np.stack(inside).astype(np.float64).mean(axis=0)
+    return peaks.reshape(grid), covered.reshape(grid)
+
+
+def draw_peak_cells(
+    peak_cells: list[int],
+    inside: list[Any],
+    grid: tuple[int, int],
+    rates: dict[str, float],
+    path: Path,
+) -> Path:
+    """Two heat maps side by side: where att-fc's attention peaks, and where the named objects
+    are. An attention that looks at the object moves with it; one that always picks the same
+    cells scores the right panel's value there whatever the image (the position prior)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    peaks, covered = peak_cell_shares(peak_cells, inside, grid)
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), dpi=100)
+    panels = (("attention peaks here", peaks), ("named object covers the cell", covered))
+    for ax, (title, values) in zip(axes, panels, strict=True):
+        ax.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis")
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8,
+                    color="white" if v < 0.6 else "black")  # fmt: skip
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(
+        f"att-fc, {len(peak_cells)} held-out object words: peak on the object "
+        f"{rates.get('mlm_attention_peak', float('nan')):.1f}%, position prior "
+        f"{rates.get('mlm_attention_position_prior', float('nan')):.1f}%, random cell "
+        f"{rates.get('mlm_attention_chance', float('nan')):.1f}%",
+        fontsize=8,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".png") as tmp:

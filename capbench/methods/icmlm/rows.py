@@ -13,7 +13,8 @@ as ``map_<layer>`` (mAP, percent), and with ``coco_svm.enabled`` by COCO multi-l
 (``coco_map_<layer>``, ``capbench.eval.protocols.coco_classification``), and with
 ``in1k.enabled`` by an ImageNet-1k softmax probe (``in1k_top1``, ``in1k_top5``). ICMLM rows add the masked-token accuracy on held-out
 captions (``mlm_acc``, beside ``mlm_acc_most_frequent``) and, for ``att-fc``, how often
-the attention peaks on the masked object (``mlm_attention_peak``, beside ``mlm_attention_chance``).
+the attention peaks on the masked object (``mlm_attention_peak``, beside ``mlm_attention_chance``
+and the position prior ``mlm_attention_position_prior``, the bar a grounded attention must pass).
 """
 
 from __future__ import annotations
@@ -182,7 +183,12 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
         heldout_metrics,
         most_frequent_concept,
     )
-    from capbench.methods.icmlm.figures import draw_attention, figure_dir
+    from capbench.methods.icmlm.figures import (
+        draw_attention,
+        draw_peak_cells,
+        figure_dir,
+        peak_cell_shares,
+    )
 
     held = evaluate_heldout(
         model, dm, cfg.data.heldout_split, cfg.data.heldout_images, cfg.row.attention_figures
@@ -193,14 +199,24 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
         "attention_scored": len(held.peaks),
         "heldout_by_word_kind": accuracy_by_word_kind(held),
     }
-    if held.examples:
-        out = figure_dir(Path(ctx.workdir), ctx.profile)
-        name = cfg.row.name or cfg.train.mode
-        # "figures": the leaderboard page shows them under the row's table (bench.report)
-        extra["figures"] = [
-            str(draw_attention(ex, cfg.model.image_size, out / f"{name}_{ex['image_id']}.png"))
-            for ex in held.examples
-        ]
+    name = cfg.row.name or cfg.train.mode
+    out = figure_dir(Path(ctx.workdir), ctx.profile)
+    figures: list[str] = []
+    if len(held.peak_cells) >= 2 and held.grid is not None:
+        grid = held.grid
+        peaks, covered = peak_cell_shares(held.peak_cells, held.inside, grid)
+        extra["attention_peak_share_by_cell"] = peaks.round(4).tolist()
+        extra["object_share_by_cell"] = covered.round(4).tolist()
+        if cfg.row.attention_figures:
+            path = out / f"{name}_peak_cells.png"
+            figures.append(str(draw_peak_cells(held.peak_cells, held.inside, grid, metrics, path)))
+    # "figures": the leaderboard page shows them under the row's table (bench.report)
+    figures += [
+        str(draw_attention(ex, cfg.model.image_size, out / f"{name}_{ex['image_id']}.png"))
+        for ex in held.examples
+    ]
+    if figures:
+        extra["figures"] = figures
     return metrics, extra
 
 
