@@ -187,7 +187,10 @@ DEMO_ROWS_gordo2017 ?= random,visual_baseline,proposed_v_v,proposed_vt_v,text_or
 DEMO_ROWS_reed2016 ?= bow_ds
 DEMO_ROWS_malali2022 ?= malali
 # the suite rows whose paper rows fit the demo; mopuri2017's and sariyildiz2020's scenes profiles do
-# not yet (their rows run with `make reproduce-all PROFILE=scenes`)
+# not yet (their rows run with `make reproduce-all PROFILE=scenes`). Running the papers in two
+# one-thread lanes at once does not make room (measured 2026-12-02, fresh cache: gordo2017's
+# proposed_v_v took 412 s beside the other lane against 175 s alone on two threads; mopuri2017's
+# fic 354 s, sariyildiz2020's icmlm_tfm 375 s; the projected demo passed 30 minutes).
 DEMO_ROWS_suite ?= random_init,pretrained,gordo_v_v,gordo_vt_v,reed_bow_ds,malali
 
 demo: setup
