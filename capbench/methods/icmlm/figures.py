@@ -51,12 +51,10 @@ def draw_attention(example: dict[str, Any], image_side: int, path: Path) -> Path
 
 
 def peak_cell_shares(
-    peak_cells: list[int], inside: list[Any], grid: tuple[int, int]
-) -> tuple[Any, Any]:
+    peak_cells: list[int], inside: list[np.ndarray], grid: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """``(h, w)`` arrays: the share of scored examples whose attention peaks at each cell, and
     the share whose named object covers it (where objects sit, whatever the attention does)."""
-    import numpy as np
-
     peaks = np.bincount(np.asarray(peak_cells), minlength=grid[0] * grid[1]) / len(peak_cells)
     covered = np.stack(inside).astype(np.float64).mean(axis=0)
     return peaks.reshape(grid), covered.reshape(grid)
@@ -64,7 +62,7 @@ def peak_cell_shares(
 
 def draw_peak_cells(
     peak_cells: list[int],
-    inside: list[Any],
+    inside: list[np.ndarray],
     grid: tuple[int, int],
     rates: dict[str, float],
     path: Path,
