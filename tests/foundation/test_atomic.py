@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from capbench.atomic import atomic_path, atomic_write_text
+from capbench.atomic import atomic_path, atomic_savefig, atomic_write_text
 
 
 def test_write_replaces_whole_file_and_is_world_readable(tmp_path):
@@ -28,3 +28,19 @@ def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_text() == "complete"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_savefig_writes_the_format_of_the_suffix_and_leaves_no_temp(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    png = atomic_savefig(fig, tmp_path / "a" / "plot.png")
+    svg = atomic_savefig(fig, tmp_path / "a" / "plot.svg")
+    plt.close(fig)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in svg.read_bytes()[:500]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["plot.png", "plot.svg"]

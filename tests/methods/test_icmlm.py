@@ -47,7 +47,11 @@ def test_box_mask_by_hand():
 
 def test_heldout_metrics_by_hand():
     held = HeldOut(correct=[True, False, True, True], targets=[2, 2, 5, 1])
-    held.peaks, held.chance = [True, False], [0.25, 0.5]
+    # two scored attention maps, both peaking on cell 0: on the object in the first (1 of 4
+    # cells on it), off it in the second (2 of 4); the first's cell 0 is off the second's
+    # object and the second's on the first's: a position prior of 1/2
+    held.peak_cells, held.inside = [0, 0], [np.array([1, 0, 0, 0]), np.array([0, 1, 1, 0])]
+    assert held.peaks == [True, False] and held.chance == [0.25, 0.5]
     held.correct_other_image = [False, False, True, False]
     out = heldout_metrics(held, most_frequent=2)
     assert out == {
@@ -56,6 +60,7 @@ def test_heldout_metrics_by_hand():
         "mlm_acc_other_image": 25.0,
         "mlm_attention_peak": 50.0,
         "mlm_attention_chance": pytest.approx(37.5),
+        "mlm_attention_position_prior": pytest.approx(50.0),
     }
     with pytest.raises(ValueError, match="no held-out caption"):
         heldout_metrics(HeldOut(), 0)
@@ -73,7 +78,6 @@ def test_position_prior_by_hand():
     with pytest.raises(ValueError, match="two scored examples"):
         position_prior([0], [np.array([1, 0])])
     held = HeldOut(correct=[True, True, True], targets=[0, 0, 0])
-    held.peaks, held.chance = [True, True, False], [0.25, 0.5, 0.25]
     held.peak_cells, held.inside = [1, 1, 0], inside
     assert heldout_metrics(held, 0)["mlm_attention_position_prior"] == pytest.approx(100 / 3)
 
@@ -340,5 +344,5 @@ def test_peak_cell_shares_and_their_figure(tmp_path):
     np.testing.assert_allclose(peaks, [[1 / 3, 2 / 3], [0.0, 0.0]])
     np.testing.assert_allclose(covered, [[1 / 3, 1.0], [1 / 3, 1 / 3]])
     rates = {"mlm_attention_peak": 66.7, "mlm_attention_position_prior": 66.7}
-    path = draw_peak_cells([1, 1, 0], inside, (2, 2), rates, tmp_path / "cells.png")
+    path = draw_peak_cells(peaks, covered, 3, rates, tmp_path / "cells.png")
     assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG"

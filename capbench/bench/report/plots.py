@@ -6,7 +6,7 @@ import re
 import textwrap
 from pathlib import Path
 
-from capbench.atomic import atomic_path
+from capbench.atomic import atomic_savefig
 from capbench.bench.paper import Paper, Table
 from capbench.bench.summary import RowSummary
 
@@ -67,9 +67,7 @@ def bar_plot(
     )
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:  # matplotlib reads the format from it
-        fig.savefig(tmp, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -97,9 +95,7 @@ def curve_plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:  # matplotlib reads the format from it
-        fig.savefig(tmp, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     plt.close(fig)
     return path
 

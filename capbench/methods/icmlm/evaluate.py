@@ -37,12 +37,22 @@ class HeldOut:
     targets: list[int] = field(default_factory=list)
     # the masked word is an object category's name (COCO's categories; on scenes a shape)
     names_object: list[bool] = field(default_factory=list)
-    peaks: list[bool] = field(default_factory=list)  # att-fc, category words only
-    chance: list[float] = field(default_factory=list)
-    peak_cells: list[int] = field(default_factory=list)  # the arg-max cell (row-major) of each
-    inside: list[np.ndarray] = field(default_factory=list)  # its cells on the object, flattened
+    # att-fc, category words with a box only: the arg-max cell of each attention map (row-major)
+    # and which cells lie on the named object (flattened); peaks and chance derive from them
+    peak_cells: list[int] = field(default_factory=list)
+    inside: list[np.ndarray] = field(default_factory=list)
     grid: tuple[int, int] | None = None  # the attention map's (h, w)
     examples: list[dict[str, Any]] = field(default_factory=list)  # for the figures
+
+    @property
+    def peaks(self) -> list[bool]:
+        """Per scored example: does the attention's peak cell lie on the named object."""
+        return [bool(m[c]) for c, m in zip(self.peak_cells, self.inside, strict=True)]
+
+    @property
+    def chance(self) -> list[float]:
+        """Per scored example: the share of cells on the named object (a random cell's odds)."""
+        return [float(np.mean(m)) for m in self.inside]
 
 
 def box_mask(
@@ -120,12 +130,10 @@ def evaluate_heldout(
             with Image.open(rec.image_path) as im:
                 size = im.size
             grid = out.grid = (int(att.shape[1]), int(att.shape[2]))
-            inside = box_mask(boxes, size, dm.longest_side, grid)  # type: ignore[arg-type]
+            inside = box_mask(boxes, size, dm.longest_side, grid)
             a = att[j].float().cpu().numpy()
             out.peak_cells.append(int(a.argmax()))
             out.inside.append(inside.reshape(-1))
-            out.peaks.append(bool(inside.flat[out.peak_cells[-1]]))
-            out.chance.append(float(inside.mean()))
             if len(out.examples) < keep_examples:
                 out.examples.append(
                     {
@@ -195,7 +203,7 @@ def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:
     }
     if held.correct_other_image:
         out["mlm_acc_other_image"] = 100.0 * float(np.mean(held.correct_other_image))
-    if held.peaks:
+    if held.peak_cells:
         out["mlm_attention_peak"] = 100.0 * float(np.mean(held.peaks))
         out["mlm_attention_chance"] = 100.0 * float(np.mean(held.chance))
         if len(held.peak_cells) >= 2:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from capbench.atomic import atomic_path
+from capbench.atomic import atomic_savefig
 
 
 def draw_attention(example: dict[str, Any], image_side: int, path: Path) -> Path:
@@ -43,9 +43,7 @@ def draw_attention(example: dict[str, Any], image_side: int, path: Path) -> Path
         f"masked: {example['word']}  predicted: {example['predicted']}",
         fontsize=7,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, bbox_inches="tight")
+    atomic_savefig(fig, path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -61,21 +59,17 @@ def peak_cell_shares(
 
 
 def draw_peak_cells(
-    peak_cells: list[int],
-    inside: list[np.ndarray],
-    grid: tuple[int, int],
-    rates: dict[str, float],
-    path: Path,
+    peaks: np.ndarray, covered: np.ndarray, n: int, rates: dict[str, float], path: Path
 ) -> Path:
-    """Two heat maps side by side: where att-fc's attention peaks, and where the named objects
-    are. An attention that looks at the object moves with it; one that always picks the same
-    cells scores the right panel's value there whatever the image (the position prior)."""
+    """Two heat maps side by side (``peak_cell_shares`` of ``n`` scored examples): where att-fc's
+    attention peaks, and where the named objects are. An attention that looks at the object
+    moves with it; one that always picks the same cells scores the right panel's value there
+    whatever the image (the position prior)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    peaks, covered = peak_cell_shares(peak_cells, inside, grid)
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4), dpi=100)
     panels = (("attention peaks here", peaks), ("named object covers the cell", covered))
     for ax, (title, values) in zip(axes, panels, strict=True):
@@ -87,15 +81,13 @@ def draw_peak_cells(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(
-        f"att-fc, {len(peak_cells)} held-out object words: peak on the object "
+        f"att-fc, {n} held-out object words: peak on the object "
         f"{rates.get('mlm_attention_peak', float('nan')):.1f}%, position prior "
         f"{rates.get('mlm_attention_position_prior', float('nan')):.1f}%, random cell "
         f"{rates.get('mlm_attention_chance', float('nan')):.1f}%",
         fontsize=8,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, bbox_inches="tight")
+    atomic_savefig(fig, path, bbox_inches="tight")
     plt.close(fig)
     return path
 

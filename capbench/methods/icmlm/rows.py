@@ -196,20 +196,20 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
     metrics = heldout_metrics(held, most_frequent_concept(dm))
     extra: dict[str, Any] = {
         "heldout_scored": len(held.correct),
-        "attention_scored": len(held.peaks),
+        "attention_scored": len(held.peak_cells),
         "heldout_by_word_kind": accuracy_by_word_kind(held),
     }
     name = cfg.row.name or cfg.train.mode
     out = figure_dir(Path(ctx.workdir), ctx.profile)
     figures: list[str] = []
     if len(held.peak_cells) >= 2 and held.grid is not None:
-        grid = held.grid
-        peaks, covered = peak_cell_shares(held.peak_cells, held.inside, grid)
+        peaks, covered = peak_cell_shares(held.peak_cells, held.inside, held.grid)
         extra["attention_peak_share_by_cell"] = peaks.round(4).tolist()
         extra["object_share_by_cell"] = covered.round(4).tolist()
         if cfg.row.attention_figures:
             path = out / f"{name}_peak_cells.png"
-            figures.append(str(draw_peak_cells(held.peak_cells, held.inside, grid, metrics, path)))
+            n = len(held.peak_cells)
+            figures.append(str(draw_peak_cells(peaks, covered, n, metrics, path)))
     # "figures": the leaderboard page shows them under the row's table (bench.report)
     figures += [
         str(draw_attention(ex, cfg.model.image_size, out / f"{name}_{ex['image_id']}.png"))
