@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.svm import LinearSVC
@@ -46,6 +47,19 @@ def _pick_c(
     return min(c for c, s in scores.items() if s == best), scores
 
 
+def _class_svm(
+    x: np.ndarray, y: np.ndarray, test_x: np.ndarray, c_grid: Sequence[float], n_folds: int,
+    seed: int, max_iter: int,
+) -> tuple[np.ndarray, float, dict[float, float] | None]:  # fmt: skip
+    """One class's SVM: C by cross-validation, refit on all of ``x``; its test decision values."""
+
+    def make(cc: float) -> LinearSVC:
+        return LinearSVC(C=cc, random_state=seed, max_iter=max_iter)
+
+    best_c, scores = _pick_c(make, x, y, c_grid, n_folds, seed, "average_precision")
+    return make(best_c).fit(x, y).decision_function(test_x), best_c, scores
+
+
 def voc07_svm_probe(
     train_x: Any,
     train_labels: Any,
@@ -58,31 +72,32 @@ def voc07_svm_probe(
     seed: int = 0,
     normalize: bool = True,
     max_iter: int = 5000,
+    n_jobs: int | None = None,
 ) -> dict[str, Any]:
     """Per-class linear SVMs; returns VOC07 ``map_11pt`` and ``map`` (percent) with the settings.
 
     ``*_labels``: [n x classes], > 0 = positive; ``*_difficult``: same shape, True = excluded.
+    ``n_jobs``: joblib workers over the classes (None: joblib's default, i.e. one unless a
+    ``joblib.parallel_config`` context says otherwise; -1: every core).
     """
     xtr, xte = _features(train_x, normalize), _features(test_x, normalize)
     ytr = np.asarray(train_labels) > 0
     dtr = np.zeros_like(ytr) if train_difficult is None else np.asarray(train_difficult, bool)
     if ytr.shape != dtr.shape or ytr.shape[0] != xtr.shape[0]:
         raise ValueError(f"train labels {ytr.shape} / difficult {dtr.shape} vs {xtr.shape[0]} rows")
-    test_scores = np.zeros((xte.shape[0], ytr.shape[1]))
-    chosen, cv_scores = [], []
     for c in range(ytr.shape[1]):
-        keep = ~dtr[:, c]
-        x, y = xtr[keep], ytr[keep, c].astype(int)
+        y = ytr[~dtr[:, c], c]
         if y.min() == y.max():
             raise ValueError(f"class {c} has only {'positives' if y[0] else 'negatives'} in train")
-
-        def make(cc: float) -> LinearSVC:
-            return LinearSVC(C=cc, random_state=seed, max_iter=max_iter)
-
-        best_c, scores = _pick_c(make, x, y, c_grid, n_folds, seed, "average_precision")
-        test_scores[:, c] = make(best_c).fit(x, y).decision_function(xte)
-        chosen.append(best_c)
-        cv_scores.append(scores)
+    # the classes are independent problems: one joblib task each (identical results at any n_jobs)
+    fitted = Parallel(n_jobs=n_jobs)(
+        delayed(_class_svm)(xtr[~dtr[:, c]], ytr[~dtr[:, c], c].astype(int), xte, c_grid,
+                            n_folds, seed, max_iter)
+        for c in range(ytr.shape[1])
+    )  # fmt: skip
+    test_scores = np.stack([scores for scores, _, _ in fitted], axis=1)
+    chosen = [best_c for _, best_c, _ in fitted]
+    cv_scores = [cv for _, _, cv in fitted]
     result = voc07_map(test_scores, test_labels, test_difficult)
     result.update({"chosen_c": chosen, "cv_ap": cv_scores, "c_grid": [float(c) for c in c_grid],
                    "n_folds": n_folds, "seed": seed, "normalize": normalize})  # fmt: skip

@@ -61,6 +61,15 @@ def test_cross_validation_picks_from_the_grid_and_records_it():
     assert out["map"] > 100 * yte.mean() + 10  # chance AP is the positive rate
 
 
+def test_svm_probe_is_the_same_with_parallel_classes():
+    rng = np.random.default_rng(4)
+    xtr, ytr, xte, yte = _split(rng, 90, 40)
+    one = voc07_svm_probe(xtr, ytr, xte, yte, c_grid=[0.1, 1.0], n_jobs=1)
+    two = voc07_svm_probe(xtr, ytr, xte, yte, c_grid=[0.1, 1.0], n_jobs=2)
+    assert one["ap_per_class"] == two["ap_per_class"]
+    assert one["chosen_c"] == two["chosen_c"] and one["cv_ap"] == two["cv_ap"]
+
+
 def test_logistic_probe_equals_direct_fit():
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(4, 10)) * 3

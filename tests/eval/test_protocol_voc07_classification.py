@@ -21,6 +21,15 @@ def test_label_matrices_follow_the_reader(voc):
     assert voc.train_difficult.dtype == bool
 
 
+def test_max_train_images_keeps_the_first_train_images_and_every_test_image(tiny_scenes, voc):
+    part = voc07.load_voc_data(voc07.DataConfig(max_train_images=5), tiny_scenes)
+    assert [r.image_id for r in part.train] == [r.image_id for r in voc.train[:5]]
+    assert len(part.test) == len(voc.test) and part.train_labels.shape[0] == 5
+    assert part.dataset["train_images"] == f"first 5 of {len(voc.train)}"
+    with pytest.raises(ValueError, match="max_train_images must be >= 1"):
+        voc07.load_voc_data(voc07.DataConfig(max_train_images=0), tiny_scenes)
+
+
 def test_informative_features_beat_noise(voc):
     rng = np.random.default_rng(0)
     cfg = voc07.EvalConfig(c_grid=(1.0,))

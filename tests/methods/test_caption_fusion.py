@@ -183,3 +183,23 @@ def test_trained_fusion_ranks_its_training_queries_better_than_untrained(tiny_sc
     )
     assert pair_loss(model) < 0.7 * pair_loss(untrained), (pair_loss(model), pair_loss(untrained))
     assert ndcg(model) > ndcg(untrained) + 0.05, (ndcg(model), ndcg(untrained))
+
+
+def test_captioner_folder_follows_the_training_data_content(tmp_path, monkeypatch):
+    """One cached captioner per (config, seed, data): the same path with other content (scenes
+    rewritten at another size) must train a new one, not load the old."""
+    from capbench.methods.caption_fusion.config import row_config
+    from capbench.methods.caption_fusion.rows import captioner_workdir
+    from capbench.methods.protocol import RowContext
+
+    monkeypatch.setenv("CAPBENCH_CACHE", str(tmp_path / "cache"))
+    cfg = row_config({"row": {"kind": "fic"}})
+    ctx = RowContext(workdir=tmp_path / "w", seed=0, profile="scenes", data_root=tmp_path / "d")
+    coco = tmp_path / "d" / cfg.captioning.coco
+    coco.mkdir(parents=True)
+    (coco / "dataset_coco.json").write_text('{"images": []}')
+    before = captioner_workdir("show_and_tell", cfg, ctx)
+    assert captioner_workdir("show_and_tell", cfg, ctx) == before
+    assert captioner_workdir("region_captioner", cfg, ctx) != before
+    (coco / "dataset_coco.json").write_text('{"images": [{"split": "train"}]}')
+    assert captioner_workdir("show_and_tell", cfg, ctx) != before

@@ -182,6 +182,11 @@ def test_shared_training_folder(tmp_path):
     assert workdir(other_seed, train_mode="V+T") != vt_v
     alone = row_config({"train": {"share_checkpoint": False}, "row": {"kind": "trained"}})
     assert rows.training_workdir(alone, ctx) == ctx.workdir
+    # the same path with other content (scenes rewritten at another size) is another model
+    data = tmp_path / row_config({**cfg, "row": {"kind": "trained"}}).data.root
+    data.mkdir(parents=True)
+    (data / "region_descriptions.json").write_text("[]")
+    assert workdir(train_mode="V+T") != vt_v
 
 
 def test_cheap_rows_from_the_benchmark_configs(tiny_scenes, tmp_path):

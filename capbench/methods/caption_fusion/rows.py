@@ -49,15 +49,21 @@ def _digest(obj: Any) -> str:
 
 def captioner_workdir(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> Path:
     """Where a captioner trains: one folder per (kind, its section, pretraining, training data,
-    seed), shared by every row that needs it."""
+    seed), shared by every row that needs it. The training data enters by its content
+    (``dataset_fingerprint``), not only its path: scenes data rewritten at another size in the
+    same folder must not find the old captioner."""
+    from capbench.data.fingerprint import dataset_fingerprint
     from capbench.paths import cache_root
 
+    root = Path(ctx.data_root)
+    data = cfg.captioning.coco if kind == "show_and_tell" else cfg.captioning.visual_genome
     key = {
         "kind": kind,
         "section": config_dict(getattr(cfg, kind)),
         "pretrain": cfg.pretrain,
         "captioning": config_dict(cfg.captioning),
-        "data_root": str(Path(ctx.data_root).resolve()),
+        "data_root": str(root.resolve()),
+        "data": dataset_fingerprint(root / data)["sha256"],
         "seed": int(ctx.seed),
     }
     return cache_root() / "mopuri2017" / "captioners" / f"{kind}-{_digest(key)}"

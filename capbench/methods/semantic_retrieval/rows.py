@@ -262,9 +262,12 @@ def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
 def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext) -> Path:
     """Where a row trains. With ``train.share_checkpoint`` rows that train the same model (same
     data, model, training and mining sections, mode and seed) share one folder under the cache,
-    so (V+T, V) and (V+T, V+T), which differ only at query time, train once."""
+    so (V+T, V) and (V+T, V+T), which differ only at query time, train once. The data enters
+    by its content (``dataset_fingerprint``) as well as its path: scenes data rewritten at
+    another size in the same folder must not find the old model."""
     if not cfg.train.share_checkpoint:
         return Path(ctx.workdir)
+    from capbench.data.fingerprint import dataset_fingerprint
     from capbench.paths import cache_root
 
     shared = {
@@ -274,6 +277,7 @@ def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext) -> Path:
     shared["train_mode"] = cfg.row.train_mode.upper()
     shared["seed"] = int(ctx.seed)
     shared["data_root"] = str(Path(ctx.data_root).resolve())
+    shared["data_fingerprint"] = dataset_fingerprint(Path(ctx.data_root) / cfg.data.root)["sha256"]
     digest = hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()
     return cache_root() / "gordo2017" / "models" / digest[:16]
 
