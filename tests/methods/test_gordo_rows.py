@@ -171,9 +171,9 @@ def test_shared_training_folder(tmp_path):
     ctx = RowContext(workdir=tmp_path / "w", seed=0, profile="scenes", data_root=tmp_path)
     cfg = {"model": {"backbone": "x"}}
 
-    def workdir(context=ctx, **row):
+    def workdir(context=ctx, data="sha-a", **row):
         return rows.training_workdir(
-            row_config({**cfg, "row": {"kind": "trained", **row}}), context
+            row_config({**cfg, "row": {"kind": "trained", **row}}), context, data
         )
 
     vt_v = workdir(train_mode="V+T")
@@ -181,12 +181,9 @@ def test_shared_training_folder(tmp_path):
     other_seed = RowContext(workdir=tmp_path / "w", seed=1, profile="scenes", data_root=tmp_path)
     assert workdir(other_seed, train_mode="V+T") != vt_v
     alone = row_config({"train": {"share_checkpoint": False}, "row": {"kind": "trained"}})
-    assert rows.training_workdir(alone, ctx) == ctx.workdir
+    assert rows.training_workdir(alone, ctx, "sha-a") == ctx.workdir
     # the same path with other content (scenes rewritten at another size) is another model
-    data = tmp_path / row_config({**cfg, "row": {"kind": "trained"}}).data.root
-    data.mkdir(parents=True)
-    (data / "region_descriptions.json").write_text("[]")
-    assert workdir(train_mode="V+T") != vt_v
+    assert workdir(data="sha-b", train_mode="V+T") != vt_v
 
 
 def test_cheap_rows_from_the_benchmark_configs(tiny_scenes, tmp_path):

@@ -214,7 +214,7 @@ def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
         model, checkpoint = train_semantic_retrieval(
             cfg.method,
             dm,
-            training_workdir(cfg, ctx),
+            training_workdir(cfg, ctx, ev.dataset.get("fingerprint", {}).get("sha256")),
             train_mode=row.train_mode,
             seed=ctx.seed,
             accelerator=ctx.accelerator,
@@ -259,15 +259,15 @@ def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
     )
 
 
-def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext) -> Path:
+def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext, data_sha256: str | None) -> Path:
     """Where a row trains. With ``train.share_checkpoint`` rows that train the same model (same
     data, model, training and mining sections, mode and seed) share one folder under the cache,
     so (V+T, V) and (V+T, V+T), which differ only at query time, train once. The data enters
-    by its content (``dataset_fingerprint``) as well as its path: scenes data rewritten at
-    another size in the same folder must not find the old model."""
+    by its content (``data_sha256``: the fingerprint the evaluation data already carries) as
+    well as its path: scenes data rewritten at another size in the same folder must not find
+    the old model (None: evaluation data built by hand, which carries no fingerprint)."""
     if not cfg.train.share_checkpoint:
         return Path(ctx.workdir)
-    from capbench.data.fingerprint import dataset_fingerprint
     from capbench.paths import cache_root
 
     shared = {
@@ -277,7 +277,7 @@ def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext) -> Path:
     shared["train_mode"] = cfg.row.train_mode.upper()
     shared["seed"] = int(ctx.seed)
     shared["data_root"] = str(Path(ctx.data_root).resolve())
-    shared["data_fingerprint"] = dataset_fingerprint(Path(ctx.data_root) / cfg.data.root)["sha256"]
+    shared["data_fingerprint"] = data_sha256
     digest = hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()
     return cache_root() / "gordo2017" / "models" / digest[:16]
 
