@@ -42,6 +42,7 @@ class RunOptions:
 
     profile: str = "scenes"
     seeds: int = 1
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds - 1 (one seed rerun alone)
     force: bool = False
     overrides: tuple[str, ...] = ()
     wandb: bool = False
@@ -213,7 +214,7 @@ def plan(
             skipped.append((ref.name, f"needs {why}"))
             continue
         h = config_hash(cfg)
-        for seed in range(options.seeds):
+        for seed in range(options.first_seed, options.first_seed + options.seeds):
             job = RowJob(
                 paper=ref.paper.key,
                 table=ref.table.id,

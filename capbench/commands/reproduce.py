@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="paper: real data, GPU; scenes: embedded data, CPU; ci: tiny scenes (default: scenes)",
     )
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 (default 1)")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start the seeds here: --first-seed 2 --seeds 1 runs seed 2 alone (default 0)",
+    )
     p.add_argument("--force", action="store_true", help="rerun rows that already have a record")
     p.add_argument(
         "--launcher",
@@ -201,6 +207,12 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("error: --seeds must be >= 1", file=sys.stderr)
         return 2
+    if args.first_seed < 0:
+        print("error: --first-seed must be >= 0", file=sys.stderr)
+        return 2
+    if args.write_golden and args.first_seed:
+        print("error: --write-golden writes from seeds 0..N-1: drop --first-seed", file=sys.stderr)
+        return 2
     if args.write_golden and args.seeds < GOLDEN_MIN_SEEDS:
         print(f"--write-golden: running {GOLDEN_MIN_SEEDS} seeds (tolerances need a spread)")
         args.seeds = GOLDEN_MIN_SEEDS
@@ -224,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(
         profile=args.profile,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         force=args.force,
         overrides=tuple(overrides),
         wandb=args.wandb,

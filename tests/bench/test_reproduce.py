@@ -19,6 +19,16 @@ def _values(toy: Path, name: str) -> list[float]:
     return yaml.safe_load((toy / "toypaper" / name).read_text())["data"]["values"]
 
 
+def test_first_seed_reruns_one_seed_alone(cli, toy, results):
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a", "--first-seed", "2")
+    assert rc == 0, out
+    names = sorted(p.name for p in iter_record_paths(results, "toypaper"))
+    assert len(names) == 1 and names[0].startswith("scenes-s2-")
+    rc, _, err = cli("reproduce", "toypaper", "--first-seed", "1", "--write-golden")
+    assert rc == 2 and "--write-golden writes from seeds 0..N-1" in err
+    assert cli("reproduce", "toypaper", "--first-seed", "-1")[0] == 2
+
+
 def test_reproduce_writes_complete_records(cli, toy, results):
     rc, out, _ = cli("reproduce", "toypaper", "--table", "t1", "--seeds", "2")
     assert rc == 0, out

@@ -255,6 +255,41 @@ def test_each_mode_has_its_losses_and_a_gradient_into_the_trunk(smoke_dm, mode):
     )
 
 
+@pytest.mark.parametrize("mode", ["tfm", "att-fc"])
+def test_heads_can_read_an_earlier_stage_while_tp_postag_reads_the_last(smoke_dm, mode):
+    """``model.head_layer``: the heads read that stage's map (finer on small images), the
+    TP_Postag term and transfer still the last map; both come from one trunk pass."""
+    from capbench.methods.icmlm.train import build_module
+
+    cfg, dm = smoke_dm
+    cfg = replace(
+        cfg, model=replace(cfg.model, head_layer="layer3"), train=replace(cfg.train, mode=mode)
+    )
+    torch.manual_seed(0)
+    model = build_module(cfg, dm).eval()
+    assert model.head_channels == 256 and model.channels == 512
+    x = torch.randn(2, 3, 64, 64)
+    head, last = model.feature_maps(x)
+    assert head.shape == (2, 256, 4, 4) and last.shape == (2, 512, 2, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(last, model(x))
+        torch.testing.assert_close(model.head_map(x), model.trunk[:-1](x))
+    batch = next(iter(dm.train_dataloader()))
+    losses = model.train().losses(batch)
+    losses["mlm"].backward()
+    # the masked-word loss reaches the stages up to layer3, not layer4 (only TP_Postag trains it)
+    assert model.trunk.layer3[0].conv1.weight.grad.abs().sum() > 0
+    assert model.trunk.layer4[0].conv1.weight.grad is None
+    if mode == "att-fc":
+        _, att = model.predict_concepts(batch, model.head_map(batch["image"]))
+        assert att is not None and att.shape[1:] == head.shape[2:]
+    with pytest.raises(ValueError, match=r"model.head_layer 'layer9' is not a stage"):
+        build_module(replace(cfg, model=replace(cfg.model, head_layer="layer9")), dm)
+    timm_cfg = replace(cfg.model, backbone="timm::resnet18", head_layer="layer3")
+    with pytest.raises(ValueError, match=r"needs a trunk that is a sequence of stages"):
+        build_module(replace(cfg, model=timm_cfg), dm)
+
+
 def test_cross_entropy_at_start_is_log_k(smoke_dm):
     """An untrained head predicts near-uniformly: the ICMLM loss starts near ln K."""
     from dataclasses import replace
@@ -290,6 +325,47 @@ def test_suite_encoder_is_the_checkpoint_trunk_pooled(smoke_dm, tiny_scenes, tmp
         x = record_images(records, 64, True)[1]["image"][None]
         expected = model.trunk.eval()(x).mean(dim=(2, 3))[0]
     torch.testing.assert_close(feats[1], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_att_fc_position_key_norm_ranks_cells_by_content_not_by_place(tmp_path):
+    """``model.attfc_key_norm: position``: a cell that holds the same strong signal in every
+    image (a border's padding, a favoured place) stops drawing the attention once the running
+    statistics have seen it, while a cell that stands out in one image still does; the
+    statistics travel with the state dict."""
+    torch.manual_seed(0)
+    states = torch.rand(8, 3, 6) + 0.5  # positive: every query prefers the largest keys
+    position = torch.ones(8, dtype=torch.long)
+    fmap = torch.randn(8, 4, 3, 3) * 0.1
+    fmap[:, :, 0, 0] += 5.0  # the same in every image
+
+    def attention_on_corner(head: AttFcHead) -> torch.Tensor:
+        with torch.no_grad():
+            for layer in (head.query, head.key):
+                layer.weight.fill_(1.0)
+                layer.bias.zero_()
+            return head(fmap, states, torch.ones(8, 3), position)[1][:, 0, 0]
+
+    plain = AttFcHead(4, 6, _model_cfg(), 5).eval()
+    assert (attention_on_corner(plain) > 0.99).all()  # raw keys: the constant cell wins
+    normed = AttFcHead(4, 6, replace(_model_cfg(), attfc_key_norm="position"), 5)
+    with torch.no_grad():
+        for _ in range(60):  # training batches: running mean and variance per channel and cell
+            normed(fmap + 0.1 * torch.randn_like(fmap), states, torch.ones(8, 3), position)
+    normed.eval()
+    assert float(attention_on_corner(normed).mean()) < 0.3  # about 1 in 9: no favourite
+    bright = fmap.clone()
+    bright[0, :, 2, 1] += 1.0  # one image's content stands out at one cell
+    with torch.no_grad():
+        att = normed(bright, states, torch.ones(8, 3), position)[1]
+    assert int(att[0].argmax()) == 2 * 3 + 1
+    torch.save(normed.state_dict(), tmp_path / "head.pt")
+    again = AttFcHead(4, 6, replace(_model_cfg(), attfc_key_norm="position"), 5)
+    again.load_state_dict(torch.load(tmp_path / "head.pt"))
+    again.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(bright, states, torch.ones(8, 3), position)[1], att)
+    with pytest.raises(ValueError, match=r"model.attfc_key_norm must be one of"):
+        AttFcHead(4, 6, replace(_model_cfg(), attfc_key_norm="cells"), 5)
 
 
 @pytest.mark.parametrize("with_text", [True, False])

@@ -45,7 +45,17 @@ class ModelConfig:
     # standardises it (BatchNorm1d without affine) before the FC layers, so that a trunk's
     # post-ReLU scale does not decide how much the FC layers read it beside the text state
     attfc_norm: str = "none"
+    # our reading: att-fc's keys read the map as the trunk gives it ("none"); "position"
+    # standardises each channel at each cell over the batch (running statistics in evaluation)
+    # before the key projection, so that what one cell always holds (a border's zero padding, a
+    # position the objects favour) cannot outweigh what the image holds there: the attention's
+    # scores then rank cells by their content (a small-image remedy, see the scenes README)
+    attfc_key_norm: str = "none"
     dropout: float = 0.1  # our reading: BERT's dropout
+    # the trunk stage whose map the ICMLM heads read: None = the last (the paper's reading: the
+    # final conv map); a stage name (e.g. "layer3", stride 16) gives the heads a finer map while
+    # TP_Postag and transfer still use the last one (a small-image choice, see the scenes README)
+    head_layer: str | None = None
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def evaluate_heldout(
     out = HeldOut()
     for batch in loader:
         batch = {k: (v.to(model.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        fmap = model(batch["image"])
+        fmap = model.head_map(batch["image"])
         logits, att = model.predict_concepts(batch, fmap)
         pred = logits.argmax(-1)
         # the caption with another image of the batch: what the text alone (and a wrong image)

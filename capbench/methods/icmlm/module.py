@@ -13,7 +13,9 @@ A ResNet trunk learned from scratch maps an image to a feature map. The modes (`
 * ``tp_label``: multi-label prediction of the image's annotated object categories.
 
 With ``train.tp_postag_weight > 0`` the ICMLM modes add the TP_Postag loss (our reading of the
-paper's combined objective). Only the trunk is transferred (``capbench.methods.icmlm.features``).
+paper's combined objective). The heads read the last map unless ``model.head_layer`` names an
+earlier stage (a finer grid on small images; TP_Postag and TP_Label still read the last map).
+Only the trunk is transferred (``capbench.methods.icmlm.features``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,37 @@ def grid_coordinates(h: int, w: int, device: torch.device) -> Tensor:
     ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
     xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+
+
+ATTFC_KEY_NORMS = ("none", "position")
+
+
+def stage_channels(trunk: nn.Module, stage: str) -> int:
+    """Output channels of the trunk's named top-level ``stage`` (one tiny forward pass). Only a
+    trunk that is a sequence of stages (the torchvision ResNets) can hand out an inner map from
+    the same pass: ``Icmlm.feature_maps`` runs its children one after the other."""
+    if not isinstance(trunk, nn.Sequential):
+        raise ValueError(
+            f"model.head_layer {stage!r} needs a trunk that is a sequence of stages (a "
+            f"torchvision:: ResNet); this one is a {type(trunk).__name__}"
+        )
+    names = [n for n, _ in trunk.named_children()]
+    if stage not in names:
+        raise ValueError(
+            f"model.head_layer {stage!r} is not a stage of the trunk; its stages: {names}"
+        )
+    grabbed: list[int] = []
+    hook = dict(trunk.named_children())[stage].register_forward_hook(
+        lambda _m, _i, out: grabbed.append(int(out.shape[1]))
+    )
+    was_training = trunk.training
+    try:
+        with torch.no_grad():
+            trunk.eval()(torch.zeros(1, 3, 64, 64))
+    finally:
+        hook.remove()
+        trunk.train(was_training)
+    return grabbed[0]
 
 
 class TfmHead(nn.Module):
@@ -85,6 +118,12 @@ class AttFcHead(nn.Module):
         super().__init__()
         self.query = nn.Linear(text_dim, m.dim)
         self.key = nn.Conv2d(channels, m.dim, 1)
+        if m.attfc_key_norm not in ATTFC_KEY_NORMS:
+            raise ValueError(
+                f"model.attfc_key_norm must be one of {ATTFC_KEY_NORMS}, got {m.attfc_key_norm!r}"
+            )
+        # per channel and cell: sized at the first batch (the map's grid follows the image size)
+        self.key_norm = nn.LazyBatchNorm1d(affine=False) if m.attfc_key_norm == "position" else None
         self.with_text = m.attfc_text
         self.norm = norm_layer(m.attfc_norm, channels, "model.attfc_norm")
         self.fc = nn.Sequential(
@@ -102,7 +141,10 @@ class AttFcHead(nn.Module):
         b = fmap.shape[0]
         masked = states[torch.arange(b, device=fmap.device), position]  # (B, text_dim)
         q = self.query(masked)  # (B, d)
-        k = self.key(fmap).flatten(2)  # (B, d, hw)
+        keyed = fmap
+        if self.key_norm is not None:
+            keyed = self.key_norm(fmap.flatten(1)).view_as(fmap)
+        k = self.key(keyed).flatten(2)  # (B, d, hw)
         att = torch.softmax(torch.einsum("bd,bdn->bn", q, k) * self.scale, dim=-1)
         attended = self.norm(torch.einsum("bn,bcn->bc", att, fmap.flatten(2)))
         if self.with_text:
@@ -144,6 +186,10 @@ class Icmlm(L.LightningModule):
         if weights is None and not m.allow_random_init:
             raise ValueError("model.backbone_weights is not set and allow_random_init is false")
         self.trunk, self.channels = create_backbone(m.backbone, weights)
+        self.head_layer = m.head_layer
+        self.head_channels = self.channels
+        if m.head_layer is not None:
+            self.head_channels = stage_channels(self.trunk, m.head_layer)
         self._text: Any = None  # the frozen encoder: not a submodule (not in checkpoints)
         self.concept_words: list[str] | None = None
         self.categories: list[str] | None = None
@@ -182,7 +228,7 @@ class Icmlm(L.LightningModule):
         if self.uses_text:
             text_dim = self.text_encoder.dim
             cls = TfmHead if self.mode == "tfm" else AttFcHead
-            self.head = cls(c, text_dim, self.cfg.model, k)
+            self.head = cls(self.head_channels, text_dim, self.cfg.model, k)
         with_postag = self.mode == "tp_postag" or (
             self.uses_text and self.cfg.train.tp_postag_weight > 0
         )
@@ -193,6 +239,24 @@ class Icmlm(L.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         """The trunk's last feature map ``(B, C, h, w)``."""
         return self.trunk(images)
+
+    def feature_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """(the map the ICMLM heads read, the last map) in one trunk pass; the same tensor twice
+        unless ``model.head_layer`` names an earlier stage."""
+        if self.head_layer is None:
+            last = self.trunk(images)
+            return last, last
+        x, head = images, None
+        for name, stage in self.trunk.named_children():
+            x = stage(x)
+            if name == self.head_layer:
+                head = x
+        assert head is not None
+        return head, x
+
+    def head_map(self, images: Tensor) -> Tensor:
+        """The map the ICMLM heads read (evaluation: masked-token accuracy, attention maps)."""
+        return self.feature_maps(images)[0]
 
     def predict_concepts(self, batch: dict[str, Any], fmap: Tensor) -> tuple[Tensor, Tensor | None]:
         """(concept logits at each masked caption's masked position, att-fc's attention maps or
@@ -206,11 +270,11 @@ class Icmlm(L.LightningModule):
     def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         if self.concept_words is None:
             raise RuntimeError("Icmlm: heads not built (fit with IcmlmDataModule)")
-        fmap = self(batch["image"])
+        head_map, fmap = self.feature_maps(batch["image"])
         out: dict[str, Tensor] = {}
         pooled = fmap.mean(dim=(2, 3))
         if self.uses_text:
-            logits, _ = self.predict_concepts(batch, fmap)
+            logits, _ = self.predict_concepts(batch, head_map)
             target = batch["target"]
             if (target != IGNORE).any():
                 out["mlm"] = F.cross_entropy(logits, target, ignore_index=IGNORE)
