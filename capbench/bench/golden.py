@@ -24,8 +24,8 @@ The floor, ``GOLDEN_RELATIVE_FLOOR * |value|`` (at least ``GOLDEN_ABSOLUTE_FLOOR
 floating-point noise for the rows that do not depend on the seed at all (text proxies, the
 oracle, the annotators), which reproduce exactly: a row none of whose metrics differ between
 its seeds. A metric that came out equal on every seed of a row that does vary (a count over a
-few held-out items, equal by luck) takes the pooled spread like the others. A paper.yaml metric's ``scenes_tolerance``
-replaces the rule for that metric.
+few held-out items, equal by luck) takes the pooled spread like the others. A paper.yaml
+metric's ``scenes_tolerance`` replaces the rule for that metric.
 """
 
 from __future__ import annotations

@@ -52,10 +52,10 @@ def grid_coordinates(h: int, w: int, device: torch.device) -> Tensor:
 ATTFC_KEY_NORMS = ("none", "position")
 
 
-def stage_channels(trunk: nn.Module, stage: str) -> int:
-    """Output channels of the trunk's named top-level ``stage`` (one tiny forward pass). Only a
-    trunk that is a sequence of stages (the torchvision ResNets) can hand out an inner map from
-    the same pass: ``Icmlm.feature_maps`` runs its children one after the other."""
+def stage_index(trunk: nn.Module, stage: str) -> int:
+    """Position of the named top-level ``stage`` in the trunk. Only a trunk that is a sequence of
+    stages (the torchvision ResNets) can hand out an inner map from the same pass: it is split
+    there (``trunk[: i + 1]``, then ``trunk[i + 1 :]``)."""
     if not isinstance(trunk, nn.Sequential):
         raise ValueError(
             f"model.head_layer {stage!r} needs a trunk that is a sequence of stages (a "
@@ -66,18 +66,7 @@ def stage_channels(trunk: nn.Module, stage: str) -> int:
         raise ValueError(
             f"model.head_layer {stage!r} is not a stage of the trunk; its stages: {names}"
         )
-    grabbed: list[int] = []
-    hook = dict(trunk.named_children())[stage].register_forward_hook(
-        lambda _m, _i, out: grabbed.append(int(out.shape[1]))
-    )
-    was_training = trunk.training
-    try:
-        with torch.no_grad():
-            trunk.eval()(torch.zeros(1, 3, 64, 64))
-    finally:
-        hook.remove()
-        trunk.train(was_training)
-    return grabbed[0]
+    return names.index(stage)
 
 
 class TfmHead(nn.Module):
@@ -186,10 +175,14 @@ class Icmlm(L.LightningModule):
         if weights is None and not m.allow_random_init:
             raise ValueError("model.backbone_weights is not set and allow_random_init is false")
         self.trunk, self.channels = create_backbone(m.backbone, weights)
-        self.head_layer = m.head_layer
+        # the heads' map: the trunk's stages up to here (None: all of them, the last map)
+        self.head_stage = None if m.head_layer is None else stage_index(self.trunk, m.head_layer)
         self.head_channels = self.channels
-        if m.head_layer is not None:
-            self.head_channels = stage_channels(self.trunk, m.head_layer)
+        if self.head_stage is not None:
+            with torch.no_grad():  # eval: a one-image batch through BatchNorm
+                probe = self.trunk[: self.head_stage + 1].eval()(torch.zeros(1, 3, 64, 64))
+            self.trunk.train()
+            self.head_channels = int(probe.shape[1])
         self._text: Any = None  # the frozen encoder: not a submodule (not in checkpoints)
         self.concept_words: list[str] | None = None
         self.categories: list[str] | None = None
@@ -243,16 +236,11 @@ class Icmlm(L.LightningModule):
     def feature_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """(the map the ICMLM heads read, the last map) in one trunk pass; the same tensor twice
         unless ``model.head_layer`` names an earlier stage."""
-        if self.head_layer is None:
+        if self.head_stage is None:
             last = self.trunk(images)
             return last, last
-        x, head = images, None
-        for name, stage in self.trunk.named_children():
-            x = stage(x)
-            if name == self.head_layer:
-                head = x
-        assert head is not None
-        return head, x
+        head = self.trunk[: self.head_stage + 1](images)
+        return head, self.trunk[self.head_stage + 1 :](head)
 
     def head_map(self, images: Tensor) -> Tensor:
         """The map the ICMLM heads read (evaluation: masked-token accuracy, attention maps)."""
