@@ -85,10 +85,18 @@ def pad_images(images: Sequence[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]
 
 
 def collate_regions(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Padded images, their sizes, and per-image lists of boxes and phrase ids."""
-    images, sizes = pad_images([it["image"] for it in items])
+    """Padded images, their sizes, and per-image lists of boxes and phrase ids; items whose
+    image was replaced by a frozen trunk's map (``features``, ``image_size``) give the maps
+    padded alike (``features``) instead of ``image``."""
+    if "features" in items[0]:
+        maps, _ = pad_images([it["features"] for it in items])
+        pixels: dict[str, Any] = {"features": maps}
+        sizes = [tuple(it["image_size"]) for it in items]
+    else:
+        images, sizes = pad_images([it["image"] for it in items])
+        pixels = {"image": images}
     return {
-        "image": images,
+        **pixels,
         "image_sizes": sizes,
         "boxes": [it["boxes"] for it in items],
         "tokens": [it["tokens"] for it in items],

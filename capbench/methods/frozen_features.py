@@ -5,7 +5,8 @@ augmented, the trunk's output for an image is the same at every step: running it
 image before the fit gives the same gradients to everything trained after it, at a fraction of
 the cost (on a CPU the trunk is most of a step). Methods that train on frozen features
 (Malali's image tower, Show-and-Tell's first phase) compute them here, in record order with a
-fixed batch size, so a resumed run computes the same numbers.
+fixed batch size, so a resumed run computes the same numbers. Dense models (the region
+captioner) keep the trunk's whole map per image instead (``FrozenMapItems``).
 """
 
 from __future__ import annotations
@@ -50,3 +51,55 @@ def usable_rows(features: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
     rows = features[index.to(features.device)]
     keep = ~torch.isnan(rows).any(dim=1)
     return rows[keep], keep
+
+
+class FrozenMapItems(Dataset):
+    """The items of a dataset whose ``"image"`` is replaced by a frozen trunk's map of it
+    (``"features"``, ``(C, h, w)``) and the image's ``"image_size"`` ``(h, w)``; every other
+    field is kept. The maps are computed once, here, for dense models (the region captioner)
+    whose frozen trunk would otherwise run at every step. Images of equal size go through the
+    trunk together, so each map is the trunk's output for that image alone: where a batch's
+    images differ in size, padding the maps (``collate_regions``) is not the map of the padded
+    batch (equal on the scenes data, whose images share one size). A corrupt image's item is
+    left out and named in ``skipped`` (and logged once)."""
+
+    def __init__(
+        self, dataset: Dataset, trunk: Callable[[Tensor], Tensor], batch_size: int = 32
+    ) -> None:
+        from capbench.data.images import CorruptImageError
+        from capbench.data.views import report_skipped
+
+        self.items: list[dict] = []
+        self.skipped: list[str] = []
+        pending: list[dict] = []
+        for i in range(len(dataset)):  # type: ignore[arg-type]
+            try:
+                pending.append(dataset[i])
+            except CorruptImageError as err:
+                self.skipped.append(f"item {i}: {err}")
+            if len(pending) == batch_size or i == len(dataset) - 1:  # type: ignore[arg-type]
+                self.items += _with_maps(pending, trunk)
+                pending = []
+        report_skipped(self.skipped)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+@torch.no_grad()
+def _with_maps(items: list[dict], trunk: Callable[[Tensor], Tensor]) -> list[dict]:
+    """``items`` with their images replaced by ``trunk``'s maps (same-sized images batched)."""
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for k, it in enumerate(items):
+        by_size.setdefault(tuple(it["image"].shape), []).append(k)
+    out: list[dict] = [{} for _ in items]
+    for members in by_size.values():
+        maps = trunk(torch.stack([items[k]["image"] for k in members]))
+        for k, fmap in zip(members, maps):
+            rest = {key: v for key, v in items[k].items() if key != "image"}
+            size = (int(items[k]["image"].shape[1]), int(items[k]["image"].shape[2]))
+            out[k] = {**rest, "features": fmap.clone(), "image_size": size}
+    return out

@@ -203,3 +203,14 @@ def test_captioner_folder_follows_the_training_data_content(tmp_path, monkeypatc
     assert captioner_workdir("region_captioner", cfg, ctx) != before
     (coco / "dataset_coco.json").write_text('{"images": [{"split": "train"}]}')
     assert captioner_workdir("show_and_tell", cfg, ctx) != before
+
+
+def test_fused_row_names_a_feature_width_that_does_not_match_model_in_dim():
+    import numpy as np
+
+    from capbench.methods.caption_fusion.config import row_config
+    from capbench.methods.caption_fusion.rows import _fused
+
+    cfg = row_config({"row": {"kind": "fused"}})  # in_dim 1024: [BoRD 512 ; FIC 512]
+    with pytest.raises(ValueError, match=r"set model\.in_dim to 768"):
+        _fused(cfg, None, None, np.zeros((4, 768), dtype=np.float32))  # type: ignore[arg-type]

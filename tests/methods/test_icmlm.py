@@ -422,3 +422,77 @@ def test_peak_cell_shares_and_their_figure(tmp_path):
     rates = {"mlm_attention_peak": 66.7, "mlm_attention_position_prior": 66.7}
     path = draw_peak_cells(peaks, covered, 3, rates, tmp_path / "cells.png")
     assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_phase_cosine_restarts_for_the_head_epochs():
+    from capbench.methods.icmlm.module import two_phase_cosine
+
+    got = [round(two_phase_cosine(e, 3, 2), 6) for e in range(5)]
+    assert got == [1.0, 0.75, 0.25, 1.0, 0.5]
+
+
+def test_head_epochs_need_an_icmlm_head():
+    from capbench.methods.icmlm.config import TrainConfig
+
+    with pytest.raises(ValueError, match="head_epochs trains an ICMLM head"):
+        TrainConfig(mode="tp_postag", head_epochs=2)
+    with pytest.raises(ValueError, match=">= 0"):
+        TrainConfig(mode="tfm", head_epochs=-1)
+
+
+def test_head_epochs_train_the_head_alone_on_the_frozen_trunks_maps(tiny_scenes, tmp_path):
+    """After the joint epoch, the head-only epochs leave the trunk and TP_Postag head as they
+    were, train the ICMLM head, and read no image (the trunk's maps were cached)."""
+    import lightning as L
+
+    from capbench.methods.icmlm.train import build_datamodule, train_icmlm
+
+    cfg = build_config(IcmlmConfig, SMOKE["config"], "smoke")
+    cfg = replace(cfg, train=replace(cfg.train, max_epochs=1, head_epochs=2))
+    dm = build_datamodule(cfg, {"source": "coco", "root": str(tiny_scenes / "coco")})
+    seen: list[tuple[int, bool]] = []
+    after_joint: dict[str, torch.Tensor] = {}
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append((trainer.current_epoch, "image" in batch))
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 0:
+                after_joint.update({k: v.clone() for k, v in pl_module.state_dict().items()})
+
+    torch.manual_seed(0)
+    model, _ = train_icmlm(
+        cfg, dm, tmp_path, accelerator="cpu", devices=1, progress=False, callbacks=[Spy()]
+    )
+    assert {e for e, _ in seen} == {0, 1, 2}
+    assert all(img for e, img in seen if e == 0) and not any(img for e, img in seen if e > 0)
+    final = model.state_dict()
+    for name, before in after_joint.items():
+        moved = not torch.equal(final[name], before)
+        if name.startswith("head.") and name.endswith("weight"):
+            assert moved, f"{name}: the head did not train in the head-only epochs"
+        elif not name.startswith("head."):
+            assert not moved, f"{name} moved in the head-only epochs"
+    assert dm.dataset("train", train=True).load_images  # restored for a later fit
+
+
+def test_bfloat16_text_states_match_float32_ones():
+    """The frozen encoder in bfloat16 gives the float32 states up to rounding (the scenes
+    profile's speed choice must not change what the heads read)."""
+    from capbench.methods.icmlm.text import FrozenTextEncoder
+    from capbench.models.pretrained_text import MINILM
+
+    exact = FrozenTextEncoder(MINILM, 32, cache=False)
+    fast = FrozenTextEncoder(MINILM, 32, cache=False, dtype="bfloat16")
+    enc = exact.tokenizer(
+        ["a small red [MASK] on the grass", "two [MASK] shapes near the lake shore"],
+        return_tensors="pt", padding=True,
+    )  # fmt: skip
+    a = exact.encode(enc["input_ids"], enc["attention_mask"])
+    b = fast.encode(enc["input_ids"], enc["attention_mask"])
+    assert b.dtype == torch.float32
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1)[enc["attention_mask"].bool()]
+    assert float(cos.min()) > 0.99
+    with pytest.raises(ValueError, match="text_dtype"):
+        FrozenTextEncoder(MINILM, 32, dtype="float8")

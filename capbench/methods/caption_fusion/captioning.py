@@ -27,7 +27,7 @@ from capbench.methods.caption_fusion.config import (
     ShowAndTellConfig,
 )
 from capbench.methods.config import as_config, config_dict
-from capbench.methods.frozen_features import frozen_features, usable_rows
+from capbench.methods.frozen_features import FrozenMapItems, frozen_features, usable_rows
 from capbench.methods.training import (
     finished_checkpoint,
     fit_resumable,
@@ -82,6 +82,11 @@ class _CaptionerBase(L.LightningModule):
     def build_net(self, vocabulary: WordVocab, weights: str | None) -> Any:
         raise NotImplementedError
 
+    def uses_cached_features(self) -> bool:
+        """Whether training reads the frozen trunk's output computed once before the fit
+        (Show-and-Tell: pooled features; the region captioner: whole maps)."""
+        return not self.cfg.train_trunk and self.cfg.cache_trunk_features
+
     def on_train_epoch_start(self) -> None:
         if not self.cfg.train_trunk:
             self.net.trunk.eval()  # Lightning sets train mode each epoch: keep BN frozen
@@ -118,10 +123,6 @@ class ShowAndTellModule(_CaptionerBase):
             stride=c.stride,
             feature_norm=c.feature_norm,
         )
-
-    def uses_cached_features(self) -> bool:
-        """Whether training reads the trunk's pooled features computed once at fit start."""
-        return not self.cfg.train_trunk and self.cfg.cache_trunk_features
 
     def on_fit_start(self) -> None:
         """The frozen trunk's pooled features of every training image (their batches then
@@ -211,8 +212,15 @@ class RegionCaptionerModule(_CaptionerBase):
         return ImageList(images, [tuple(s) for s in sizes])
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        images = self.image_list(batch["image"], batch["image_sizes"])
-        losses = self.net.loss(images, batch["boxes"], batch["tokens"])
+        sizes = batch["image_sizes"]
+        if "features" in batch:  # the frozen trunk's cached maps (region_dataloader)
+            maps = batch["features"]
+            height, width = max(s[0] for s in sizes), max(s[1] for s in sizes)
+            images = self.image_list(maps.new_empty(len(sizes), 0, height, width), sizes)
+            losses = self.net.loss_from_features(maps, images, batch["boxes"], batch["tokens"])
+        else:
+            images = self.image_list(batch["image"], sizes)
+            losses = self.net.loss(images, batch["boxes"], batch["tokens"])
         loss = weighted_loss(losses, self.cfg.loss_weights)
         n = len(batch["boxes"])
         for name, value in losses.items():
@@ -285,11 +293,19 @@ def show_and_tell_datamodule(
 
 
 def region_dataloader(
-    cfg: RegionCaptionerConfig, train: Sequence[CaptionedImage], vocab: WordVocab
+    cfg: RegionCaptionerConfig,
+    train: Sequence[CaptionedImage],
+    vocab: WordVocab,
+    trunk: torch.nn.Module | None = None,
 ) -> DataLoader:
+    """Shuffled batches of images with their region boxes and phrases; given the frozen
+    ``trunk`` (``cache_trunk_features``), its maps of every image are computed once, here, and
+    the batches carry them instead of the images."""
     from capbench.data.region_phrases import RegionPhrases, collate_regions
 
-    dataset = RegionPhrases(train, vocab, cfg.image_size, cfg.max_len)
+    dataset: Any = RegionPhrases(train, vocab, cfg.image_size, cfg.max_len)
+    if trunk is not None:
+        dataset = FrozenMapItems(dataset, trunk, batch_size=32)
     return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_regions)
 
 
@@ -325,7 +341,8 @@ def train_captioner(
     if kind == "show_and_tell":
         data: L.LightningDataModule = show_and_tell_datamodule(cfg, train, vocab, seed)  # type: ignore[arg-type]
     else:
-        data = _LoaderModule(region_dataloader(cfg, train, vocab))  # type: ignore[arg-type]
+        trunk = module.net.trunk if module.uses_cached_features() else None
+        data = _LoaderModule(region_dataloader(cfg, train, vocab, trunk))  # type: ignore[arg-type]
     last = fit_resumable(
         module,
         data,

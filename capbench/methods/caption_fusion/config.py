@@ -163,6 +163,10 @@ class RegionCaptionerConfig:
     batch_size: int = 1  # DenseCap: one image per iteration
     epochs: int = 10  # not stated: our reading (DenseCap trains to convergence on VG)
     train_trunk: bool = False  # our reading: a frozen trunk, as the FIC captioner's first phase
+    # a frozen trunk's map of each (unaugmented) image is the same every epoch: compute the maps
+    # once and train the RPN, heads and LSTM on them (the trunk is most of a CPU step). Off by
+    # default: at 720 px VG's maps (45 x 45 x 1024 each) do not fit in memory; on for scenes
+    cache_trunk_features: bool = False
     # the first N training images; null = all (a CPU budget knob)
     max_train_images: int | None = None
 

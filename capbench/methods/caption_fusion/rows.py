@@ -207,6 +207,11 @@ def _fused(
     from capbench.methods.caption_fusion.data import FusionPairs
     from capbench.methods.caption_fusion.train import train_caption_fusion
 
+    if x.shape[1] != cfg.method.model.in_dim:
+        raise ValueError(
+            f"model.in_dim is {cfg.method.model.in_dim} but the fused features [BoRD ; FIC] are "
+            f"{x.shape[1]}-d (the captioners' dim): set model.in_dim to {x.shape[1]}"
+        )
     images = data.queries + data.references
     features = {r.image_id: v for r, v in zip(images, x)}
     records = [*data.queries, *data.references]

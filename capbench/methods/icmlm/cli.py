@@ -13,7 +13,6 @@ def configure_parser(parser: Any) -> None:
     ``add_arguments_to_parser``)."""
     links = {
         "model.train.precision": "trainer.precision",
-        "model.train.max_epochs": "trainer.max_epochs",
         "model.model.image_size": "data.longest_side",
         "model.train.batch_size": "data.batch_size",
         "model.train.num_workers": "data.num_workers",
@@ -25,6 +24,12 @@ def configure_parser(parser: Any) -> None:
     }
     for source, target in links.items():
         parser.link_arguments(source, target)
+    # the joint epochs, then the head-only ones (train.head_epochs)
+    parser.link_arguments(
+        ("model.train.max_epochs", "model.train.head_epochs"),
+        "trainer.max_epochs",
+        compute_fn=lambda joint, heads: joint + heads,
+    )
     parser.set_defaults(
         {
             "data.source": "coco",

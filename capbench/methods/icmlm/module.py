@@ -27,7 +27,9 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
+from capbench.data.datamodule import TRAIN
 from capbench.methods.config import as_config, config_dict
 from capbench.methods.icmlm.config import (
     ICMLM_MODES,
@@ -47,6 +49,13 @@ def grid_coordinates(h: int, w: int, device: torch.device) -> Tensor:
     ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
     xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
+
+
+def two_phase_cosine(epoch: int, joint: int, heads: int) -> float:
+    """The learning-rate factor of ``epoch``: a cosine from 1 towards 0 over the ``joint``
+    epochs, then again from 1 over the ``heads`` head-only ones (as CosineAnnealingLR steps)."""
+    e, n = (epoch, joint) if epoch < joint else (epoch - joint, heads)
+    return 0.5 * (1.0 + math.cos(math.pi * e / max(1, n)))
 
 
 ATTFC_KEY_NORMS = ("none", "position")
@@ -208,7 +217,9 @@ class Icmlm(L.LightningModule):
             from capbench.methods.icmlm.text import FrozenTextEncoder
 
             m = self.cfg.model
-            self._text = FrozenTextEncoder(m.text_encoder, m.text_max_len, m.cache_text_states)
+            self._text = FrozenTextEncoder(
+                m.text_encoder, m.text_max_len, m.cache_text_states, m.text_dtype
+            )
         self._text.to(self.device)
         return self._text
 
@@ -282,6 +293,8 @@ class Icmlm(L.LightningModule):
         return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        if self.in_head_phase:
+            return self.head_phase_step(batch)
         if "image" not in batch:
             return None
         losses = self.losses(batch)
@@ -289,6 +302,73 @@ class Icmlm(L.LightningModule):
         for k, v in losses.items():
             self.log(f"train/{k}", v, prog_bar=k == "loss", batch_size=bs)
         return losses["loss"]
+
+    # ------------------------------------------------------------------ head-only epochs
+    @property
+    def in_head_phase(self) -> bool:
+        """Whether this epoch trains the ICMLM head alone (``train.head_epochs``, after the
+        ``train.max_epochs`` joint ones)."""
+        return self._trainer is not None and self.current_epoch >= self.cfg.train.max_epochs
+
+    def on_train_epoch_start(self) -> None:
+        """In the head-only epochs: everything but the ICMLM head frozen (BatchNorm statistics
+        kept), the batches without images, and the trunk's head maps of every training image
+        computed once (again after a resume)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if self.cfg.train.head_epochs and dm is not None:
+            dm.dataset(TRAIN, train=True).load_images = not self.in_head_phase
+        if not self.in_head_phase:
+            return
+        assert self.head is not None
+        self.requires_grad_(False)
+        self.eval()
+        self.head.requires_grad_(True)
+        self.head.train()
+        if getattr(self, "_head_maps", None) is None:
+            self._head_maps = self.frozen_head_maps(dm.dataset(TRAIN, train=False))
+
+    def on_fit_end(self) -> None:
+        """The DataModule's training images loaded again (a later fit on it needs them)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if self.cfg.train.head_epochs and dm is not None:
+            dm.dataset(TRAIN, train=True).load_images = True
+
+    def frozen_head_maps(self, images: Dataset) -> Tensor:
+        """``(N, C, h, w)`` head maps of an ``images``-view dataset (NaN for an unreadable
+        image), in item order."""
+        from capbench.methods.frozen_features import frozen_features
+
+        n = len(images)  # type: ignore[arg-type]
+        probe = next(it for it in map(images.__getitem__, range(n)) if it is not None)
+        shape = self.head_map(probe["image"][None].to(self.device)).shape[1:]
+        flat = frozen_features(
+            lambda x: self.head_map(x).flatten(1),
+            images,
+            shape.numel(),
+            self.device,
+            self.cfg.train.batch_size,
+        )
+        return flat.view(len(flat), *shape)
+
+    def head_phase_step(self, batch: dict[str, Any]) -> Tensor | None:
+        """The masked-concept loss of the head alone on the cached maps; captions of an
+        unreadable image are ignored."""
+        if "target" not in batch:
+            return None
+        maps = self._head_maps[batch["index"].to(self._head_maps.device)]
+        readable = ~torch.isnan(maps.flatten(1)).any(dim=1)
+        target = batch["target"].to(self.device)
+        if "mask_image" in batch:
+            target = torch.where(readable[batch["mask_image"]], target, IGNORE)
+        if (target == IGNORE).all():
+            return None
+        logits, _ = self.predict_concepts(batch, torch.nan_to_num(maps))
+        loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
+        hit = (logits.argmax(-1) == target)[target != IGNORE]
+        bs = len(batch["index"])
+        self.log("train/head_mlm", loss, prog_bar=True, batch_size=bs)
+        self.log("train/head_mlm_acc", hit.float().mean(), batch_size=bs)
+        return loss
 
     def setup(self, stage: str) -> None:
         """Heads sized from the DataModule's concepts and categories when not given."""
@@ -308,10 +388,18 @@ class Icmlm(L.LightningModule):
                 params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
             )
         elif t.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+            # fused: one kernel for all parameters instead of a loop over them (on a CPU about
+            # 5x faster for a ResNet-18; the same update up to rounding)
+            opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=True)
         else:
             raise ValueError(f"train.optimizer must be sgd or adamw, got {t.optimizer!r}")
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t.max_epochs))
+        sched: torch.optim.lr_scheduler.LRScheduler
+        if t.head_epochs == 0:
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t.max_epochs))
+        else:  # a cosine over the joint epochs, then another over the head-only ones
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda e: two_phase_cosine(e, t.max_epochs, t.head_epochs)
+            )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 
+TEXT_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def single_token_words(tokenizer: Any, words: Sequence[str]) -> list[str]:
     """The words that are one token of the encoder's vocabulary (only those can be masked as a
     whole and predicted as one concept; our reading of "concept token")."""
@@ -47,11 +50,15 @@ def concept_positions(tokens: Sequence[str], concept_index: dict[str, int]) -> l
 class FrozenTextEncoder:
     """Token states of masked captions from a frozen pretrained encoder (no gradients)."""
 
-    def __init__(self, name: str, max_len: int, cache: bool = True) -> None:
+    def __init__(self, name: str, max_len: int, cache: bool = True, dtype: str = "float32") -> None:
+        if dtype not in TEXT_DTYPES:
+            raise ValueError(
+                f"model.text_dtype must be one of {sorted(TEXT_DTYPES)}, got {dtype!r}"
+            )
         self.name = name
         self.max_len = max_len
         self.tokenizer = load_tokenizer(name)
-        self.model = load_frozen_model(name)
+        self.model = load_frozen_model(name).to(TEXT_DTYPES[dtype])
         self.dim = int(self.model.config.hidden_size)
         self.cache: dict[tuple[tuple[int, ...], int], Tensor] | None = {} if cache else None
 

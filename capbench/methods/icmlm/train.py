@@ -83,7 +83,7 @@ def train_icmlm(
         workdir,
         seed,
         loggers,
-        max_epochs=cfg.train.max_epochs,
+        max_epochs=cfg.train.max_epochs + cfg.train.head_epochs,
         precision=cfg.train.precision,
         accelerator=accelerator,
         devices=devices,

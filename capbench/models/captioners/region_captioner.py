@@ -124,7 +124,15 @@ class RegionCaptioner(nn.Module):
         (``refine``, smooth L1, positives) and the caption of the matched region (``caption``,
         positives); :func:`weighted_loss` sums them with DenseCap's weights.
         ``boxes[i]`` ``(R_i, 4)`` x1y1x2y2 pixels, ``tokens[i]`` ``(R_i, T)``."""
-        features = self.trunk(images.tensors)
+        return self.loss_from_features(self.trunk(images.tensors), images, boxes, tokens)
+
+    def loss_from_features(
+        self, features: Tensor, images: ImageList, boxes: list[Tensor], tokens: list[Tensor]
+    ) -> dict[str, Tensor]:
+        """:meth:`loss` on the trunk's map ``features`` of ``images``, computed elsewhere (a
+        frozen trunk's maps cached once: ``capbench.methods.frozen_features.FrozenMapItems``).
+        Only the shape of ``images.tensors`` and ``images.image_sizes`` are read (anchors and
+        clipping), so its tensor may hold no channels."""
         proposals, rpn_losses = self.rpn(images, {"0": features}, [{"boxes": b} for b in boxes])
         sampled, labels, matched = [], [], []
         for props, gt in zip(proposals, boxes):
