@@ -193,6 +193,7 @@ class Icmlm(L.LightningModule):
             self.trunk.train()
             self.head_channels = int(probe.shape[1])
         self._text: Any = None  # the frozen encoder: not a submodule (not in checkpoints)
+        self._head_maps: Tensor | None = None  # the head-only epochs' cached trunk maps
         self.concept_words: list[str] | None = None
         self.categories: list[str] | None = None
         self.save_hyperparameters(
@@ -324,11 +325,13 @@ class Icmlm(L.LightningModule):
         self.eval()
         self.head.requires_grad_(True)
         self.head.train()
-        if getattr(self, "_head_maps", None) is None:
+        if self._head_maps is None:
             self._head_maps = self.frozen_head_maps(dm.dataset(TRAIN, train=False))
 
     def on_fit_end(self) -> None:
-        """The DataModule's training images loaded again (a later fit on it needs them)."""
+        """The DataModule's training images loaded again (a later fit on it needs them); the
+        cached maps dropped."""
+        self._head_maps = None
         dm = getattr(self.trainer, "datamodule", None)
         if self.cfg.train.head_epochs and dm is not None:
             dm.dataset(TRAIN, train=True).load_images = True
@@ -355,6 +358,7 @@ class Icmlm(L.LightningModule):
         unreadable image are ignored."""
         if "target" not in batch:
             return None
+        assert self._head_maps is not None  # set at the epoch's start
         maps = self._head_maps[batch["index"].to(self._head_maps.device)]
         readable = ~torch.isnan(maps.flatten(1)).any(dim=1)
         target = batch["target"].to(self.device)
