@@ -4,9 +4,10 @@ When the trunk is frozen (eval-mode BatchNorm, no gradient) and the training ima
 augmented, the trunk's output for an image is the same at every step: running it once per
 image before the fit gives the same gradients to everything trained after it, at a fraction of
 the cost (on a CPU the trunk is most of a step). Methods that train on frozen features
-(Malali's image tower, Show-and-Tell's first phase) compute them here, in record order with a
-fixed batch size, so a resumed run computes the same numbers. Dense models (the region
-captioner) keep the trunk's whole map per image instead (``FrozenMapItems``).
+(Malali's image tower, Show-and-Tell's first phase, ICMLM's head-only epochs, whose maps are
+flattened into rows) compute them here, in record order with a fixed batch size, so a resumed
+run computes the same numbers. The region captioner, whose batches are items with boxes and
+phrases, keeps each image's map in its item instead (``FrozenMapItems``).
 """
 
 from __future__ import annotations
