@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from capbench.data.images import build_transform, load_rgb
+from capbench.data.images import CorruptImageError, build_transform, load_rgb
 from capbench.data.records import CaptionedImage
 from capbench.data.text import WordVocab
+from capbench.data.views import drain_skipped, note_corrupt
 
 
 class RegionPhrases(Dataset):
@@ -47,11 +48,16 @@ class RegionPhrases(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        """The item, or None for a corrupt image (``collate_regions`` drops and names it)."""
         from capbench.models.captioners.vocab import encode_texts
 
         rec = self.records[i]
-        img = load_rgb(rec.image_path)
+        try:
+            img = load_rgb(rec.image_path)
+        except CorruptImageError as err:
+            note_corrupt(rec, err)
+            return None
         scale = self.longest_side / max(img.size)
         image = self.transform(img)
         h, w = image.shape[1:]
@@ -84,10 +90,15 @@ def pad_images(images: Sequence[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]
     return batch, sizes
 
 
-def collate_regions(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def collate_regions(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     """Padded images, their sizes, and per-image lists of boxes and phrase ids; items whose
     image was replaced by a frozen trunk's map (``features``, ``image_size``) give the maps
-    padded alike (``features``) instead of ``image``."""
+    padded alike (``features``) instead of ``image``. Corrupt images (None items) are dropped
+    and named in ``skipped``; a batch with none left has empty lists and no pixels."""
+    items = [it for it in batch if it is not None]
+    skips = {"n_skipped": len(batch) - len(items), "skipped": drain_skipped()}
+    if not items:
+        return {"image_sizes": [], "boxes": [], "tokens": [], "image_id": [], **skips}
     if "features" in items[0]:
         maps, _ = pad_images([it["features"] for it in items])
         pixels: dict[str, Any] = {"features": maps}
@@ -101,4 +112,5 @@ def collate_regions(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "boxes": [it["boxes"] for it in items],
         "tokens": [it["tokens"] for it in items],
         "image_id": [it["image_id"] for it in items],
+        **skips,
     }

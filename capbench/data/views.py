@@ -48,13 +48,26 @@ def report_skipped(messages: Iterable[str]) -> None:
             log.warning("skipping corrupt image: %s", msg)
 
 
+def note_corrupt(record: CaptionedImage, err: CorruptImageError) -> None:
+    """Remember a corrupt image for the collate function of the batch it was met in (a Dataset
+    returning None for it then; ``drain_skipped`` hands the messages over)."""
+    if len(_PENDING_SKIPS) < _MAX_PENDING:
+        _PENDING_SKIPS.append(f"record {record.image_id}: {err}")
+    log.debug("corrupt image of record %s: %s", record.image_id, err)
+
+
+def drain_skipped() -> list[str]:
+    """The corrupt-image messages met since the last call (a collate function calls it)."""
+    skipped = list(_PENDING_SKIPS)
+    _PENDING_SKIPS.clear()
+    return skipped
+
+
 def _load_image(record: CaptionedImage, transform: Transform) -> torch.Tensor | None:
     try:
         img = load_rgb(record.image_path)
     except CorruptImageError as err:
-        if len(_PENDING_SKIPS) < _MAX_PENDING:
-            _PENDING_SKIPS.append(f"record {record.image_id}: {err}")
-        log.debug("corrupt image of record %s: %s", record.image_id, err)
+        note_corrupt(record, err)
         return None
     return transform(img)
 
@@ -288,8 +301,7 @@ def collate_skip_none(batch: Sequence[Item | None]) -> dict[str, Any]:
     batch where every image was corrupt has ``index`` of length 0 and no ``image`` key.
     """
     items = [b for b in batch if b is not None]
-    skipped = list(_PENDING_SKIPS)
-    _PENDING_SKIPS.clear()
+    skipped = drain_skipped()
     out: dict[str, Any] = {"n_skipped": len(batch) - len(items), "skipped": skipped}
     if not items:
         out["index"] = torch.empty(0, dtype=torch.long)

@@ -67,17 +67,17 @@ class FrozenMapItems(Dataset):
     def __init__(
         self, dataset: Dataset, trunk: Callable[[Tensor], Tensor], batch_size: int = 32
     ) -> None:
-        from capbench.data.images import CorruptImageError
-        from capbench.data.views import report_skipped
+        from capbench.data.views import drain_skipped, report_skipped
 
         self.items: list[dict] = []
         self.skipped: list[str] = []
         pending: list[dict] = []
         for i in range(len(dataset)):  # type: ignore[arg-type]
-            try:
-                pending.append(dataset[i])
-            except CorruptImageError as err:
-                self.skipped.append(f"item {i}: {err}")
+            item = dataset[i]  # None: a corrupt image, noted by the dataset
+            if item is None:
+                self.skipped += drain_skipped() or [f"item {i}: unreadable image"]
+            else:
+                pending.append(item)
             if len(pending) == batch_size or i == len(dataset) - 1:  # type: ignore[arg-type]
                 self.items += _with_maps(pending, trunk)
                 pending = []

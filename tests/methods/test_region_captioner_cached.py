@@ -83,3 +83,21 @@ def test_a_corrupt_image_is_left_out_of_the_cache_and_named(tiny_scenes, tmp_pat
     torch.testing.assert_close(items[1]["features"], want)
     batch = collate_regions([items[0], items[1]])
     assert batch["features"].shape == (2, *want.shape)
+
+
+def test_a_corrupt_image_is_dropped_from_its_region_batch_and_named(tiny_scenes, tmp_path):
+    """Without the cache too: the batch keeps the readable images, names the corrupt one, and a
+    batch of corrupt images only is skipped by the training step, not a crash."""
+    vg = _vg(tiny_scenes)[:3]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    vg[1].image_path = str(bad)
+    vocab = build_vocab([g.phrase for r in vg for g in r.regions], 1)
+    data = RegionPhrases(vg, vocab, 64, 8)
+    batch = collate_regions([data[0], data[1], data[2]])
+    assert batch["image"].shape[0] == 2 and batch["image_id"] == [vg[0].image_id, vg[2].image_id]
+    assert batch["n_skipped"] == 1 and "broken.jpg" in batch["skipped"][0]
+    empty = collate_regions([data[1]])
+    assert empty["boxes"] == [] and "image" not in empty and empty["n_skipped"] == 1
+    module = RegionCaptionerModule(model=_config(False), vocab=vocab.itos)
+    assert module.training_step(empty, 0) is None

@@ -211,8 +211,10 @@ class RegionCaptionerModule(_CaptionerBase):
             sizes = [(int(images.shape[2]), int(images.shape[3]))] * len(images)
         return ImageList(images, [tuple(s) for s in sizes])
 
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor | None:
         sizes = batch["image_sizes"]
+        if not sizes:  # every image of the batch was corrupt (named by the loader)
+            return None
         if "features" in batch:  # the frozen trunk's cached maps (region_dataloader)
             maps = batch["features"]
             height, width = max(s[0] for s in sizes), max(s[1] for s in sizes)
@@ -301,12 +303,16 @@ def region_dataloader(
     """Shuffled batches of images with their region boxes and phrases; given the frozen
     ``trunk`` (``cache_trunk_features``), its maps of every image are computed once, here, and
     the batches carry them instead of the images."""
+    from capbench.data.datamodule import CountingDataLoader
     from capbench.data.region_phrases import RegionPhrases, collate_regions
 
     dataset: Any = RegionPhrases(train, vocab, cfg.image_size, cfg.max_len)
     if trunk is not None:
         dataset = FrozenMapItems(dataset, trunk, batch_size=32)
-    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_regions)
+    # a corrupt image is dropped from its batch and logged once (CountingDataLoader)
+    return CountingDataLoader(
+        dataset, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_regions
+    )
 
 
 def train_captioner(
