@@ -187,7 +187,10 @@ reproduce-all: setup
 # sariyildiz2020 268 s, malali2022 54 s, reed2016 ~15 s, the suite 212 s, colour layout 13 s).
 # Measured again later that day on the same commit and commands: 1909 s, every part 1.36-1.56x
 # slower (gordo2017 590 s, mopuri2017 521 s, sariyildiz2020 351 s, malali2022 84 s, reed2016 20 s,
-# the suite 285 s): the machine's speed varies by that much between runs. Profiles (one thread):
+# the suite 285 s): the machine's speed varies by that much between runs. Again on 2026-12-03
+# (ICMLM with the bfloat16 text encoder and fused AdamW): 1455 s (gordo2017 480 s, reed2016 13 s,
+# malali2022 49 s, mopuri2017 376 s, sariyildiz2020 253 s, the suite and the page the rest).
+# Profiles (one thread):
 # the rows' time is training and feature extraction (conv2d), plus ~7 s of imports per process.
 # gordo2017's proposed_v_v and sariyildiz2020's random_init are left out (the suite's gordo_vt_v and
 # random_init rows stand for them); running the papers in two one-thread lanes does not make room
