@@ -6,7 +6,6 @@ started; a corrupt image is left out of the cache and named."""
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 
 from capbench.data import read
@@ -14,11 +13,11 @@ from capbench.data.region_phrases import RegionPhrases, collate_regions
 from capbench.methods.caption_fusion.captioning import (
     RegionCaptionerModule,
     region_dataloader,
-    train_captioner,
 )
 from capbench.methods.caption_fusion.config import RegionCaptionerConfig
 from capbench.methods.frozen_features import FrozenMapItems
 from capbench.models.captioners.vocab import build_vocab
+from tests.methods.cached_training import assert_cache_trains_the_same_weights
 
 SEED = 5
 
@@ -37,24 +36,16 @@ def _vg(tiny_scenes):
 
 
 def test_cached_trunk_maps_train_the_same_weights(tiny_scenes, tmp_path):
-    torch.set_num_threads(1)
     vg = _vg(tiny_scenes)
-    kw = {"accelerator": "cpu", "devices": 1, "progress": False, "seed": SEED}
-    cached, _ = train_captioner("region_captioner", _config(True), vg, tmp_path / "c", **kw)
-    direct, _ = train_captioner("region_captioner", _config(False), vg, tmp_path / "d", **kw)
-    L.seed_everything(SEED, workers=True, verbose=False)  # as train_captioner does
-    start = RegionCaptionerModule(model=_config(True), vocab=cached.vocab.itos)
-
-    trained = dict(direct.net.named_parameters())
-    initial = dict(start.net.named_parameters())
-    for name, p in cached.net.named_parameters():
-        torch.testing.assert_close(p, trained[name], atol=5e-5, rtol=1e-4, msg=name)
-        if name.startswith("trunk."):
-            torch.testing.assert_close(p, initial[name], msg=f"{name}: the frozen trunk moved")
-    for name in ("code.weight", "decoder.out.weight", "rpn.head.conv.0.0.weight"):
-        assert float((trained[name] - initial[name]).abs().max().detach()) > 1e-3, (
-            f"{name} did not train"
-        )
+    assert_cache_trains_the_same_weights(
+        "region_captioner",
+        _config,
+        vg,
+        tmp_path,
+        SEED,
+        ("code.weight", "decoder.out.weight", "rpn.head.conv.0.0.weight"),
+        atol=5e-5,
+    )
 
 
 def test_cached_batches_carry_maps_not_images(tiny_scenes):

@@ -5,17 +5,13 @@ weights, far from where they started; the cached run's batches carry no image.""
 
 from __future__ import annotations
 
-import lightning as L
-import torch
-
 from capbench.data import read
 from capbench.methods.caption_fusion.captioning import (
-    ShowAndTellModule,
     show_and_tell_datamodule,
-    train_captioner,
 )
 from capbench.methods.caption_fusion.config import ShowAndTellConfig
 from capbench.models.captioners.vocab import build_vocab
+from tests.methods.cached_training import assert_cache_trains_the_same_weights
 
 SEED = 3
 
@@ -29,22 +25,16 @@ def _config(cache: bool) -> ShowAndTellConfig:
 
 
 def test_cached_trunk_features_train_the_same_weights(tiny_scenes, tmp_path):
-    torch.set_num_threads(1)
     coco = read("coco", tiny_scenes / "coco", "train", splits="karpathy")
-    kw = {"accelerator": "cpu", "devices": 1, "progress": False, "seed": SEED}
-    cached, _ = train_captioner("show_and_tell", _config(True), coco, tmp_path / "c", **kw)
-    direct, _ = train_captioner("show_and_tell", _config(False), coco, tmp_path / "d", **kw)
-    L.seed_everything(SEED, workers=True, verbose=False)  # as train_captioner does
-    start = ShowAndTellModule(model=_config(True), vocab=cached.vocab.itos)
-
-    trained = dict(direct.net.named_parameters())
-    initial = dict(start.net.named_parameters())
-    for name, p in cached.net.named_parameters():
-        torch.testing.assert_close(p, trained[name], atol=2e-5, rtol=1e-4, msg=name)
-        if name.startswith("trunk."):
-            torch.testing.assert_close(p, initial[name], msg=f"{name}: the frozen trunk moved")
-    for name in ("embed_image.weight", "decoder.out.weight"):
-        assert float((trained[name] - initial[name]).abs().max()) > 1e-3, f"{name} did not train"
+    assert_cache_trains_the_same_weights(
+        "show_and_tell",
+        _config,
+        coco,
+        tmp_path,
+        SEED,
+        ("embed_image.weight", "decoder.out.weight"),
+        atol=2e-5,
+    )
 
 
 def test_cached_batches_carry_the_index_not_the_image(tiny_scenes):
