@@ -354,6 +354,7 @@ def train_captioner(
         data,
         workdir,
         max_epochs=cfg.epochs,
+        precision=cfg.precision,
         loggers=False,
         accelerator=accelerator,
         devices=devices,
