@@ -52,7 +52,9 @@ def _config(kind: str, precision: str) -> Any:
 @pytest.mark.parametrize(
     ("precision", "lstm_dtype"), [("bf16-mixed", torch.bfloat16), ("32-true", torch.float32)]
 )
-def test_the_lstm_runs_at_the_configured_precision(kind, precision, lstm_dtype, tiny_scenes, tmp_path):
+def test_the_lstm_runs_at_the_configured_precision(
+    kind, precision, lstm_dtype, tiny_scenes, tmp_path
+):
     dtypes = LstmDtypes()
     module, _ = train_captioner(
         kind, _config(kind, precision), _records(kind, tiny_scenes), tmp_path,
