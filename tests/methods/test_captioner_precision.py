@@ -1,6 +1,6 @@
 """Both captioners follow their config's ``precision``: under ``bf16-mixed`` the LSTM runs in
 bfloat16 (what makes the scenes profile's captioners cheaper on these CPUs) while the weights
-stay float32 and train; the default runs it in float32."""
+stay float32 and finite; the default runs it in float32."""
 
 from __future__ import annotations
 
