@@ -190,6 +190,11 @@ reproduce-all: setup
 # the suite 285 s): the machine's speed varies by that much between runs. Again on 2026-12-03
 # (ICMLM with the bfloat16 text encoder and fused AdamW): 1455 s (gordo2017 480 s, reed2016 13 s,
 # malali2022 49 s, mopuri2017 376 s, sariyildiz2020 253 s, the suite and the page the rest).
+# Again on 2026-12-03 after the ICMLM rows and both captioners began training under bf16-mixed
+# (CPU autocast; fresh cache and results, 2 idle cores): 1223 s, still 23 s over (gordo2017 378 s
+# with the scenes trunk's ~100 s, reed2016 19 s, malali2022 53 s, mopuri2017 289 s, sariyildiz2020
+# 209 s, the suite 222 s, colour layout 18 s). gordo2017 trains in float32 (its trained rows under
+# bf16-mixed would be the next ~75 s; their goldens would need rewriting).
 # Profiles (one thread):
 # the rows' time is training and feature extraction (conv2d), plus ~7 s of imports per process.
 # gordo2017's proposed_v_v and sariyildiz2020's random_init are left out (the suite's gordo_vt_v and
