@@ -101,9 +101,16 @@ class RMAC(nn.Module):
         return F.normalize(regional_max_pool(fmap.float(), regions), dim=-1)
 
     def aggregate(self, regional: Tensor) -> Tensor:
-        """Whiten -> L2 -> sum over regions -> L2, for ``(B, R, C)`` regional descriptors."""
-        w = F.normalize(self.whiten(regional), dim=-1)
-        return F.normalize(w.sum(dim=1), dim=-1)
+        """Whiten -> L2 -> sum over regions -> L2, for ``(B, R, C)`` regional descriptors.
+
+        Always fp32, also inside a bf16 autocast region: the PCA-whitening scales small
+        eigen-directions up by lambda^-1/2, and the triplet losses compare dot products of the
+        result within a margin of 0.1, differences that bfloat16's 8-bit mantissa (steps of
+        ~0.004 near 1) blurs. The trunk's convolutions are where bf16 saves time; this head
+        costs little in fp32 (benchmarks/gordo2017/README.md, "Training under bf16-mixed")."""
+        with torch.autocast(regional.device.type, enabled=False):
+            w = F.normalize(self.whiten(regional.float()), dim=-1)
+            return F.normalize(w.sum(dim=1), dim=-1)
 
     def from_conv(self, fmap: Tensor) -> Tensor:
         """Descriptor of a single conv map (one scale): the Grad-CAM head."""

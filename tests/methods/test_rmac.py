@@ -123,3 +123,21 @@ def test_init_whitening_decorrelates():
         atol=1e-4,
         rtol=0,
     )
+
+
+def test_head_stays_fp32_inside_a_bf16_autocast_region():
+    """The trunk may run in bf16 (CPU or GPU autocast), the whitening and aggregation may not:
+    descriptors a triplet margin of 0.1 compares must keep fp32's resolution (README)."""
+    g = torch.Generator().manual_seed(3)
+    head = RMAC(16, 16)
+    head.init_whitening(torch.randn(2000, 16, generator=g) @ torch.randn(16, 16, generator=g))
+    regional = F.normalize(torch.randn(4, 9, 16, generator=g), dim=-1)
+    ref = head.aggregate(regional)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = head.aggregate(regional.to(torch.bfloat16))  # as a bf16 trunk's pooled map arrives
+        plain = F.normalize(F.normalize(head.whiten(regional), dim=-1).sum(1), dim=-1)
+    assert got.dtype == torch.float32 and plain.dtype == torch.bfloat16  # autocast was active
+    # the only error left is the bf16 rounding of the input; the head adds none of its own
+    bf16_input = head.aggregate(regional.to(torch.bfloat16).float())
+    torch.testing.assert_close(got, bf16_input, atol=1e-6, rtol=0)
+    assert (got - ref).abs().max() < (plain.float() - ref).abs().max()
