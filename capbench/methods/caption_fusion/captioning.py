@@ -27,6 +27,7 @@ from capbench.methods.caption_fusion.config import (
     ShowAndTellConfig,
 )
 from capbench.methods.config import as_config, config_dict
+from capbench.methods.empty_batch import empty_batch_loss
 from capbench.methods.frozen_features import FrozenMapItems, frozen_features, usable_rows
 from capbench.methods.training import (
     finished_checkpoint,
@@ -214,7 +215,7 @@ class RegionCaptionerModule(_CaptionerBase):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor | None:
         sizes = batch["image_sizes"]
         if not sizes:  # every image of the batch was corrupt (named by the loader)
-            return None
+            return empty_batch_loss(self)
         if "features" in batch:  # the frozen trunk's cached maps (region_dataloader)
             maps = batch["features"]
             height, width = max(s[0] for s in sizes), max(s[1] for s in sizes)

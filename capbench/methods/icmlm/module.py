@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from capbench.data.datamodule import TRAIN
 from capbench.methods.config import as_config, config_dict
+from capbench.methods.empty_batch import empty_batch_loss
 from capbench.methods.icmlm.config import (
     ICMLM_MODES,
     ConceptsConfig,
@@ -297,7 +298,7 @@ class Icmlm(L.LightningModule):
         if self.in_head_phase:
             return self.head_phase_step(batch)
         if "image" not in batch:
-            return None
+            return empty_batch_loss(self)
         losses = self.losses(batch)
         bs = int(batch["image"].shape[0])
         for k, v in losses.items():
@@ -357,7 +358,7 @@ class Icmlm(L.LightningModule):
         """The masked-concept loss of the head alone on the cached maps; captions of an
         unreadable image are ignored."""
         if "target" not in batch:
-            return None
+            return empty_batch_loss(self)
         assert self._head_maps is not None  # set at the epoch's start
         maps = self._head_maps[batch["index"].to(self._head_maps.device)]
         readable = ~torch.isnan(maps.flatten(1)).any(dim=1)
@@ -365,7 +366,7 @@ class Icmlm(L.LightningModule):
         if "mask_image" in batch:
             target = torch.where(readable[batch["mask_image"]], target, IGNORE)
         if (target == IGNORE).all():
-            return None
+            return empty_batch_loss(self)
         logits, _ = self.predict_concepts(batch, torch.nan_to_num(maps))
         loss = F.cross_entropy(logits, target, ignore_index=IGNORE)
         hit = (logits.argmax(-1) == target)[target != IGNORE]

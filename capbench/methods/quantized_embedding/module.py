@@ -37,6 +37,7 @@ from capbench.losses import (
     pairwise_l2,
 )
 from capbench.methods.config import as_config, config_dict
+from capbench.methods.empty_batch import empty_batch_loss
 from capbench.methods.frozen_features import frozen_features
 from capbench.methods.quantized_embedding.config import (
     LossConfig,
@@ -354,7 +355,7 @@ class QuantizedEmbedding(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if not len(batch["index"]):  # every image of this batch was unreadable
-            return None
+            return empty_batch_loss(self)
         losses = self.batch_losses(batch)
         bs = int(batch["index"].shape[0])
         for k, v in losses.items():

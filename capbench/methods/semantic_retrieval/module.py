@@ -32,6 +32,7 @@ from capbench.data.triplets import MiningPlan
 from capbench.data.views import collate_skip_none
 from capbench.losses import gordo_text_losses, gordo_visual_loss, wsabie_loss
 from capbench.methods.config import as_config, config_dict
+from capbench.methods.empty_batch import empty_batch_loss
 from capbench.methods.semantic_retrieval.config import (
     TRAIN_MODES,
     ModelConfig,
@@ -355,7 +356,7 @@ class SemanticRetrieval(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if "triplet" not in batch:  # every triplet of this batch had an unreadable image
-            return None
+            return empty_batch_loss(self)
         losses = self.triplet_losses(batch)
         bs = int(batch["triplet"].shape[0])
         for k, v in losses.items():
