@@ -196,9 +196,11 @@ reproduce-all: setup
 # 209 s, the suite 222 s, colour layout 18 s). Again on 2026-12-03 (later) after gordo2017's
 # trained rows began training under bf16-mixed: 1354 s (gordo2017 398 s: proposed_vt_v 200 s
 # against 247 s, the scenes trunk's row 195 s against 124 s; reed2016 21 s, malali2022 63 s,
-# mopuri2017 306 s, sariyildiz2020 260 s, the suite 250 s, colour layout 14 s): every part that did
-# not change ran 6-24 % slower than in the run before, so the machine's speed, not the rows, set
-# the total; the budget is not met on this machine by speed alone (fewer demo rows is the lever left).
+# mopuri2017 306 s, sariyildiz2020 260 s, the suite 250 s, colour layout 14 s): the parts that did
+# not change ran 6-24 % slower than in the run before (the row that pretrains the scenes trunk
+# 57 %; only the colour-layout row was faster, 14 s against 18 s), so the machine's speed, not
+# the rows, set the total. Speed alone does not meet the budget on this machine; fewer demo rows
+# is the lever left (a team decision).
 # Profiles (one thread):
 # the rows' time is training and feature extraction (conv2d), plus ~7 s of imports per process.
 # gordo2017's proposed_v_v and sariyildiz2020's random_init are left out (the suite's gordo_vt_v and
