@@ -45,9 +45,33 @@ class _OneLinear(L.LightningModule):
         )
 
 
-def test_one_process_skips_the_step():
+class _AlwaysEmpty(_OneLinear):
+    def training_step(self, batch, batch_idx):
+        return empty_batch_loss(self)
+
+
+def test_one_process_skips_the_step(tmp_path):
+    assert empty_batch_loss(_OneLinear()) is None  # not attached to a Trainer: one process
+    model = _AlwaysEmpty()
+    before = model.lin.weight.detach().clone()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=str(tmp_path))  # fmt: skip
+    trainer.fit(model, DataLoader(range(3), batch_size=1))
+    assert model.lin.weight.grad is None  # None: Lightning ran no backward for these batches
+    torch.testing.assert_close(model.lin.weight.detach(), before, atol=0, rtol=0)
+
+
+def test_the_zero_loss_reaches_every_trainable_parameter_and_no_frozen_one(monkeypatch):
+    import capbench.methods.empty_batch as eb
+
+    monkeypatch.setattr(eb, "_world_size", lambda module: 2)
     model = _OneLinear()
-    assert empty_batch_loss(model) is None  # not attached to a Trainer: one process
+    loss = empty_batch_loss(model)
+    assert loss is not None and float(loss) == 0.0
+    loss.backward()
+    assert model.lin.weight.grad is not None and not model.lin.weight.grad.any()
+    assert model.frozen.weight.grad is None
 
 
 def test_ddp_rank_with_an_empty_batch_takes_the_same_step(tmp_path):
