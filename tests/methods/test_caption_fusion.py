@@ -18,6 +18,7 @@ from capbench.methods.caption_fusion.pairs import (
     Pair,
     build_pairs,
     shuffle_pairs,
+    split_queries,
     split_validation,
 )
 
@@ -88,6 +89,52 @@ def test_validation_split_is_the_last_fraction_as_keras():
     assert split_validation(pairs, 0.0) == (pairs, [])
     with pytest.raises(ValueError, match="val_fraction"):
         split_validation(pairs, 1.0)
+
+
+def test_query_level_validation_holds_out_whole_queries():
+    """``train.val_split: queries``: the validation pairs belong to queries with no training
+    pair, so early stopping sees how the fusion does on queries it never trained on."""
+    queries = [f"q{i}" for i in range(40)]
+    fit, val = split_queries(queries, 0.1, seed=0)
+    assert len(val) == 4 and sorted(fit + val, key=queries.index) == queries
+    assert not set(fit) & set(val)
+    assert (fit, val) == split_queries(queries, 0.1, seed=0)
+    assert val != split_queries(queries, 0.1, seed=1)[1]
+    assert split_queries(queries, 0.0, 0) == (queries, [])
+    assert len(split_queries(queries[:3], 0.1, 0)[1]) == 1  # at least one query validates
+    with pytest.raises(ValueError, match="more than 1 training queries"):
+        split_queries(queries[:1], 0.1, 0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_queries(queries, 1.0, 0)
+
+
+def test_the_datamodule_splits_by_query_when_asked():
+    from capbench.data.records import CaptionedImage
+    from capbench.methods.caption_fusion.config import CaptionFusionConfig
+    from capbench.methods.caption_fusion.data import FusionPairs
+
+    rng = np.random.default_rng(0)
+    refs = [f"r{i}" for i in range(12)]
+    relevance = {f"q{i}": {r: int(rng.integers(0, 4)) for r in refs} for i in range(10)}
+    records = [
+        CaptionedImage(image_id=q, image_path=f"{q}.jpg", captions=[], split="query",
+                       meta={"relevance": rel}) for q, rel in relevance.items()
+    ] + [CaptionedImage(image_id=r, image_path=f"{r}.jpg", captions=[], split="reference")
+         for r in refs]  # fmt: skip
+    features = {r.image_id: rng.normal(size=4).astype(np.float32) for r in records}
+    from dataclasses import replace
+
+    def config(split: str) -> CaptionFusionConfig:
+        cfg = CaptionFusionConfig()
+        return replace(cfg, train=replace(cfg.train, val_split=split))
+
+    dm = FusionPairs(records, features, list(relevance), config("queries"), seed=0)
+    index = {tuple(v.tolist()): k for k, v in features.items()}
+    train_q = {index[tuple(a.tolist())] for a in dm.train_pairs["a"]}
+    val_q = {index[tuple(a.tolist())] for a in dm.val_pairs["a"]}
+    assert len(val_q) == 1 and len(train_q) == 9 and not train_q & val_q
+    with pytest.raises(ValueError, match="val_split must be 'pairs' or 'queries'"):
+        FusionPairs(records, features, list(relevance), config("folds"), seed=0)
 
 
 def test_representation_is_the_chosen_layer_and_training_uses_the_last():

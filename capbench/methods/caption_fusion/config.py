@@ -49,6 +49,10 @@ class FusionTrainConfig:
     # fit(validation_split=0.1): Keras holds out the LAST 10% of the pairs as given, and the
     # code's load_inputs shuffles the pairs (seeded) before fit: a random 10% of the pairs
     val_fraction: float = 0.1
+    # "pairs": that random 10% of the pairs (the code; its queries are also trained on, so early
+    # stopping cannot see the fusion memorise its training queries); "queries": val_fraction of
+    # the training queries held out with all their pairs (our alternative, README)
+    val_split: str = "pairs"
     num_workers: int = 0
 
 

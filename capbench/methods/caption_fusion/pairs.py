@@ -72,3 +72,21 @@ def split_validation(pairs: Sequence[Pair], fraction: float) -> tuple[list[Pair]
         raise ValueError(f"train.val_fraction must be in [0, 1), got {fraction}")
     cut = int(len(pairs) * (1.0 - fraction))  # Keras: split_at = int(n * (1 - split))
     return list(pairs[:cut]), list(pairs[cut:])
+
+
+def split_queries(
+    queries: Sequence[str], fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """``train.val_split: queries``: a seeded ``fraction`` of the training queries (at least one
+    when ``fraction`` > 0) held out with all their pairs, so the validation loss is that of
+    queries the fusion never trained on."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"train.val_fraction must be in [0, 1), got {fraction}")
+    n_val = 0 if fraction == 0 else max(1, round(len(queries) * fraction))
+    if n_val >= len(queries):
+        raise ValueError(f"val_split 'queries' needs more than {n_val} training queries")
+    held = set(np.random.default_rng([seed, 4321]).permutation(len(queries))[:n_val].tolist())
+    return (
+        [q for i, q in enumerate(queries) if i not in held],
+        [q for i, q in enumerate(queries) if i in held],
+    )
