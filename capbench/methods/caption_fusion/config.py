@@ -55,6 +55,12 @@ class FusionTrainConfig:
     val_split: str = "pairs"
     num_workers: int = 0
 
+    def __post_init__(self) -> None:  # at config time, before any captioner trains
+        if self.val_split not in ("pairs", "queries"):
+            raise ValueError(
+                f"train.val_split must be 'pairs' or 'queries', got {self.val_split!r}"
+            )
+
 
 @dataclass(frozen=True)
 class PairsConfig:
