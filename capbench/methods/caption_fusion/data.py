@@ -71,16 +71,13 @@ class FusionPairs(L.LightningDataModule):
         super().__init__()
         relevance = {r.image_id: r.meta["relevance"] for r in records if r.split == "query"}
         images = [r.image_id for r in records]
-        split = cfg.train.val_split
-        if split == "pairs":
-            pairs = build_pairs(relevance, train_queries, images, cfg.pairs, seed)
-            train, val = split_validation(shuffle_pairs(pairs, seed), cfg.train.val_fraction)
-        elif split == "queries":
+        if cfg.train.val_split == "queries":  # the config admits only "pairs" and "queries"
             fit_q, val_q = split_queries(train_queries, cfg.train.val_fraction, seed)
             train = shuffle_pairs(build_pairs(relevance, fit_q, images, cfg.pairs, seed), seed)
-            val = build_pairs(relevance, val_q, images, cfg.pairs, seed) if val_q else []
+            val = build_pairs(relevance, val_q, images, cfg.pairs, seed)
         else:
-            raise ValueError(f"train.val_split must be 'pairs' or 'queries', got {split!r}")
+            pairs = build_pairs(relevance, train_queries, images, cfg.pairs, seed)
+            train, val = split_validation(shuffle_pairs(pairs, seed), cfg.train.val_fraction)
         if not train:
             raise ValueError(f"no training pairs for queries {list(train_queries)[:5]}...")
         self.train_pairs = pair_tensors(train, features)

@@ -65,11 +65,15 @@ def shuffle_pairs(pairs: Sequence[Pair], seed: int) -> list[Pair]:
     return [pairs[i] for i in order]
 
 
+def _check_fraction(fraction: float) -> None:
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"train.val_fraction must be in [0, 1), got {fraction}")
+
+
 def split_validation(pairs: Sequence[Pair], fraction: float) -> tuple[list[Pair], list[Pair]]:
     """Keras ``validation_split``: the LAST ``fraction`` of the pairs, in the given order, is
     held out (Keras takes it before shuffling)."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"train.val_fraction must be in [0, 1), got {fraction}")
+    _check_fraction(fraction)
     cut = int(len(pairs) * (1.0 - fraction))  # Keras: split_at = int(n * (1 - split))
     return list(pairs[:cut]), list(pairs[cut:])
 
@@ -80,8 +84,7 @@ def split_queries(
     """``train.val_split: queries``: a seeded ``fraction`` of the training queries (at least one
     when ``fraction`` > 0) held out with all their pairs, so the validation loss is that of
     queries the fusion never trained on."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"train.val_fraction must be in [0, 1), got {fraction}")
+    _check_fraction(fraction)
     n_val = 0 if fraction == 0 else max(1, round(len(queries) * fraction))
     if n_val >= len(queries):
         raise ValueError(f"val_split 'queries' needs more than {n_val} training queries")
