@@ -179,52 +179,13 @@ reproduce-all: setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce all --profile $(PROFILE) --launcher $(LAUNCHER) $(REPRODUCE_ARGS); \
 	  rc=$$?; $(VENV)/bin/capbench leaderboard render; exit $$rc
 
-# `make demo`: the scenes data, every implemented paper's headline rows (DEMO_ROWS_<paper>), the
-# cross-method suite (which scores those rows' checkpoints) and the page; the budget is 20 minutes on 2
-# idle cores; the time is printed at the end. Everything else: `make reproduce-all PROFILE=scenes`.
-# Measured 2026-12-03 from a fresh cache, 2 idle cores (scenes data already written): 1402 s, over
-# the 20-minute budget by about 200 s (gordo2017 ~415 s with the scenes trunk, mopuri2017 384 s,
-# sariyildiz2020 268 s, malali2022 54 s, reed2016 ~15 s, the suite 212 s, colour layout 13 s).
-# Measured again later that day on the same commit and commands: 1909 s, every part 1.36-1.56x
-# slower (gordo2017 590 s, mopuri2017 521 s, sariyildiz2020 351 s, malali2022 84 s, reed2016 20 s,
-# the suite 285 s): the machine's speed varies by that much between runs. Again on 2026-12-03
-# (ICMLM with the bfloat16 text encoder and fused AdamW): 1455 s (gordo2017 480 s, reed2016 13 s,
-# malali2022 49 s, mopuri2017 376 s, sariyildiz2020 253 s, the suite and the page the rest).
-# Again on 2026-12-03 after the ICMLM rows and both captioners began training under bf16-mixed
-# (CPU autocast; fresh cache and results, 2 idle cores): 1223 s, still 23 s over (gordo2017 378 s
-# with the scenes trunk's ~100 s, reed2016 19 s, malali2022 53 s, mopuri2017 289 s, sariyildiz2020
-# 209 s, the suite 222 s, colour layout 18 s). Again on 2026-12-03 (later) after gordo2017's
-# trained rows began training under bf16-mixed: 1354 s (gordo2017 398 s: proposed_vt_v 200 s
-# against 247 s, the scenes trunk's row 195 s against 124 s; reed2016 21 s, malali2022 63 s,
-# mopuri2017 306 s, sariyildiz2020 260 s, the suite 250 s, colour layout 14 s): the parts that did
-# not change ran 6-24 % slower than in the run before (the row that pretrains the scenes trunk
-# 57 %; only the colour-layout row was faster, 14 s against 18 s), so the machine's speed, not
-# the rows, set the total. Speed alone does not meet the budget on this machine; fewer demo rows
-# is the lever left (a team decision).
-# Profiles (one thread):
-# the rows' time is training and feature extraction (conv2d), plus ~7 s of imports per process.
-# gordo2017's proposed_v_v and sariyildiz2020's random_init are left out (the suite's gordo_vt_v and
-# random_init rows stand for them); running the papers in two one-thread lanes does not make room
-# (measured 2026-12-02: gordo2017's proposed_v_v took 412 s beside the other lane against 175 s
-# alone on two threads).
-DEMO_PAPERS ?= gordo2017 reed2016 malali2022 mopuri2017 sariyildiz2020
-DEMO_ROWS_gordo2017 ?= random,visual_baseline,proposed_vt_v,text_oracle
-DEMO_ROWS_reed2016 ?= bow_ds
-DEMO_ROWS_malali2022 ?= malali
-DEMO_ROWS_mopuri2017 ?= random,cnn,fic,bord,concat,fused
-DEMO_ROWS_sariyildiz2020 ?= icmlm_tfm
-DEMO_ROWS_suite ?= random_init,pretrained,gordo_vt_v,reed_bow_ds,malali,mopuri_fic,icmlm_tfm
-
+# `make demo`: the scenes data, every implemented paper's headline rows, the cross-method suite
+# (which scores those rows' checkpoints), a bring-your-own row and the page, in one process
+# (`capbench demo`; the plan: benchmarks/demo.yaml; DEMO_ARGS="--only suite --force" etc.). The
+# budget is 20 minutes on 2 idle cores; the time of every step is printed at the end.
+# Everything else: `make reproduce-all PROFILE=scenes`. Measured timings: README.md, "Budgets".
 demo: setup
-	@start=$$(date +%s); \
-	test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo; \
-	rc=0; \
-	$(foreach p,$(DEMO_PAPERS),CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce $(p) --profile scenes $(if $(DEMO_ROWS_$(p)),--rows $(DEMO_ROWS_$(p))) $(REPRODUCE_ARGS) || rc=1; ) \
-	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce suite --profile scenes --rows $(DEMO_ROWS_suite) $(REPRODUCE_ARGS) || rc=1; \
-	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench suite --encoder examples.color_layout_encoder:build \
-	  --name color_layout --label "Colour layout (bring your own: examples/)" --profile scenes || rc=1; \
-	$(VENV)/bin/capbench leaderboard render || rc=1; \
-	echo "make demo: $$(( $$(date +%s) - start )) s"; exit $$rc
+	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench demo $(DEMO_ARGS)
 
 # --- Reed et al. 2016 (benchmarks/reed2016): Tables 1-3 (zero-shot top-1 and AP@50 on CUB and
 # Flowers, DA-SJE / DS-SJE, nine text encoders). PROFILE=paper (default) needs CUB-200-2011 and

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("lightning", "test a method from a LightningCLI config"),
     "pretrain-backbone": ("pretrain", "pretrain the scenes stand-in for an ImageNet backbone"),
     "reproduce": ("reproduce", "reproduce a paper's tables (local or SLURM)"),
+    "demo": ("demo", "the headline rows of every paper, the suite and the page, on scenes data"),
     "leaderboard": ("leaderboard", "render / check / compare run records"),
     "suite": ("suite", "score an encoder (yours: --encoder mod:fn) on every suite protocol"),
     "query": ("query", "retrieve images for an image query with +word/-word text modifiers"),

@@ -5,12 +5,19 @@ Images are counted and sized but not hashed (hundreds of thousands of files); an
 are hashed with SHA-256, streamed. Files larger than ``FULL_HASH_LIMIT`` are hashed on their
 size plus first and last ``PARTIAL_CHUNK`` bytes (marked ``partial``), so fingerprinting Visual
 Genome's 700 MB JSON stays cheap and still changes when the file does in practice.
+
+Digests are remembered for the life of the process, keyed by a file's path, size and
+modification time: every row of a run fingerprints the datasets it reads, and VOC's ten thousand
+XML files took seconds a row to hash again. As git does with its index, a file modified in the
+last ``SETTLED_NS`` is not remembered: a same-size rewrite within one timestamp tick would
+otherwise keep its old digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +50,27 @@ def _files(root: Path) -> list[tuple[str, Path]]:
     return sorted(out)
 
 
+SETTLED_NS = 2_000_000_000  # a file this long unmodified may be remembered
+# (absolute path, size, mtime in ns, full) -> (hex digest, partial?)
+_DIGESTS: dict[tuple[str, int, int, bool], tuple[str, bool]] = {}
+
+
 def file_sha256(path: Path, full: bool = False) -> tuple[str, bool]:
-    """(hex digest, partial?) of a file, streamed; unless ``full``, big files hash size + head + tail."""
+    """(hex digest, partial?) of a file, streamed; unless ``full``, big files hash size + head + tail.
+
+    Remembered per process while the file's size and modification time stay the same."""
+    stat = path.stat()
+    key = (str(path.absolute()), stat.st_size, stat.st_mtime_ns, full)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    result = _sha256(path, stat.st_size, full)
+    if time.time_ns() - stat.st_mtime_ns > SETTLED_NS:
+        _DIGESTS[key] = result
+    return result
+
+
+def _sha256(path: Path, size: int, full: bool) -> tuple[str, bool]:
     digest = hashlib.sha256()
-    size = path.stat().st_size
     with path.open("rb") as fh:
         if full or size <= FULL_HASH_LIMIT:
             while block := fh.read(_BLOCK):

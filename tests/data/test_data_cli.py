@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+import time
 import types
 
 import pytest
@@ -191,3 +193,30 @@ def test_check_visual_genome_does_not_write_into_the_dataset(tmp_path, capsys):
     assert cli.main(["data", "check", "visual_genome", str(root)]) == 0
     assert cli.main(["data", "check", "visual_genome", str(root), "-o", "split_seed=1"]) == 0
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+def test_fingerprint_remembers_settled_files_only(tmp_path, monkeypatch):
+    """A second fingerprint does not read a settled file again; an edit (new mtime) is read, and
+    a file modified a moment ago is never remembered (a same-size rewrite in one tick)."""
+    from capbench.data import fingerprint
+
+    root = tmp_path / "d"
+    root.mkdir()
+    old, fresh = root / "old.json", root / "fresh.json"
+    old.write_text('{"a": 1}')
+    fresh.write_text('{"b": 1}')
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    reads: list[str] = []
+    real = fingerprint._sha256
+    monkeypatch.setattr(fingerprint, "_sha256", lambda p, *a: reads.append(p.name) or real(p, *a))
+    first = dataset_fingerprint(root)
+    assert sorted(reads) == ["fresh.json", "old.json"]
+    reads.clear()
+    assert dataset_fingerprint(root) == first
+    assert reads == ["fresh.json"]  # modified a moment ago: read again
+    old.write_text('{"a": 2}')  # same size, new mtime
+    os.utime(old, (past + 1, past + 1))
+    reads.clear()
+    assert dataset_fingerprint(root)["sha256"] != first["sha256"]
+    assert sorted(reads) == ["fresh.json", "old.json"]

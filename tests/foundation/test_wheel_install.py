@@ -78,6 +78,7 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str], Path]:
         "capbench/shipped/benchmarks/gordo2017/paper.yaml",
         "capbench/shipped/benchmarks/gordo2017/golden_ci.yaml",
         "capbench/shipped/benchmarks/gordo2017/random.ci.yaml",
+        "capbench/shipped/benchmarks/demo.yaml",
         "capbench/shipped/data_cards/cub.md",
         "capbench/bench/json_schema/paper.schema.json",
     ):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from capbench.eval.linear_probe import DEFAULT_C_GRID, voc07_svm_probe
 from capbench.eval.protocols._common import resolve_dataset_root
 
 DATA_CARD = "data_cards/voc2007.md"
+PARALLEL_FROM_TRAIN = 1000  # train images from which score_features fits classes on every core
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,14 @@ def score_features(
     test_feats: Any,
     voc: VocData,
     cfg: EvalConfig = EvalConfig(),
-    n_jobs: int | None = None,
+    n_jobs: int | Literal["auto"] | None = "auto",
 ) -> dict[str, Any]:
     """Per-class linear SVMs on the features; ``mAP`` (percent, ``cfg.metric``) with details.
-    ``n_jobs`` spreads the classes over joblib workers (the same result; worth it from a few
-    thousand train images, below that the workers' start-up costs more than it saves)."""
+    ``n_jobs`` spreads the classes over joblib workers (the same result; worth it from about a
+    thousand train images, below that the workers' start-up, ~3 s once per process, costs more
+    than it saves); ``"auto"``: every core from ``PARALLEL_FROM_TRAIN`` train images, else one."""
+    if n_jobs == "auto":
+        n_jobs = -1 if len(voc.train_labels) >= PARALLEL_FROM_TRAIN else None
     if cfg.metric not in ("map", "map_11pt", "map_interp"):
         raise ValueError(
             f"eval.metric must be 'map', 'map_11pt' or 'map_interp', got {cfg.metric!r}"
