@@ -22,6 +22,7 @@ path without training. Held-out mAP goes to a ``.json`` file beside it.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -170,24 +171,12 @@ def pretrain_backbone(
     progress: bool = True,
 ) -> Path:
     """Train (or find cached) the scenes backbone; returns the trunk state-dict file."""
-    from capbench.data import read
     from capbench.data.images import build_transform
 
-    root = Path(data) if data is not None else default_data_root()
-    if not root.exists():
-        raise FileNotFoundError(
-            f"{root}: no labelled images for backbone pretraining (a VOC 2007 layout; "
-            "generate the scenes dataset with `capbench data scenes` or pass --data DIR)"
-        )
-    train = read("voc2007", root, train_split)
-    held_out = read("voc2007", root, eval_split)
-    classes = list((train[0].meta or {}).get("classes") or [])
-    n_classes = len(classes) or 1 + max(max(r.labels, default=0) for r in train)
-    options = {
-        "v": 2, "arch": arch, "epochs": epochs, "image_size": image_size, "batch_size": batch_size,
-        "lr": lr, "weight_decay": weight_decay, "seed": seed, "train_split": train_split,
-        "eval_split": eval_split, "n_classes": n_classes,
-    }  # fmt: skip
+    root, train, held_out, classes, options = _pretrain_plan(
+        data, arch, epochs, image_size, batch_size, lr, weight_decay, seed, train_split, eval_split
+    )
+    n_classes = options["n_classes"]
     target = (
         Path(out)
         if out is not None
@@ -245,6 +234,47 @@ def pretrain_backbone(
         atomic_write_text(target.with_suffix(".json"), json.dumps(info, indent=2))
     log.info("scenes backbone %s: held-out mAP %.3f", target, held_map)
     return target
+
+
+# the options of pretrain_backbone that decide what it trains (the others: where and how it runs)
+_KEYED = ("data", "arch", "epochs", "image_size", "batch_size", "lr", "weight_decay", "seed",
+          "train_split", "eval_split")  # fmt: skip
+
+
+def scenes_backbone_file(**opts: Any) -> Path:
+    """The cached file ``pretrain_backbone(**opts)`` finds or writes, without training: a model
+    trained from that trunk puts its name (options and data fingerprint, with the version ``v``)
+    in its own cache key, so a retrained trunk is never paired with models of the old one."""
+    bound = inspect.signature(pretrain_backbone).bind(**{k: opts[k] for k in _KEYED if k in opts})
+    bound.apply_defaults()  # pretrain_backbone's own defaults: one source for both
+    kw = {k: bound.arguments[k] for k in _KEYED}
+    _, train, held_out, _, options = _pretrain_plan(**kw)
+    return cached_path(kw["arch"], _fingerprint([*train, *held_out], options))
+
+
+def _pretrain_plan(
+    data: str | Path | None, arch: str, epochs: int, image_size: int, batch_size: int, lr: float,
+    weight_decay: float, seed: int, train_split: str, eval_split: str,
+) -> tuple[Path, list[CaptionedImage], list[CaptionedImage], list[str], dict[str, Any]]:  # fmt: skip
+    """The labelled records, their class names and the options the cache key hashes."""
+    from capbench.data import read
+
+    root = Path(data) if data is not None else default_data_root()
+    if not root.exists():
+        raise FileNotFoundError(
+            f"{root}: no labelled images for backbone pretraining (a VOC 2007 layout; "
+            "generate the scenes dataset with `capbench data scenes` or pass --data DIR)"
+        )
+    train = read("voc2007", root, train_split)
+    held_out = read("voc2007", root, eval_split)
+    classes = list((train[0].meta or {}).get("classes") or [])
+    n_classes = len(classes) or 1 + max(max(r.labels, default=0) for r in train)
+    options = {
+        "v": 2, "arch": arch, "epochs": epochs, "image_size": image_size, "batch_size": batch_size,
+        "lr": lr, "weight_decay": weight_decay, "seed": seed, "train_split": train_split,
+        "eval_split": eval_split, "n_classes": n_classes,
+    }  # fmt: skip
+    return root, train, held_out, classes, options
 
 
 def pretrain_info(path: str | Path) -> dict[str, Any]:

@@ -59,6 +59,30 @@ def resolve_pretrain_data(cfg: C, data_root: str | Path, seed: int | None = None
     return dataclasses.replace(cfg, pretrain=pretrain)  # type: ignore[type-var]
 
 
+def trunk_identity(
+    backbone: str, backbone_weights: str | None, pretrain: Mapping[str, Any] | None = None
+) -> str:
+    """What a trained model's cache key must know of the trunk it started from, found without
+    training it: the scenes trunk's cache file name (its options, data fingerprint and version),
+    a local checkpoint's content hash (a new file at the same path is another trunk), or random
+    init. Config values alone are not enough: a retrained trunk or a swapped file would
+    otherwise find the models of the old one."""
+    if backbone_weights == SCENES_PRETRAIN:
+        from capbench.methods.backbone_pretrain import scenes_backbone_file
+
+        opts = dict(pretrain or {})
+        opts.setdefault("arch", backbone)
+        return f"{SCENES_PRETRAIN}:{scenes_backbone_file(**opts).stem}"
+    if backbone_weights:
+        from capbench.data.fingerprint import file_sha256
+
+        path = Path(backbone_weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"model.backbone_weights: {backbone_weights} is not a file")
+        return f"sha256:{file_sha256(path)[0]}"
+    return "random-init"
+
+
 def resolve_backbone_weights(
     backbone: str,
     backbone_weights: str | None,

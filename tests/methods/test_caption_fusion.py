@@ -250,6 +250,16 @@ def test_captioner_folder_follows_the_training_data_content(tmp_path, monkeypatc
     assert captioner_workdir("region_captioner", cfg, ctx) != before
     (coco / "dataset_coco.json").write_text('{"images": [{"split": "train"}]}')
     assert captioner_workdir("show_and_tell", cfg, ctx) != before
+    # the trunk enters by content: another file at the same path is another captioner
+    weights = tmp_path / "trunk.pt"
+    weights.write_bytes(b"one trunk")
+    on_file = row_config(
+        {"row": {"kind": "fic"}, "show_and_tell": {"backbone_weights": str(weights)}}
+    )
+    first = captioner_workdir("show_and_tell", on_file, ctx)
+    assert first != captioner_workdir("show_and_tell", cfg, ctx)  # vs random init
+    weights.write_bytes(b"another trunk")
+    assert captioner_workdir("show_and_tell", on_file, ctx) != first
 
 
 def test_fused_row_names_a_feature_width_that_does_not_match_model_in_dim():

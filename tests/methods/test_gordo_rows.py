@@ -184,6 +184,14 @@ def test_shared_training_folder(tmp_path):
     assert rows.training_workdir(alone, ctx, "sha-a") == ctx.workdir
     # the same path with other content (scenes rewritten at another size) is another model
     assert workdir(data="sha-b", train_mode="V+T") != vt_v
+    # so is another trunk file at the same path (the trunk enters by content)
+    weights = tmp_path / "trunk.pt"
+    weights.write_bytes(b"one trunk")
+    cfg = {"model": {"backbone": "x", "backbone_weights": str(weights)}}
+    on_file = workdir(train_mode="V+T")
+    assert on_file != vt_v  # vs random init
+    weights.write_bytes(b"another trunk")
+    assert workdir(train_mode="V+T") != on_file
 
 
 def test_cheap_rows_from_the_benchmark_configs(tiny_scenes, tmp_path):

@@ -13,6 +13,7 @@ from capbench.data.records import CaptionedImage
 from capbench.data.writers import WritableImage, write
 from capbench.methods import backbone_pretrain
 from capbench.methods.backbone_pretrain import pretrain_backbone, pretrain_info
+from capbench.methods.training import SCENES_PRETRAIN, trunk_identity
 from capbench.models.backbones import create_backbone
 
 torch.set_num_threads(1)
@@ -67,6 +68,12 @@ def test_pretrain_caches_and_loads(tmp_path, monkeypatch):
 
     monkeypatch.setattr(backbone_pretrain.L.Trainer, "fit", no_training)
     assert pretrain_backbone(root, **kw) == path
+    # the file is known without training, for the cache keys of models trained from it
+    assert backbone_pretrain.scenes_backbone_file(data=root, **kw) == path
+    assert backbone_pretrain.scenes_backbone_file(data=root, **{**kw, "epochs": 3}) != path
+    assert trunk_identity("timm::resnet18", SCENES_PRETRAIN, {"data": root, **kw}) == (
+        f"{SCENES_PRETRAIN}:{path.stem}"
+    )
     # a different option is a different backbone
     with pytest.raises(AssertionError, match="retrained"):
         pretrain_backbone(root, **{**kw, "epochs": 3})

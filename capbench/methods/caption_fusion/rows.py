@@ -40,7 +40,7 @@ from capbench.methods.caption_fusion.config import CaptionFusionRow, row_config
 from capbench.methods.caption_fusion.features import extract, load_features, save_features
 from capbench.methods.config import config_dict
 from capbench.methods.protocol import RowContext, RowResult
-from capbench.methods.training import resolve_pretrain_data
+from capbench.methods.training import resolve_pretrain_data, trunk_identity
 
 
 def _digest(obj: Any) -> str:
@@ -57,10 +57,15 @@ def captioner_workdir(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> Path
 
     root = Path(ctx.data_root)
     data = cfg.captioning.coco if kind == "show_and_tell" else cfg.captioning.visual_genome
+    section = getattr(cfg, kind)
     key = {
         "kind": kind,
-        "section": config_dict(getattr(cfg, kind)),
+        "section": config_dict(section),
         "pretrain": cfg.pretrain,
+        # the trunk by content (a retrained scenes trunk, a new file at the same path) and the
+        # training code's version: bump "v" with a change that alters what training produces
+        "trunk": trunk_identity(section.backbone, section.backbone_weights, cfg.pretrain),
+        "v": 1,
         "captioning": config_dict(cfg.captioning),
         "data_root": str(root.resolve()),
         "data": dataset_fingerprint(root / data)["sha256"],

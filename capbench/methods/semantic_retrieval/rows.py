@@ -40,7 +40,7 @@ from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
 from capbench.methods.semantic_retrieval.config import SemanticRetrievalRow, row_config
 from capbench.methods.semantic_retrieval.generated_captions import row_generated_captions
-from capbench.methods.training import resolve_pretrain_data
+from capbench.methods.training import resolve_pretrain_data, trunk_identity
 
 Row = Callable[[SemanticRetrievalRow, RowContext, EvalData], RowResult]
 
@@ -274,6 +274,10 @@ def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext, data_sha256: st
         k: config_dict(getattr(cfg, k)) for k in ("data", "tfidf", "model", "train", "mining")
     }
     shared["pretrain"] = cfg.pretrain
+    # the trunk by content (a retrained scenes trunk, a new file at the same path) and the
+    # training code's version: bump "v" with a change that alters what training produces
+    shared["trunk"] = trunk_identity(cfg.model.backbone, cfg.model.backbone_weights, cfg.pretrain)
+    shared["v"] = 1
     shared["train_mode"] = cfg.row.train_mode.upper()
     shared["seed"] = int(ctx.seed)
     shared["data_root"] = str(Path(ctx.data_root).resolve())
