@@ -45,6 +45,7 @@ def check(
     notes: list[str] = []
     checked = 0
     packages: list[dict[str, str | None]] = []  # of every record looked at
+    weak: dict[str, list[str]] = {}  # paper -> referenced cells a drop to 0 would pass
     papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
     _check_selection(papers, paper, table, rows)
     for p in papers:
@@ -63,6 +64,8 @@ def check(
                 if cell.reference is None or cell.status == "pending":
                     continue
                 checked += 1
+                if _collapse_passes(cell.reference, cell.tolerance):
+                    weak.setdefault(p.key, []).append(f"{s.ref.table.id}/{s.ref.row.id}/{mkey}")
                 if cell.status not in FAILING:
                     continue
                 where = f"{p.key} {s.ref.table.id} {s.ref.row.id} {mkey}"
@@ -93,7 +96,24 @@ def check(
                     f"{fmt(cell.reference)}, delta {cell.delta:+.4g}, tolerance {fmt(cell.tolerance)} -> {cell.status}"
                 )
     notes += package_drift(packages)
+    notes += [_weak_note(key, cells, profile) for key, cells in weak.items()]
     return CheckResult(failures, notes, checked)
+
+
+def _collapse_passes(reference: float | None, tolerance: float | None) -> bool:
+    """Whether a run that scored 0 would pass this cell: its tolerance (the measured spread of
+    a high-variance metric at a small size) reaches down to zero. Such a cell still gates a
+    move the other way, and a collapse shows in the paper's other cells, but a reader of
+    "ok" should know it gates little."""
+    return bool(reference) and tolerance is not None and tolerance >= abs(reference)
+
+
+def _weak_note(paper: str, cells: list[str], profile: str) -> str:
+    shown = ", ".join(cells[:6]) + (f", ... ({len(cells) - 6} more)" if len(cells) > 6 else "")
+    return (
+        f"weak gate {paper} ({profile}): {len(cells)} cell(s) whose tolerance reaches zero, so "
+        f"a collapse to 0 would pass them: {shown}"
+    )
 
 
 def _check_selection(

@@ -136,6 +136,24 @@ def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
     assert rc == 1 and "FAIL toypaper t1 b max: the scenes record(s) of this row have no max" in out
 
 
+def test_check_names_cells_whose_tolerance_would_pass_a_collapse_to_zero(cli, toy, results):
+    """A tolerance measured from a high-variance metric can reach zero: such a cell passes a run
+    that scored 0, and `ok` alone would hide that it gates little."""
+    assert cli("reproduce", "toypaper", "--seeds", "3", "--write-golden")[0] == 0
+    rc, out, _ = cli("leaderboard", "check")
+    assert rc == 0 and "weak gate" not in out
+    path = toy / "toypaper" / "golden_scenes.yaml"
+    golden = yaml.safe_load(path.read_text())
+    golden["tables"]["t1"]["a"]["mean"]["tolerance"] = 2.0  # its value is 2
+    path.write_text(yaml.safe_dump(golden))
+    rc, out, _ = cli("leaderboard", "check")
+    assert rc == 0 and "ok: 7 cell(s) within tolerance" in out  # still passes: a note, not a failure
+    assert (
+        "weak gate toypaper (scenes): 1 cell(s) whose tolerance reaches zero, so a collapse to 0 "
+        "would pass them: t1/a/mean"
+    ) in out
+
+
 def test_check_paper_profile_reports_missing_and_out_of_tolerance(cli, results):
     assert cli("reproduce", "toypaper", "--profile", "paper")[0] == 0
     rc, out, _ = cli("leaderboard", "check", "--profile", "paper")
