@@ -147,7 +147,9 @@ def test_check_names_cells_whose_tolerance_would_pass_a_collapse_to_zero(cli, to
     golden["tables"]["t1"]["a"]["mean"]["tolerance"] = 2.0  # its value is 2
     path.write_text(yaml.safe_dump(golden))
     rc, out, _ = cli("leaderboard", "check")
-    assert rc == 0 and "ok: 7 cell(s) within tolerance" in out  # still passes: a note, not a failure
+    assert (
+        rc == 0 and "ok: 7 cell(s) within tolerance" in out
+    )  # still passes: a note, not a failure
     assert (
         "weak gate toypaper (scenes): 1 cell(s) whose tolerance reaches zero, so a collapse to 0 "
         "would pass them: t1/a/mean"
