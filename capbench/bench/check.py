@@ -14,7 +14,7 @@ from capbench.bench import constraints
 from capbench.bench.catalog import Catalog
 from capbench.bench.golden import golden_name, load_golden
 from capbench.bench.paper import Paper
-from capbench.bench.summary import FAILING, NOT_MEASURED, NOT_RUN, fmt, summarize
+from capbench.bench.summary import FAILING, NOT_MEASURED, NOT_RUN, current_hash, fmt, summarize
 
 
 @dataclass
@@ -56,6 +56,9 @@ def check(
             )
             (failures if paper else notes).append(("FAIL " if paper else "skip ") + msg)
             continue
+        stale = stale_golden_rows(catalog, p, profile)
+        if stale:
+            notes.append(_stale_note(p.key, stale, profile))
         for s in summarize(catalog, results, profile, p.key):
             if (table and s.ref.table.id != table) or (rows and s.ref.row.id not in rows):
                 continue
@@ -113,6 +116,36 @@ def _weak_note(paper: str, cells: list[str], profile: str) -> str:
     return (
         f"weak gate {paper} ({profile}): {len(cells)} cell(s) whose tolerance reaches zero, so "
         f"a collapse to 0 would pass them: {shown}"
+    )
+
+
+def stale_golden_rows(catalog: Catalog, paper: Paper, profile: str) -> list[str]:
+    """The golden rows of ``paper`` written from another config than the row's current one, as
+    ``table/row (golden <hash>, config <hash>)``; a golden row whose config is gone counts too.
+
+    ``summarize`` compares records of the current config with whatever the golden file holds;
+    a config edited after its golden numbers were written (a new key in a shared base file, a
+    changed default) leaves numbers that no current command reproduces. Most such edits move
+    nothing, but only a rerun shows which."""
+    golden = load_golden(paper, profile)
+    current = {(r.table.id, r.row.id): current_hash(r, profile) for r in catalog.rows(paper.key)}
+    stale = []
+    for tid, rows in golden.items():
+        for rid, metrics in (rows or {}).items():
+            written = {str(c.get("config_hash")) for c in (metrics or {}).values()}
+            now = current.get((tid, rid))
+            if now is None or written != {now}:
+                shown = ",".join(sorted(h[:8] for h in written))
+                stale.append(f"{tid}/{rid} (golden {shown}, config {now[:8] if now else 'none'})")
+    return stale
+
+
+def _stale_note(paper: str, rows: list[str], profile: str) -> str:
+    shown = ", ".join(rows[:4]) + (f", ... ({len(rows) - 4} more)" if len(rows) > 4 else "")
+    return (
+        f"stale golden {paper} ({profile}): {len(rows)} row(s) written from another config than "
+        f"the current one: {shown}; rerun them from 3 seeds and `capbench leaderboard golden "
+        f"{paper} --profile {profile}`"
     )
 
 

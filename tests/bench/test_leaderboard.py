@@ -156,6 +156,23 @@ def test_check_names_cells_whose_tolerance_would_pass_a_collapse_to_zero(cli, to
     ) in out
 
 
+def test_check_names_golden_rows_written_from_another_config(cli, toy, results):
+    """A config edited after its golden numbers were written leaves references that no current
+    command reproduces: the check says which rows."""
+    assert cli("reproduce", "toypaper", "--seeds", "3", "--write-golden")[0] == 0
+    rc, out, _ = cli("leaderboard", "check")
+    assert rc == 0 and "stale golden" not in out
+    cfg = toy / "toypaper" / "a.scenes.yaml"
+    cfg.write_text(cfg.read_text().replace("[1.0, 2.0, 3.0]", "[1.0, 2.0, 3.5]"))
+    rc, out, _ = cli("leaderboard", "check")
+    note = next(line for line in out.splitlines() if line.startswith("stale golden"))
+    # a.scenes.yaml serves t1/a and t2/a2; t1/b kept its config
+    assert note.startswith("stale golden toypaper (scenes): 2 row(s) written from another config")
+    assert "t1/a (golden " in note and "t2/a2 (golden " in note and "t1/b" not in note, note
+    # the records of the old config still pass the old numbers: only the note tells
+    assert rc == 0 and "ok: 7 cell(s) within tolerance" in out
+
+
 def test_check_paper_profile_reports_missing_and_out_of_tolerance(cli, results):
     assert cli("reproduce", "toypaper", "--profile", "paper")[0] == 0
     rc, out, _ = cli("leaderboard", "check", "--profile", "paper")
