@@ -19,9 +19,9 @@ DEFAULT_TORCH_THREADS = torch.get_num_threads()
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_session_dirs(tmp_path_factory):
-    """The same for module- and session-scoped fixtures, which are set up before the per-test
-    dirs below: a module fixture reading Visual Genome wrote its Arrow cache into the
-    checkout's ``.capbench_cache``."""
+    """Temp results and cache dirs for module- and session-scoped fixtures, which are set up
+    before the per-test ones below: a module fixture reading Visual Genome wrote its Arrow
+    cache into the checkout's ``.capbench_cache``."""
     base = tmp_path_factory.mktemp("capbench_session_env")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CAPBENCH_RESULTS", str(base / "results"))
