@@ -49,14 +49,15 @@ def check(
     papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
     _check_selection(papers, paper, table, rows)
     for p in papers:
-        if profile != "paper" and not load_golden(p, profile):
+        golden = load_golden(p, profile) if profile != "paper" else {}
+        if profile != "paper" and not golden:
             msg = (
                 f"{p.key}: no {golden_name(profile)}; write one with "
                 f"`capbench leaderboard golden {p.key} --profile {profile}`"
             )
             (failures if paper else notes).append(("FAIL " if paper else "skip ") + msg)
             continue
-        stale = stale_golden_rows(catalog, p, profile)
+        stale = stale_golden_rows(catalog, p, profile, golden)
         if stale:
             notes.append(_stale_note(p.key, stale, profile))
         for s in summarize(catalog, results, profile, p.key):
@@ -119,15 +120,17 @@ def _weak_note(paper: str, cells: list[str], profile: str) -> str:
     )
 
 
-def stale_golden_rows(catalog: Catalog, paper: Paper, profile: str) -> list[str]:
+def stale_golden_rows(
+    catalog: Catalog, paper: Paper, profile: str, golden: dict | None = None
+) -> list[str]:
     """The golden rows of ``paper`` written from another config than the row's current one, as
     ``table/row (golden <hash>, config <hash>)``; a golden row whose config is gone counts too.
 
     ``summarize`` compares records of the current config with whatever the golden file holds;
     a config edited after its golden numbers were written (a new key in a shared base file, a
     changed default) leaves numbers that no current command reproduces. Most such edits move
-    nothing, but only a rerun shows which."""
-    golden = load_golden(paper, profile)
+    nothing, but only a rerun shows which. ``golden``: the paper's file already loaded."""
+    golden = load_golden(paper, profile) if golden is None else golden
     current = {(r.table.id, r.row.id): current_hash(r, profile) for r in catalog.rows(paper.key)}
     stale = []
     for tid, rows in golden.items():
