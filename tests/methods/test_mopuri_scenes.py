@@ -3,7 +3,8 @@
 
 Asserted because it holds: every representation beats random ranking on mean nDCG@K,
 Show-and-Tell's BLEU-4 on held-out scenes images is far above a caption of a random training
-image and its captions depend on the image.
+image and its captions depend on the image; both captioners explain their own image's or
+region's texts better than another's (the likelihood test, ``text_preference``).
 Written as strict xfails because they do not hold yet: the region captioner's BLEU-4 far above
 a random phrase's (and its phrases depending on the region), and the fusion beating each
 single feature.
@@ -82,10 +83,24 @@ def test_show_and_tell_is_grounded(scenes_metrics):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("captioner", ["show_and_tell", "region_captioner"])
+def test_captioner_explains_its_own_inputs_text_better(scenes_metrics, captioner):
+    """The likelihood side of grounding (``text_preference``: own image's captions against the
+    next image's code; own region's phrases against an equally large other region of the same
+    image): the share of held-out texts their own input explains better is above one half by
+    more than 3 standard errors of a coin (p < 0.002). Measured on seeds 0-2: Show-and-Tell
+    89-90 % of 150 captions, the region captioner 64-71 % of 254 regions (bar about 59 %)."""
+    m = scenes_metrics[captioner]
+    n = m["text_preference_n"]
+    assert n >= 100, m
+    assert m["text_preference"] > 0.5 + 3 * (0.25 / n) ** 0.5, m
+
+
+@pytest.mark.slow
 @claim_not_met(
-    "does not hold on scenes yet: seed 0's region captioner (bf16-mixed goldens) says 4 "
-    "different top phrases of 30 images (BLEU-4 0, CIDEr 0.097 against a random phrase's "
-    "0.108); benchmarks/mopuri2017/README.md",
+    "does not hold on scenes yet: seed 0's region captioner says 13 different top phrases of "
+    "30 images (BLEU-4 0, CIDEr 0.112 against a random phrase's 0.108), though it prefers its "
+    "own region's phrases in likelihood (64 %); benchmarks/mopuri2017/README.md",
 )
 def test_region_captioner_bleu4_far_above_a_random_phrase_and_grounded(scenes_metrics):
     """The issue's claim (BLEU-4 of the top region's phrase far above a random training

@@ -114,21 +114,29 @@ def _caption_quality(
     kind: str, cfg: CaptionFusionRow, ctx: RowContext, model: Any, checkpoint: Path
 ) -> dict[str, float]:
     """BLEU / CIDEr of the captioner on held-out images (Karpathy test, or VG test regions)
-    against a random training caption, cached beside its checkpoint."""
+    against a random training caption, and its ``text_preference``, cached beside its
+    checkpoint."""
     from capbench.methods.caption_fusion.captioning import caption_quality
+    from capbench.methods.caption_fusion.text_preference import text_preference
 
     cache = checkpoint.parent.parent / "caption_scores.json"
     if cache.is_file():
-        return json.loads(cache.read_text(encoding="utf-8"))
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if "text_preference" in cached:  # cached before the likelihood test: scored again
+            return cached
     held = captioner_records(kind, cfg, ctx, "test")
     n = cfg.captioning.eval_images
+    held = held[:n] if n else held
+    model = model.cpu()
     scores = caption_quality(
-        model.cpu(),
-        held[:n] if n else held,
+        model,
+        held,
         captioner_train_records(kind, cfg, ctx),
         seed=int(ctx.seed),
         meteor=cfg.captioning.meteor,
     )
+    # the likelihood side of grounding, which the most probable text can hide
+    scores.update(text_preference(model, held, seed=int(ctx.seed)))
     from capbench.atomic import atomic_write_text
 
     atomic_write_text(cache, json.dumps(scores, indent=2))
@@ -243,7 +251,7 @@ def _fused(
     return score_folds(per_fold), {"folds": info, "per_fold": per_fold}
 
 
-CAPTION_METRICS = ("bleu4", "cider", "random_bleu4", "random_cider")
+CAPTION_METRICS = ("bleu4", "cider", "random_bleu4", "random_cider", "text_preference")
 
 
 def _captioner_row(cfg: CaptionFusionRow, ctx: RowContext) -> RowResult:

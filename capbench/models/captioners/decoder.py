@@ -62,6 +62,16 @@ class CaptionDecoder(nn.Module):
             ignore_index=self.specials.pad,
         )
 
+    def nll(self, code: Tensor, tokens: Tensor) -> Tensor:
+        """Per sequence ``(B,)``: the mean teacher-forced cross-entropy of its words and
+        ``<eos>`` given its ``code`` (how well a code explains a text; padding ignored)."""
+        targets = append_eos(tokens, self.specials)
+        logits = self.forward(code, targets[:, :-1])
+        per_word = F.cross_entropy(
+            logits.transpose(1, 2), targets, ignore_index=self.specials.pad, reduction="none"
+        )
+        return per_word.sum(dim=1) / (targets != self.specials.pad).sum(dim=1).clamp(min=1)
+
     def encode(self, code: Tensor) -> Tensor:
         """The LSTM's hidden state after reading ``code`` alone, ``(B, dim)``: the
         "LSTM-encoded" visual feature (DenseCap region codes -> BoRD)."""

@@ -116,6 +116,11 @@ class RegionCaptioner(nn.Module):
         )
         return self.head(self.region_norm(pooled.flatten(1)))
 
+    def region_codes(self, features: Tensor, boxes: list[Tensor]) -> Tensor:
+        """The decoder's input code of each box (``boxes[i]`` on image i of the map
+        ``features``), ``(sum R_i, dim)``: what the phrase of that box is generated from."""
+        return self.code(self._recognise(features, boxes))
+
     def loss(
         self, images: ImageList, boxes: list[Tensor], tokens: list[Tensor]
     ) -> dict[str, Tensor]:
