@@ -53,11 +53,13 @@ def test_heldout_metrics_by_hand():
     held.peak_cells, held.inside = [0, 0], [np.array([1, 0, 0, 0]), np.array([0, 1, 1, 0])]
     assert held.peaks == [True, False] and held.chance == [0.25, 0.5]
     held.correct_other_image = [False, False, True, False]
+    held.own_image_preferred = [1.0, 0.5, 0.0, 1.0]  # a tie counts half
     out = heldout_metrics(held, most_frequent=2)
     assert out == {
         "mlm_acc": 75.0,
         "mlm_acc_most_frequent": 50.0,
         "mlm_acc_other_image": 25.0,
+        "mlm_image_preference": 62.5,
         "mlm_attention_peak": 50.0,
         "mlm_attention_chance": pytest.approx(37.5),
         "mlm_attention_position_prior": pytest.approx(50.0),

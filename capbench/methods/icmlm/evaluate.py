@@ -34,6 +34,10 @@ class HeldOut:
 
     correct: list[bool] = field(default_factory=list)
     correct_other_image: list[bool] = field(default_factory=list)  # the batch's next image
+    # the right word's probability higher with its own image than with the batch's next one:
+    # 1, 0, or 0.5 for a tie (the likelihood side of "does the image count", which the
+    # arg-max accuracies hide when the image moves probability without changing the top word)
+    own_image_preferred: list[float] = field(default_factory=list)
     targets: list[int] = field(default_factory=list)
     # the masked word is an object category's name (COCO's categories; on scenes a shape)
     names_object: list[bool] = field(default_factory=list)
@@ -108,7 +112,9 @@ def evaluate_heldout(
         # gets right; a one-image batch has no other image and is left out of this control
         paired = fmap.shape[0] > 1
         if paired:
-            other = model.predict_concepts(batch, fmap.roll(1, dims=0))[0].argmax(-1)
+            other_logits = model.predict_concepts(batch, fmap.roll(1, dims=0))[0]
+            other = other_logits.argmax(-1)
+            own_lp, other_lp = logits.float().log_softmax(-1), other_logits.float().log_softmax(-1)
         for j, index in enumerate(batch["index"].tolist()):
             target = int(batch["target"][j])
             if target == IGNORE:
@@ -116,6 +122,8 @@ def evaluate_heldout(
             out.correct.append(bool(pred[j] == target))
             if paired:
                 out.correct_other_image.append(bool(other[j] == target))
+                a, b = float(own_lp[j, target]), float(other_lp[j, target])
+                out.own_image_preferred.append(1.0 if a > b else 0.5 if a == b else 0.0)
             out.targets.append(target)
             rec = records[index]
             cats = rec.meta.get("categories") or []
@@ -203,6 +211,7 @@ def heldout_metrics(held: HeldOut, most_frequent: int) -> dict[str, float]:
     }
     if held.correct_other_image:
         out["mlm_acc_other_image"] = 100.0 * float(np.mean(held.correct_other_image))
+        out["mlm_image_preference"] = 100.0 * float(np.mean(held.own_image_preferred))
     if held.peak_cells:
         out["mlm_attention_peak"] = 100.0 * float(np.mean(held.peaks))
         out["mlm_attention_chance"] = 100.0 * float(np.mean(held.chance))
