@@ -109,7 +109,8 @@ reproduce-gordo: gordo-data setup
 # COCO with Karpathy splits at $CAPBENCH_DATA/coco (and Flickr30k / Flickr8k beside it) and an
 # ImageNet ResNet-152 (BACKBONE_WEIGHTS=/path/resnet152.pth); PROFILE=scenes writes the scenes
 # data at demo size when absent. Extra `capbench reproduce` options: REPRODUCE_ARGS="--seeds 3".
-MALALI_COCO := $(or $(CAPBENCH_DATA),data)/coco
+MALALI_ROOT := $(or $(CAPBENCH_DATA),data)
+MALALI_COCO := $(MALALI_ROOT)/coco
 MALALI_ARGS := $(if $(BACKBONE_WEIGHTS),--backbone-weights $(BACKBONE_WEIGHTS)) $(REPRODUCE_ARGS)
 
 .PHONY: malali-data reproduce-malali
@@ -120,6 +121,8 @@ else
 malali-data:
 	@test -f $(MALALI_COCO)/dataset_coco.json || { \
 	  echo "error: COCO with Karpathy splits not found at $(MALALI_COCO) (no dataset_coco.json): see data_cards/coco.md, set CAPBENCH_DATA, or run make reproduce-malali PROFILE=scenes" >&2; exit 1; }
+	@for d in flickr30k flickr8k; do test -d $(MALALI_ROOT)/$$d || { \
+	  echo "error: $$d not found at $(MALALI_ROOT)/$$d: see data_cards/$$d.md (the COCO tables alone: capbench reproduce malali2022 --profile paper --table T, for T in coco1k, coco5k, coco5k_codes)" >&2; exit 1; }; done
 endif
 
 reproduce-malali: malali-data setup
@@ -203,6 +206,8 @@ reed-data:
 	  echo "error: Reed's CUB release not found at $(REED_ROOT)/cub/cvpr2016_cub/images (the .t7 features)." >&2; \
 	  echo "  See data_cards/cub.md and data_cards/flowers.md to obtain and lay them out, set CAPBENCH_DATA," >&2; \
 	  echo "  or run the embedded default: make reproduce-reed PROFILE=scenes" >&2; exit 1; }
+	@test -d $(REED_ROOT)/flowers/cvpr2016_flowers || { \
+	  echo "error: Reed's Flowers release not found at $(REED_ROOT)/flowers/cvpr2016_flowers: see data_cards/flowers.md" >&2; exit 1; }
 endif
 
 reproduce-reed: reed-data setup
@@ -231,6 +236,8 @@ else
 mopuri-data:
 	@test -d $(MOPURI_ROOT)/rpascal || { \
 	  echo "error: rPascal not found at $(MOPURI_ROOT)/rpascal: see data_cards/graded_retrieval.md, set CAPBENCH_DATA, or run make reproduce-mopuri PROFILE=scenes" >&2; exit 1; }
+	@test -d $(MOPURI_ROOT)/rimagenet || { \
+	  echo "error: rImageNet not found at $(MOPURI_ROOT)/rimagenet: see data_cards/graded_retrieval.md (rPascal alone: capbench reproduce mopuri2017 --profile paper --table rpascal)" >&2; exit 1; }
 	@test -f $(MOPURI_ROOT)/coco/dataset_coco.json || { \
 	  echo "error: COCO with Karpathy splits not found at $(MOPURI_ROOT)/coco (no dataset_coco.json): see data_cards/coco.md" >&2; exit 1; }
 	@test -f $(MOPURI_ROOT)/visual_genome/region_descriptions.json || { \
