@@ -8,7 +8,8 @@ captioners at the paper's sizes on random inputs.
   ~50 regions per image), RPN + 256 sampled boxes + 4096-d recognition layers.
 
 The same LightningModules the rows train, stepped by hand (forward, loss, backward, optimizer)
-after ``--warmup`` untimed steps. No data or weights are read (random trunks). ``--image-size``
+after ``--warmup`` untimed steps, the forward and loss under bf16 autocast as the paper profile
+trains (``--precision 32-true`` for float32). No data or weights are read (random trunks). ``--image-size``
 scales both models' inputs down for the CPU smoke test.
 
     python benchmarks/mopuri2017/gpu_check.py --out results/mopuri2017/gpu_check.json
@@ -56,12 +57,16 @@ def _time(step: Callable[[], float], steps: int, warmup: int, cuda: bool) -> tup
     return time.perf_counter() - start, last
 
 
-def _stepper(module: Any, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], float]:
+def _stepper(
+    module: Any, loss_fn: Callable[[], torch.Tensor], device: str, precision: str
+) -> Callable[[], float]:
     opt = module.configure_optimizers()
+    bf16 = precision.startswith("bf16")
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn()
         loss.backward()
         opt.step()
         return float(loss.detach())
@@ -70,7 +75,7 @@ def _stepper(module: Any, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], f
 
 
 def measure_show_and_tell(
-    steps: int, warmup: int, device: str, image_size: int | None
+    steps: int, warmup: int, device: str, image_size: int | None, precision: str = "bf16-mixed"
 ) -> dict[str, Any]:
     cfg = replace(ShowAndTellConfig(), allow_random_init=True)
     size = image_size or cfg.image_size
@@ -78,12 +83,13 @@ def measure_show_and_tell(
     module.net.trunk.eval()
     images = torch.randn(cfg.batch_size, 3, size, size, device=device)
     tokens = torch.randint(5, len(VOCAB), (cfg.batch_size, cfg.max_len), device=device)
-    step = _stepper(module, lambda: module.net.loss(images, tokens))
-    return _summary("show_and_tell", cfg.batch_size, size, steps, warmup, device, step)
+    step = _stepper(module, lambda: module.net.loss(images, tokens), device, precision)
+    out = _summary("show_and_tell", cfg.batch_size, size, steps, warmup, device, step)
+    return {**out, "precision": precision}
 
 
 def measure_region_captioner(
-    steps: int, warmup: int, device: str, image_size: int | None
+    steps: int, warmup: int, device: str, image_size: int | None, precision: str = "bf16-mixed"
 ) -> dict[str, Any]:
     cfg = replace(RegionCaptionerConfig(), allow_random_init=True)
     size = image_size or cfg.image_size
@@ -102,8 +108,9 @@ def measure_region_captioner(
     def loss() -> torch.Tensor:
         return weighted_loss(module.net.loss(images, boxes, tokens), module.cfg.loss_weights)
 
-    step = _stepper(module, loss)
-    return _summary("region_captioner", 1, size, steps, warmup, device, step)
+    step = _stepper(module, loss, device, precision)
+    out = _summary("region_captioner", 1, size, steps, warmup, device, step)
+    return {**out, "precision": precision}
 
 
 def _summary(
@@ -136,16 +143,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--image-size", type=int, default=None, help="override (CPU smoke)")
+    parser.add_argument(
+        "--precision", choices=("bf16-mixed", "32-true"), default="bf16-mixed",
+        help="as the paper profile trains (base_paper.yaml)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
     if args.captioner in ("both", "show_and_tell"):
         result["show_and_tell"] = measure_show_and_tell(
-            args.steps, args.warmup, args.device, args.image_size
+            args.steps, args.warmup, args.device, args.image_size, args.precision
         )
     if args.captioner in ("both", "region_captioner"):
         result["region_captioner"] = measure_region_captioner(
-            args.steps, args.warmup, args.device, args.image_size
+            args.steps, args.warmup, args.device, args.image_size, args.precision
         )
     report_json(result, args.out)
     return result
