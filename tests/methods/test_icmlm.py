@@ -257,6 +257,44 @@ def test_each_mode_has_its_losses_and_a_gradient_into_the_trunk(smoke_dm, mode):
     )
 
 
+@pytest.mark.parametrize("mode", ["tfm", "att-fc", "tp_label", "tp_postag"])
+def test_losses_against_hand_values(smoke_dm, mode):
+    """Heads replaced by fixed outputs whose losses are known by hand: concept logits 0 except
+    ln(K - 1) at the target, so each masked word costs -ln(K - 1) + ln(2 (K - 1)) = ln 2 and
+    is predicted right; multi-label logits 0, so every tag costs ln 2 whatever its label. The
+    total is ln 2 (1 + tp_postag_weight) for the ICMLM heads, ln 2 for a TP baseline."""
+    import math
+
+    from capbench.methods.icmlm.train import build_module
+
+    cfg, dm = smoke_dm
+    cfg = replace(cfg, train=replace(cfg.train, mode=mode, tp_postag_weight=0.5))
+    torch.manual_seed(0)
+    model = build_module(cfg, dm)
+    batch = next(iter(dm.train_dataloader()))
+    target = batch["target"]
+    k = len(model.concept_words)
+    logits = torch.zeros(len(target), k)
+    scored = (target != IGNORE).nonzero().squeeze(1)
+    logits[scored, target[scored]] = math.log(k - 1)
+    model.predict_concepts = lambda batch, fmap: (logits, None)
+    for head in (model.postag, model.label):
+        if head is not None:
+            head.forward = lambda pooled, head=head: torch.zeros(len(pooled), head.out_features)
+    out = model.losses(batch)
+    ln2 = math.log(2)
+    if mode in ("tfm", "att-fc"):
+        assert len(scored) > 0
+        assert out["mlm"].item() == pytest.approx(ln2, abs=1e-6)
+        assert out["mlm_acc"].item() == 1.0
+        assert out["postag"].item() == pytest.approx(ln2, abs=1e-6)
+        assert out["loss"].item() == pytest.approx(ln2 * 1.5, abs=1e-6)
+    else:
+        key = "label" if mode == "tp_label" else "postag"
+        assert set(out) == {key, "loss"}
+        assert out[key].item() == out["loss"].item() == pytest.approx(ln2, abs=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["tfm", "att-fc"])
 def test_heads_can_read_an_earlier_stage_while_tp_postag_reads_the_last(smoke_dm, mode):
     """``model.head_layer``: the heads read that stage's map (finer on small images), the
