@@ -158,6 +158,27 @@ def extract_embeddings(
     return merge_gathered(per_rank, expected_ids)
 
 
+@torch.no_grad()
+def share_rank_zero_state(module: torch.nn.Module) -> None:
+    """Every rank takes rank 0's parameters and buffers (in place); nothing outside DDP.
+
+    After a DDP fit the ranks' parameters agree, but not their BatchNorm running statistics:
+    DDP broadcasts buffers before each forward, and the last forward updates them with each
+    rank's own batch. Rank 0's are the ones the checkpoint holds and its record reports, so a
+    shared evaluation (:func:`embed_in_order`) first gives every rank that state: the job then
+    scores the checkpointed model, whichever rank embeds an item."""
+    if _world()[1] == 1:
+        return
+    nccl = dist.get_backend() == "nccl"
+    for tensor in module.state_dict().values():  # detached views of the module's own storage
+        if not torch.is_tensor(tensor):
+            continue
+        buf = tensor.cuda() if nccl and not tensor.is_cuda else tensor
+        dist.broadcast(buf, src=0)
+        if buf is not tensor:
+            tensor.copy_(buf)
+
+
 def rank_share(n_items: int) -> list[int]:
     """This rank's items of ``0..n_items-1``: ``r, r + W, r + 2W, ...`` (all of them outside
     DDP). The shares of all ranks cover every item exactly once, without padding."""

@@ -6,14 +6,12 @@ Goyal et al. 2019's VOC07 benchmark (which ICMLM follows) probes several depths 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-
-from capbench.data.views import collate_skip_none
+from torch.utils.data import Dataset
 
 
 def named_layers(trunk: nn.Module, layers: Sequence[str]) -> dict[str, nn.Module]:
@@ -35,7 +33,16 @@ def layer_features(
     device: str | torch.device = "cpu",
 ) -> dict[str, np.ndarray]:
     """``{layer: (N, C_layer)}`` average-pooled features of ``images`` (dicts with ``image``),
-    in order, in eval mode and fp32. An unreadable image is an error: a probe needs every row."""
+    in order, in eval mode and fp32. An unreadable image is an error: a probe needs every row.
+
+    After a DDP fit every rank runs the row's evaluation: each rank then runs the trunk on its
+    share of the images only and the ranks exchange the pooled rows
+    (:func:`capbench.eval.extract.embed_in_order`), so every image goes through the trunk once
+    in the whole job and every rank gets the same arrays; in one process it is a plain batched
+    loop over the images in order."""
+    from capbench.data.views import collate_skip_none
+    from capbench.eval.extract import embed_in_order
+
     modules = named_layers(trunk, layers)
     grabbed: dict[str, torch.Tensor] = {}
     hooks = [
@@ -44,17 +51,36 @@ def layer_features(
     ]
     was_training = trunk.training
     trunk.eval().to(device)
-    out: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+
+    def pooled(idx: Sequence[int]) -> torch.Tensor:
+        batch = collate_skip_none([images[i] for i in idx])
+        if batch["n_skipped"]:
+            raise ValueError(f"unreadable image(s) in the probe's set: {batch['skipped']}")
+        trunk(batch["image"].to(device))
+        return torch.cat([grabbed[n].float().mean(dim=(2, 3)) for n in layers], dim=1)
+
+    if len(images) == 0:  # type: ignore[arg-type]
+        raise ValueError("layer_features: no images to probe")
     try:
-        loader = DataLoader(images, batch_size=batch_size, collate_fn=collate_skip_none)
-        for batch in loader:
-            if batch["n_skipped"]:
-                raise ValueError(f"unreadable image(s) in the probe's set: {batch['skipped']}")
-            trunk(batch["image"].to(device))
-            for name in layers:
-                out[name].append(grabbed[name].float().mean(dim=(2, 3)).cpu().numpy())
+        widths = [int(w) for w in _layer_widths(pooled, grabbed, layers)]
+        rows = embed_in_order(pooled, len(images), batch_size).numpy()
     finally:
         for h in hooks:
             h.remove()
         trunk.train(was_training)
-    return {name: np.concatenate(parts) for name, parts in out.items()}
+    ends = np.cumsum(widths)
+    return {
+        name: np.ascontiguousarray(rows[:, end - w : end])
+        for name, w, end in zip(layers, widths, ends)
+    }
+
+
+def _layer_widths(
+    pooled: Callable[[Sequence[int]], torch.Tensor],
+    grabbed: dict[str, torch.Tensor],
+    layers: Sequence[str],
+) -> list[int]:
+    """Each layer's channel count, from the first image (a rank whose share is empty under DDP
+    still needs them to split the exchanged rows)."""
+    pooled([0])
+    return [int(grabbed[name].shape[1]) for name in layers]
