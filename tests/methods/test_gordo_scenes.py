@@ -16,11 +16,10 @@ skip writing it.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from capbench.cli import main
+from tests.methods.scenes_run import reproduce_scenes
 
 ROWS = ("random", "visual_baseline", "proposed_v_v")
 
@@ -28,21 +27,9 @@ ROWS = ("random", "visual_baseline", "proposed_v_v")
 @pytest.fixture(scope="module")
 def table2(tmp_path_factory) -> dict[str, dict[str, float]]:
     """``{row: metrics}`` of Table 2's random, visual-baseline and proposed V-V rows, seed 0."""
-    import torch
-
     base = tmp_path_factory.mktemp("gordo_scenes")
-    scenes = os.environ.get("CAPBENCH_SCENES") or str(base / "scenes")
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CAPBENCH_SCENES", scenes)
-        mp.setenv("CAPBENCH_RESULTS", str(base / "results"))
-        mp.setenv("CAPBENCH_CACHE", str(base / "cache"))
-        argv = ["reproduce", "gordo2017", "--profile", "scenes", "--table", "table2"]
-        # not an assert: a failed run must not read as a failed claim
-        if main([*argv, "--rows", ",".join(ROWS)]) != 0:
-            raise RuntimeError("capbench reproduce gordo2017 --profile scenes failed (above)")
-    torch.set_num_threads(threads)
-    folder = base / "results" / "gordo2017" / "records" / "table2"
+    records = reproduce_scenes(base, "gordo2017", "--table", "table2", "--rows", ",".join(ROWS))
+    folder = records / "table2"
     metrics = {}
     for row in ROWS:
         (path,) = sorted((folder / row).glob("scenes-s0-*.json"))

@@ -6,12 +6,9 @@ that mAP, and ``n_scored`` the test images."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from capbench.bench.config import resolve_config
 from capbench.data.datamodule import record_images
 from capbench.eval.protocols.voc07_classification import (
     DataConfig,
@@ -23,19 +20,14 @@ from capbench.methods.icmlm.config import row_config
 from capbench.methods.icmlm.features import layer_features
 from capbench.methods.icmlm.rows import run_row
 from capbench.methods.icmlm.train import load_icmlm
-from capbench.methods.protocol import RowContext
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.methods.ci_rows import run_ci_row
 
 
 def test_voc07_metrics_are_the_protocols_on_the_rows_trunk(tiny_scenes, tmp_path):
     torch.manual_seed(0)
-    config = resolve_config(ROOT / "benchmarks" / "sariyildiz2020" / "tp_label.ci.yaml")
-    ctx = RowContext(
-        workdir=tmp_path / "work", seed=0, profile="ci", data_root=Path(tiny_scenes),
-        accelerator="cpu", devices=1, progress=False,
-    )  # fmt: skip
-    result = run_row(config, ctx)
+    config, ctx, result = run_ci_row(
+        run_row, "sariyildiz2020", "tp_label", tiny_scenes, tmp_path / "work"
+    )
     cfg = row_config(config)
     v = cfg.voc07
     voc = load_voc_data(DataConfig(root=v.root), ctx.data_root)

@@ -5,14 +5,10 @@ the protocol, continuous and as codes; every metric of the record must be that n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from capbench.bench.config import resolve_config
 from capbench.eval.protocols.image_text_retrieval import load_eval_data, score_embeddings
-from capbench.methods.protocol import RowContext
 from capbench.methods.quantized_embedding.config import row_config
 from capbench.methods.quantized_embedding.rows import run_row
 from capbench.methods.quantized_embedding.train import (
@@ -21,18 +17,14 @@ from capbench.methods.quantized_embedding.train import (
     load_quantized_embedding,
 )
 from capbench.methods.training import resolve_pretrain_data
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.methods.ci_rows import run_ci_row
 
 
 def test_row_metrics_are_the_protocols_on_its_embeddings(tiny_scenes, tmp_path):
     torch.manual_seed(0)
-    config = resolve_config(ROOT / "benchmarks" / "malali2022" / "malali.ci.yaml")
-    ctx = RowContext(
-        workdir=tmp_path / "work", seed=0, profile="ci", data_root=Path(tiny_scenes),
-        accelerator="cpu", devices=1, progress=False,
-    )  # fmt: skip
-    result = run_row(config, ctx)
+    config, ctx, result = run_ci_row(
+        run_row, "malali2022", "malali", tiny_scenes, tmp_path / "work"
+    )
     cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
     ev = load_eval_data(cfg.data, cfg.eval, ctx.data_root)
     assert result.n_scored == len(ev.images) + len(ev.captions)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from capbench.bench.config import resolve_config
 from capbench.eval.protocols.graded_retrieval import (
     load_graded_data,
     random_ranking_ndcg,
@@ -21,18 +20,11 @@ from capbench.methods.caption_fusion.captioning import load_captioner
 from capbench.methods.caption_fusion.config import row_config
 from capbench.methods.caption_fusion.features import extract
 from capbench.methods.caption_fusion.rows import run_row
-from capbench.methods.protocol import RowContext
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.methods.ci_rows import run_ci_row
 
 
 def _run(row: str, tiny_scenes: Path, tmp_path: Path):
-    config = resolve_config(ROOT / "benchmarks" / "mopuri2017" / f"{row}.ci.yaml")
-    ctx = RowContext(
-        workdir=tmp_path / row, seed=0, profile="ci", data_root=Path(tiny_scenes),
-        accelerator="cpu", devices=1, progress=False,
-    )  # fmt: skip
-    return config, ctx, run_row(config, ctx)
+    return run_ci_row(run_row, "mopuri2017", row, tiny_scenes, tmp_path / row)
 
 
 def test_row_metrics_are_the_protocols_on_its_features(tiny_scenes, tmp_path):

@@ -18,13 +18,12 @@ scenes data to skip writing it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from capbench.cli import main
 from tests.claims import claim_not_met
+from tests.methods.scenes_run import reproduce_scenes
 
 FEATURES = ("cnn", "fic", "bord", "concat", "fused")
 
@@ -32,21 +31,9 @@ FEATURES = ("cnn", "fic", "bord", "concat", "fused")
 @pytest.fixture(scope="module")
 def scenes_metrics(tmp_path_factory) -> dict[str, dict[str, float]]:
     """``{row: metrics}`` of one ``capbench reproduce mopuri2017 --profile scenes`` run."""
-    import torch
-
-    base = tmp_path_factory.mktemp("mopuri_scenes")
-    scenes = os.environ.get("CAPBENCH_SCENES") or str(base / "scenes")
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CAPBENCH_SCENES", scenes)
-        mp.setenv("CAPBENCH_RESULTS", str(base / "results"))
-        mp.setenv("CAPBENCH_CACHE", str(base / "cache"))
-        # not an assert: a failed run must not pass as the AssertionError a claim_not_met expects
-        if main(["reproduce", "mopuri2017", "--profile", "scenes"]) != 0:
-            raise RuntimeError("capbench reproduce mopuri2017 --profile scenes failed (above)")
-    torch.set_num_threads(threads)
+    records = reproduce_scenes(tmp_path_factory.mktemp("mopuri_scenes"), "mopuri2017")
     metrics: dict[str, dict[str, float]] = {}
-    for path in sorted((base / "results" / "mopuri2017" / "records").rglob("scenes-s0-*.json")):
+    for path in sorted(records.rglob("scenes-s0-*.json")):
         doc = json.loads(path.read_text())
         metrics[doc["row"]] = {**doc["metrics"], **doc["extra"].get("scores", {})}
     missing = (set(FEATURES) | {"random", "show_and_tell", "region_captioner"}) - set(metrics)

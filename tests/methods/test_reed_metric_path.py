@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from capbench.bench.config import resolve_config
 from capbench.eval.protocols.zero_shot import score_zero_shot
 from capbench.methods.fine_grained_sje.config import row_config
 from capbench.methods.fine_grained_sje.rows import run_row
@@ -21,20 +20,13 @@ from capbench.methods.fine_grained_sje.train import (
     train_fine_grained_sje,
     zero_shot_side,
 )
-from capbench.methods.protocol import RowContext
 from capbench.methods.training import resolve_pretrain_data
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.methods.ci_rows import run_ci_row
 
 
 def test_row_metrics_are_the_protocols_on_its_model(tiny_scenes, tmp_path):
     torch.manual_seed(0)
-    config = resolve_config(ROOT / "benchmarks" / "reed2016" / "bow_ds.ci.yaml")
-    ctx = RowContext(
-        workdir=tmp_path / "work", seed=0, profile="ci", data_root=Path(tiny_scenes),
-        accelerator="cpu", devices=1, progress=False,
-    )  # fmt: skip
-    result = run_row(config, ctx)
+    config, ctx, result = run_ci_row(run_row, "reed2016", "bow_ds", tiny_scenes, tmp_path / "work")
 
     cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
     root = Path(tiny_scenes) / cfg.data.root
