@@ -87,9 +87,7 @@ gordo-data: setup
 else
 gordo-data:
 	@test -f $(GORDO_VG)/region_descriptions.json || { \
-	  echo "error: Visual Genome not found at $(GORDO_VG) (no region_descriptions.json)." >&2; \
-	  echo "  See data_cards/visual_genome.md to obtain and lay it out, set CAPBENCH_DATA," >&2; \
-	  echo "  or run the embedded default: make reproduce-gordo PROFILE=scenes" >&2; exit 1; }
+	  echo "error: Visual Genome not found at $(GORDO_VG) (no region_descriptions.json): see data_cards/visual_genome.md, set CAPBENCH_DATA, or run make reproduce-gordo PROFILE=scenes" >&2; exit 1; }
 endif
 
 # One mining round + 3 training steps of the paper profile on random images (ResNet-101, 576 px,
@@ -203,9 +201,7 @@ reed-data: setup
 else
 reed-data:
 	@test -d $(REED_ROOT)/cub/cvpr2016_cub/images || { \
-	  echo "error: Reed's CUB release not found at $(REED_ROOT)/cub/cvpr2016_cub/images (the .t7 features)." >&2; \
-	  echo "  See data_cards/cub.md and data_cards/flowers.md to obtain and lay them out, set CAPBENCH_DATA," >&2; \
-	  echo "  or run the embedded default: make reproduce-reed PROFILE=scenes" >&2; exit 1; }
+	  echo "error: Reed's CUB release not found at $(REED_ROOT)/cub/cvpr2016_cub/images (the .t7 features): see data_cards/cub.md, set CAPBENCH_DATA, or run make reproduce-reed PROFILE=scenes" >&2; exit 1; }
 	@test -d $(REED_ROOT)/flowers/cvpr2016_flowers || { \
 	  echo "error: Reed's Flowers release not found at $(REED_ROOT)/flowers/cvpr2016_flowers: see data_cards/flowers.md" >&2; exit 1; }
 endif

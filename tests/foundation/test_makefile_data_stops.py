@@ -1,6 +1,6 @@
 """`make reproduce-<paper>` on the paper profile stops before any work when a dataset it needs is
-missing, naming the place it looked and the data card that says how to get it, one dataset at a
-time: each test fills in what the last message named and expects the next one, then success."""
+missing, with one line naming the place it looked and the data card that says how to get it, one
+dataset at a time: each test fills in what the last message named and expects the next one, then success."""
 
 from __future__ import annotations
 
@@ -46,9 +46,11 @@ def test_paper_profile_names_each_missing_dataset_in_turn(target, tmp_path):
     for rel, is_dir, card in NEEDS[target]:
         done = _make(target, tmp_path)
         assert done.returncode != 0, (target, rel, done.stdout)
+        # one line, from make's own report on: what is missing, where, and its data card
         first = done.stderr.splitlines()[0]
         assert first.startswith("error:") and rel.split("/")[0] in first, (target, first)
-        assert f"data_cards/{card}.md" in done.stderr, (target, done.stderr)
+        assert f"data_cards/{card}.md" in first, (target, done.stderr)
+        assert not done.stderr.splitlines()[1].startswith(" "), (target, done.stderr)
         path = tmp_path / rel
         if is_dir:
             path.mkdir(parents=True)
