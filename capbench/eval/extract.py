@@ -164,9 +164,10 @@ def share_rank_zero_state(module: torch.nn.Module) -> None:
 
     After a DDP fit the ranks' parameters agree, but not their BatchNorm running statistics:
     DDP broadcasts buffers before each forward, and the last forward updates them with each
-    rank's own batch. Rank 0's are the ones the checkpoint holds and its record reports, so a
-    shared evaluation (:func:`embed_in_order`) first gives every rank that state: the job then
-    scores the checkpointed model, whichever rank embeds an item."""
+    rank's own batch. Rank 0's are the ones the checkpoint holds and its record reports, so
+    ``capbench.methods.training.fit_resumable`` gives every rank that state after the fit: a
+    shared evaluation (:func:`embed_in_order`) then scores the checkpointed model, whichever
+    rank embeds an item."""
     if _world()[1] == 1:
         return
     nccl = dist.get_backend() == "nccl"

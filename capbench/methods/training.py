@@ -186,7 +186,9 @@ def fit_resumable(
 ) -> Path:
     """Fit with checkpoints at every epoch end in ``workdir/checkpoints`` and resume from
     ``last.ckpt`` there; returns that checkpoint, holding the final state, and marks the run
-    finished (:func:`finished_checkpoint`)."""
+    finished (:func:`finished_checkpoint`). Under DDP every rank leaves with rank 0's state
+    (:func:`capbench.eval.extract.share_rank_zero_state`), so whatever the ranks evaluate
+    next is the checkpointed model."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     last = last_checkpoint(workdir)
@@ -210,6 +212,10 @@ def fit_resumable(
         **trainer_kwargs,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    from capbench.eval.extract import share_rank_zero_state
+
+    # after a DDP fit every rank evaluates: all of them with the state the checkpoint holds
+    share_rank_zero_state(module)
     trainer.save_checkpoint(str(last))
     atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
     return last

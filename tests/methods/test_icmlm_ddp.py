@@ -1,7 +1,7 @@
 """ICMLM's transfer features under DDP: after a DDP fit every rank runs the row's evaluation, and
 the ranks' BatchNorm statistics differ by their last local batches. Every rank must take rank
-0's state (the checkpointed one, ``share_rank_zero_state``), run the trunk on its share of the
-images only, and end with the same complete features as one process evaluating rank 0's model."""
+0's state (the checkpointed one: ``share_rank_zero_state``, which ``fit_resumable`` calls after
+every fit), run the trunk on its share of the images only, and end with the same complete features as one process evaluating rank 0's model."""
 
 from __future__ import annotations
 
@@ -55,9 +55,9 @@ def test_ddp_ranks_share_the_probe_images_and_agree_with_rank_zero_alone():
     results = run_gloo(_worker, world=2)
     single_seen: list[int] = []
     single = _features(_trunk(0), single_seen)
-    assert sum(single_seen) == N_IMAGES + 1  # every image, plus the first once for the widths
-    # each image through the trunk once in the whole job (plus each rank's width probe)
-    assert sum(sum(seen) for seen, _ in results) == N_IMAGES + 2
+    assert sum(single_seen) == N_IMAGES  # every image once
+    # each image through the trunk once in the whole job, not once per rank
+    assert sum(sum(seen) for seen, _ in results) == N_IMAGES
     for _, feats in results:
         for layer in ("layer1", "layer2"):
             torch.testing.assert_close(torch.tensor(feats[layer]), torch.tensor(single[layer]))

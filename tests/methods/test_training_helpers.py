@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capbench.methods.training import resolve_pretrain_data
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from capbench.methods.training import fit_resumable, resolve_pretrain_data
+from tests.distributed import run_gloo
 
 
 @dataclass(frozen=True)
@@ -31,3 +36,45 @@ def test_the_row_seed_seeds_the_pretraining_unless_the_config_does(tmp_path: Pat
     pinned = resolve_pretrain_data(_Cfg({"seed": 7}), tmp_path, 2)
     assert pinned.pretrain["seed"] == 7
     assert "seed" not in resolve_pretrain_data(_Cfg({}), tmp_path).pretrain  # no row seed given
+
+
+class _BatchNormNet(L.LightningModule):
+    """A BatchNorm and a linear layer: after a fit on a rank's own data its running mean is that
+    data's, as each DDP rank's is after its last local batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(2)
+        self.lin = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.lin(self.norm(batch)).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _fit_on_rank_data(rank: int, world: int) -> dict:
+    """Each rank fits on data of its own (shifted by its rank) inside one gloo group."""
+    import tempfile
+
+    class _Data(L.LightningDataModule):
+        def train_dataloader(self):
+            g = torch.Generator().manual_seed(rank)
+            return DataLoader(torch.randn(8, 2, generator=g) + 3.0 * rank, batch_size=4)
+
+    torch.manual_seed(0)
+    module = _BatchNormNet()
+    with tempfile.TemporaryDirectory() as workdir:
+        fit_resumable(module, _Data(), workdir, max_epochs=1, accelerator="cpu", devices=1,
+                      loggers=False, progress=False)  # fmt: skip
+    return {k: v.tolist() for k, v in module.state_dict().items()}
+
+
+def test_after_a_fit_every_rank_holds_rank_zeros_state():
+    """``fit_resumable`` ends with rank 0's parameters and buffers on every rank (what its
+    checkpoint holds), although each rank trained on batches of its own."""
+    zero, one = run_gloo(_fit_on_rank_data, world=2)
+    assert zero["norm.running_mean"] != _BatchNormNet().state_dict()["norm.running_mean"].tolist()
+    for key in zero:
+        torch.testing.assert_close(torch.tensor(one[key]), torch.tensor(zero[key]))

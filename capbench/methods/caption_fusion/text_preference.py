@@ -52,8 +52,8 @@ def caption_preference(
         )
     )
     own, other = [], []
-    for i, rec in enumerate(held):
-        if not rec.captions or len(held) < 2:
+    for i, rec in enumerate(held if len(held) > 1 else []):  # one image has no other to compare
+        if not rec.captions:
             continue
         tokens = encode_texts(module.vocab, rec.captions, cfg.max_len)
         n = len(tokens)

@@ -6,7 +6,7 @@ Goyal et al. 2019's VOC07 benchmark (which ICMLM follows) probes several depths 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -52,35 +52,28 @@ def layer_features(
     was_training = trunk.training
     trunk.eval().to(device)
 
+    widths: dict[str, int] = {}
+
     def pooled(idx: Sequence[int]) -> torch.Tensor:
         batch = collate_skip_none([images[i] for i in idx])
         if batch["n_skipped"]:
             raise ValueError(f"unreadable image(s) in the probe's set: {batch['skipped']}")
         trunk(batch["image"].to(device))
+        widths.update((n, int(grabbed[n].shape[1])) for n in layers)
         return torch.cat([grabbed[n].float().mean(dim=(2, 3)) for n in layers], dim=1)
 
     if len(images) == 0:  # type: ignore[arg-type]
         raise ValueError("layer_features: no images to probe")
     try:
-        widths = [int(w) for w in _layer_widths(pooled, grabbed, layers)]
         rows = embed_in_order(pooled, len(images), batch_size).numpy()
+        if not widths:  # a DDP rank with no share (fewer images than ranks) splits the rows too
+            pooled([0])
     finally:
         for h in hooks:
             h.remove()
         trunk.train(was_training)
-    ends = np.cumsum(widths)
+    ends = np.cumsum([widths[n] for n in layers])
     return {
-        name: np.ascontiguousarray(rows[:, end - w : end])
-        for name, w, end in zip(layers, widths, ends)
+        name: np.ascontiguousarray(rows[:, end - widths[name] : end])
+        for name, end in zip(layers, ends)
     }
-
-
-def _layer_widths(
-    pooled: Callable[[Sequence[int]], torch.Tensor],
-    grabbed: dict[str, torch.Tensor],
-    layers: Sequence[str],
-) -> list[int]:
-    """Each layer's channel count, from the first image (a rank whose share is empty under DDP
-    still needs them to split the exchanged rows)."""
-    pooled([0])
-    return [int(grabbed[name].shape[1]) for name in layers]

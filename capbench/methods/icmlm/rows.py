@@ -228,7 +228,6 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     import torch
 
     from capbench.data.fingerprint import dataset_fingerprint
-    from capbench.eval.extract import share_rank_zero_state
     from capbench.methods.icmlm.train import build_datamodule
 
     cfg = row_config(config)
@@ -238,7 +237,6 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     model, checkpoint, extra = _model(cfg, ctx, dm)
     wants_gpu = str(ctx.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     model = model.to("cuda" if wants_gpu else "cpu").eval()
-    share_rank_zero_state(model)  # after a DDP fit: every rank evaluates the checkpointed state
     metrics, n_scored, voc_extra = _voc07(cfg, ctx, model)
     extra.update(voc_extra)
     if cfg.coco_svm.enabled:
