@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -13,14 +14,34 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
+class _RankFailed(str):
+    """A rank's traceback, sent in place of its result so the test fails at once, not at the
+    queue's timeout."""
+
+
 def _entry(work: Callable[[int, int], Any], rank: int, world: int, port: int, queue: Any) -> None:
+    """Run ``work`` in the group, then leave without interpreter finalization.
+
+    A rank exited with SIGABRT once in CI after both ranks had delivered correct results: gloo's
+    worker threads can still hold tensors while Python finalizes, and freeing them then aborts
+    (pytorch/pytorch#179291 describes it; unfixed in torch 2.14). So the ranks meet at a barrier
+    (no rank closes while the other still sends), close the group, flush the result queue, and
+    exit with ``os._exit(0)``. An exception in ``work`` still ends the process with a nonzero code.
+    """
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         queue.put((rank, work(rank, world)))
+        dist.barrier()
+    except BaseException:
+        queue.put((rank, _RankFailed(traceback.format_exc())))
+        raise
     finally:
         dist.destroy_process_group()
+    queue.close()
+    queue.join_thread()
+    os._exit(0)
 
 
 def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) -> list[Any]:
@@ -36,6 +57,13 @@ def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) 
     for p in procs:
         p.start()
     results = dict(queue.get(timeout=timeout) for _ in range(world))
+    failed = [
+        f"rank {r}:\n{res}" for r, res in sorted(results.items()) if isinstance(res, _RankFailed)
+    ]
+    if failed:
+        for p in procs:
+            p.kill()
+        raise AssertionError("\n".join(failed))
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0, f"rank process exited with {p.exitcode}"
