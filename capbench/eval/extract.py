@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -178,6 +180,38 @@ def share_rank_zero_state(module: torch.nn.Module) -> None:
         dist.broadcast(buf, src=0)
         if buf is not tensor:
             tensor.copy_(buf)
+
+
+def is_rank_zero() -> bool:
+    """True on global rank 0 of a DDP run, and outside DDP: the process that writes shared
+    files (caches, records)."""
+    return _world()[0] == 0
+
+
+def computed_on_rank_zero(compute: Callable[[], T]) -> T:
+    """``compute()`` on rank 0 only, its result (any picklable object) handed to every rank.
+
+    For evaluation work that does not split by item (a probe's fits, beam search whose scores
+    are cached to one file): in a DDP run it is done once in the job, not once per rank, and
+    every rank goes on with the same result. Outside DDP it is ``compute()``. An exception on
+    rank 0 is raised there; the other ranks get a ``RuntimeError`` saying so instead of waiting
+    for a result that will not come."""
+    rank, world = _world()
+    if world == 1:
+        return compute()
+    box: list[Any] = [None]
+    if rank == 0:
+        try:
+            box[0] = ("ok", compute())
+        except BaseException as exc:
+            box[0] = ("failed", f"{type(exc).__name__}: {exc}")
+            dist.broadcast_object_list(box, src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    status, value = box[0]
+    if status != "ok":
+        raise RuntimeError(f"rank 0 failed on work this rank waits for: {value}")
+    return value
 
 
 def rank_share(n_items: int) -> list[int]:

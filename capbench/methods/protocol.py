@@ -42,6 +42,15 @@ class RowContext:
     # the run-records root: a row that uses another row's result (the suite) looks it up there
     results: Path | None = None
 
+    def eval_device(self) -> str:
+        """Where a row evaluates: the GPU when the row may use one (thousands of images at the
+        paper's sizes are slow on a CPU; Lightning hands a fitted model back on the CPU), else
+        the CPU. Under DDP, "cuda" is the rank's own device, which Lightning made current."""
+        import torch
+
+        wants_gpu = str(self.accelerator) in ("auto", "gpu", "cuda")
+        return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+
 
 @dataclass
 class RowResult:

@@ -214,8 +214,10 @@ def fit_resumable(
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     from capbench.eval.extract import share_rank_zero_state
 
-    # after a DDP fit every rank evaluates: all of them with the state the checkpoint holds
-    share_rank_zero_state(module)
+    # after a DDP fit every rank evaluates: all of them with the state the checkpoint holds (a
+    # one-device fit inside a DDP job, rank 0's alone, has nothing to share and no peer to wait on)
+    if trainer.world_size > 1:
+        share_rank_zero_state(module)
     trainer.save_checkpoint(str(last))
     atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
     return last

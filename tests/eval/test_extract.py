@@ -139,3 +139,34 @@ def test_embed_in_order_single_process_batches_and_keeps_order():
         gather_in_order(torch.zeros(2, 1), [0, 1, 2], 3)
     with pytest.raises(ValueError, match="in order"):  # one process holds every item
         gather_in_order(torch.zeros(2, 1), [1, 0], 2)
+
+
+def _rank_zero_worker(rank: int, world: int) -> tuple:
+    from capbench.eval.extract import computed_on_rank_zero
+
+    ran: list[int] = []
+    value = computed_on_rank_zero(lambda: ran.append(rank) or {"rank": rank, "rows": [1, 2]})
+
+    def fails() -> None:
+        raise ValueError("no such file")
+
+    try:
+        computed_on_rank_zero(fails)
+        failure = None
+    except (ValueError, RuntimeError) as exc:
+        failure = f"{type(exc).__name__}: {exc}"
+    return ran, value, failure
+
+
+def test_computed_on_rank_zero_runs_once_and_hands_every_rank_its_result():
+    zero, one = run_gloo(_rank_zero_worker, world=2)
+    assert zero[0] == [0] and one[0] == []  # computed on rank 0 only
+    assert zero[1] == one[1] == {"rank": 0, "rows": [1, 2]}
+    assert zero[2] == "ValueError: no such file"  # rank 0 raises its own error
+    assert one[2].startswith("RuntimeError: rank 0 failed") and "no such file" in one[2]
+
+
+def test_computed_on_rank_zero_outside_ddp_is_the_call():
+    from capbench.eval.extract import computed_on_rank_zero
+
+    assert computed_on_rank_zero(lambda: 7) == 7

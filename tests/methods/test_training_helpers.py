@@ -55,8 +55,13 @@ class _BatchNormNet(L.LightningModule):
 
 
 def _fit_on_rank_data(rank: int, world: int) -> dict:
-    """Each rank fits on data of its own (shifted by its rank) inside one gloo group."""
+    """A real Lightning DDP fit over the gloo group, each rank on data of its own (shifted by
+    its rank). ``LOCAL_RANK`` tells Lightning the processes were launched outside it, so it
+    joins the existing group instead of spawning ranks."""
+    import os
     import tempfile
+
+    os.environ["LOCAL_RANK"] = str(rank)
 
     class _Data(L.LightningDataModule):
         def train_dataloader(self):
@@ -66,8 +71,8 @@ def _fit_on_rank_data(rank: int, world: int) -> dict:
     torch.manual_seed(0)
     module = _BatchNormNet()
     with tempfile.TemporaryDirectory() as workdir:
-        fit_resumable(module, _Data(), workdir, max_epochs=1, accelerator="cpu", devices=1,
-                      loggers=False, progress=False)  # fmt: skip
+        fit_resumable(module, _Data(), workdir, max_epochs=1, accelerator="cpu", devices=world,
+                      strategy="ddp", loggers=False, progress=False)  # fmt: skip
     return {k: v.tolist() for k, v in module.state_dict().items()}
 
 

@@ -386,18 +386,20 @@ def generate_captions(
     from capbench.methods.caption_fusion.features import extract
 
     regions = isinstance(module, RegionCaptionerModule)
+    device = next(module.parameters()).device
     texts: list[str] = []
 
     def run(images: list[Tensor]) -> Tensor:
         if regions:
             padded, sizes = pad_images(images)
-            described = module.describe(padded, sizes, top=1)
+            described = module.describe(padded.to(device), sizes, top=1)
             texts.extend(d[0][2] if d else "" for d in described)
         else:
-            texts.extend(module.caption(torch.stack(images)))
+            texts.extend(module.caption(torch.stack(images).to(device)))
         return torch.zeros(len(images), 1)
 
-    extract(records, run, module.cfg.image_size, not regions, batch_size)
+    # in this process, in order: ``run`` appends each batch's texts as it goes
+    extract(records, run, module.cfg.image_size, not regions, batch_size, shared=False)
     return {r.image_id: t for r, t in zip(records, texts)}
 
 

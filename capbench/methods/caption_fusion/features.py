@@ -76,21 +76,40 @@ def extract(
     longest_side: int,
     pad_to_square: bool,
     batch_size: int = 16,
+    desc: str = "extract",
+    progress: bool = False,
+    shared: bool = True,
 ) -> np.ndarray:
     """``embed`` (a function of a list of image tensors) over ``records``' images in order,
-    without gradients, ``(N, D)``; an unreadable image is an error naming its record."""
-    from capbench.data.datamodule import record_images
+    without gradients, ``(N, D)``; an unreadable image is an error naming its record.
 
+    ``shared`` (the default) goes through :func:`capbench.eval.extract.embed_in_order`: in a DDP
+    run each rank embeds its own share of the images and every rank gets all rows, each image
+    embedded once in the job (every rank must call it). ``shared=False`` embeds every image in
+    this process, with no collective: for work one rank does alone (rank 0's scoring) or whose
+    ``embed`` keeps per-image state on the side (generated captions)."""
+    from capbench.data.datamodule import record_images
+    from capbench.eval.extract import embed_in_order
+
+    if not records:
+        return np.zeros((0, 0), np.float32)
     images = record_images(records, longest_side, pad_to_square)
-    rows: list[Tensor] = []
-    batch: list[Tensor] = []
-    with torch.no_grad():
-        for i in range(len(images)):
+
+    def encode(idx: Sequence[int]) -> Tensor:
+        batch = []
+        for i in idx:
             item = images[i]
             if item is None:
                 raise ValueError(f"record {records[i].image_id}: unreadable image {records[i]}")
             batch.append(item["image"])
-            if len(batch) == batch_size or i == len(images) - 1:
-                rows.append(embed(batch).float().cpu())
-                batch = []
-    return torch.cat(rows).numpy() if rows else np.zeros((0, 0), np.float32)
+        return embed(batch).float().cpu()
+
+    with torch.no_grad():
+        if shared:
+            rows = embed_in_order(encode, len(records), batch_size, desc=desc, progress=progress)
+        else:
+            n = len(records)
+            rows = torch.cat(
+                [encode(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
+            )
+    return rows.numpy()

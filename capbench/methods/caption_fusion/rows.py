@@ -94,10 +94,11 @@ def captioner_train_records(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -
 
 
 def trained_captioner(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> tuple[Any, Path]:
-    """The captioner ``kind`` of this config, trained on first use (resumable), else loaded."""
+    """The captioner ``kind`` of this config, trained on first use (resumable; over
+    ``ctx.devices`` with DDP), else loaded; on the device the row evaluates on."""
     from capbench.methods.caption_fusion.captioning import train_captioner
 
-    return train_captioner(
+    model, checkpoint = train_captioner(
         kind,
         getattr(cfg, kind),
         captioner_train_records(kind, cfg, ctx),
@@ -105,9 +106,10 @@ def trained_captioner(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> tupl
         pretrain=cfg.pretrain,
         seed=ctx.seed,
         accelerator="cpu" if ctx.accelerator == "cpu" else "auto",
-        devices=1,
+        devices=ctx.devices,
         progress=ctx.progress,
     )
+    return model.to(ctx.eval_device()).eval(), checkpoint
 
 
 def _caption_quality(
@@ -115,7 +117,17 @@ def _caption_quality(
 ) -> dict[str, float]:
     """BLEU / CIDEr of the captioner on held-out images (Karpathy test, or VG test regions)
     against a random training caption, and its ``text_preference``, cached beside its
-    checkpoint."""
+    checkpoint. In a DDP run rank 0 scores (or reads the cache) and hands the scores to every
+    rank: the beam search runs once in the job."""
+    from capbench.eval.extract import computed_on_rank_zero
+
+    return computed_on_rank_zero(lambda: _scored_caption_quality(kind, cfg, ctx, model, checkpoint))
+
+
+def _scored_caption_quality(
+    kind: str, cfg: CaptionFusionRow, ctx: RowContext, model: Any, checkpoint: Path
+) -> dict[str, float]:
+    """:func:`_caption_quality` in one process."""
     from capbench.methods.caption_fusion.captioning import caption_quality
     from capbench.methods.caption_fusion.text_preference import text_preference
 
@@ -127,7 +139,6 @@ def _caption_quality(
     held = captioner_records(kind, cfg, ctx, "test")
     n = cfg.captioning.eval_images
     held = held[:n] if n else held
-    model = model.cpu()
     scores = caption_quality(
         model,
         held,
@@ -143,7 +154,9 @@ def _caption_quality(
     return scores
 
 
-def _cnn_embed(cfg: CaptionFusionRow) -> Callable[[list[torch.Tensor]], torch.Tensor]:
+def _cnn_embed(
+    cfg: CaptionFusionRow, ctx: RowContext
+) -> Callable[[list[torch.Tensor]], torch.Tensor]:
     """The untuned trunk of the FIC captioner (the same starting weights, cut at the same
     stride), average-pooled."""
     from capbench.methods.training import resolve_backbone_weights
@@ -154,45 +167,68 @@ def _cnn_embed(cfg: CaptionFusionRow) -> Callable[[list[torch.Tensor]], torch.Te
         c.backbone, c.backbone_weights, c.allow_random_init, cfg.pretrain
     )
     trunk, _ = dense_trunk(c.backbone, c.stride, weights)
-    trunk.eval()
+    trunk.to(ctx.eval_device()).eval()
+    device = next(trunk.parameters()).device
     return lambda images: torch.nn.functional.normalize(
-        trunk(torch.stack(images)).mean(dim=(2, 3)), dim=1
+        trunk(torch.stack(images).to(device)).mean(dim=(2, 3)), dim=1
     )
 
 
 def _features(
     kind: str, cfg: CaptionFusionRow, ctx: RowContext, images: Sequence[CaptionedImage], tag: str
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(N, D)`` features of ``images`` for one of cnn / fic / bord, cached per benchmark."""
+    """``(N, D)`` features of ``images`` for one of cnn / fic / bord, cached per benchmark.
+
+    In a DDP run every rank calls this: rank 0 decides whether the cache serves (so all ranks
+    take the same path), the ranks share the extraction (each image once in the job) and rank
+    0 writes the cache."""
     from capbench.data.region_phrases import pad_images
+    from capbench.eval.extract import computed_on_rank_zero, is_rank_zero
 
     batch = cfg.captioning.embed_batch_size
     info: dict[str, Any] = {}
+    desc = f"{kind} features"
     if kind == "cnn":
-        return extract(images, _cnn_embed(cfg), cfg.show_and_tell.image_size, True, batch), info
+        embed = _cnn_embed(cfg, ctx)
+        size = cfg.show_and_tell.image_size
+        return extract(images, embed, size, True, batch, desc, ctx.progress), info
     captioner = "show_and_tell" if kind == "fic" else "region_captioner"
     model, checkpoint = trained_captioner(captioner, cfg, ctx)
     info[f"{captioner}_checkpoint"] = str(checkpoint)
     info[f"{captioner}_scores"] = _caption_quality(captioner, cfg, ctx, model, checkpoint)
     cache = checkpoint.parent.parent / f"{kind}-{tag}.npz"
     ids = [r.image_id for r in images]
-    if cache.is_file():
-        stored = load_features(cache)
-        if all(i in stored for i in ids):
-            return np.stack([stored[i] for i in ids]), info
+    stored = computed_on_rank_zero(lambda: _cached_features(cache, ids))
+    if stored is not None:
+        return stored, info
+    device = next(model.parameters()).device
     if kind == "fic":
-        feats = extract(
-            images, lambda x: model.fic(torch.stack(x)), cfg.show_and_tell.image_size, True, batch
-        )
+
+        def fic(x: list[torch.Tensor]) -> torch.Tensor:
+            return model.fic(torch.stack(x).to(device))
+
+        feats = extract(images, fic, cfg.show_and_tell.image_size, True, batch, desc, ctx.progress)
     else:
 
         def bord(x: list[torch.Tensor]) -> torch.Tensor:
             padded, sizes = pad_images(x)
-            return model.bord(padded, sizes)
+            return model.bord(padded.to(device), sizes)
 
-        feats = extract(images, bord, cfg.region_captioner.image_size, False, batch)
-    save_features(cache, ids, feats)
+        size = cfg.region_captioner.image_size
+        feats = extract(images, bord, size, False, batch, desc, ctx.progress)
+    if is_rank_zero():
+        save_features(cache, ids, feats)
     return feats, info
+
+
+def _cached_features(cache: Path, ids: Sequence[str]) -> np.ndarray | None:
+    """The cached rows of ``ids`` in order, or None when the cache lacks any of them."""
+    if not cache.is_file():
+        return None
+    stored = load_features(cache)
+    if not all(i in stored for i in ids):
+        return None
+    return np.stack([stored[i] for i in ids])
 
 
 def row_features(
@@ -216,7 +252,17 @@ def _fused(
     cfg: CaptionFusionRow, ctx: RowContext, data: GradedData, x: np.ndarray
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Train the fusion on each fold's training queries, score its test queries; mean over
-    folds (the authors' protocol)."""
+    folds (the authors' protocol). One device, as the code trains it (batch 600 of ~2,000 pairs
+    per fold): in a DDP run rank 0 trains and scores the folds and hands every rank the result."""
+    from capbench.eval.extract import computed_on_rank_zero
+
+    return computed_on_rank_zero(lambda: _fused_folds(cfg, ctx, data, x))
+
+
+def _fused_folds(
+    cfg: CaptionFusionRow, ctx: RowContext, data: GradedData, x: np.ndarray
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """:func:`_fused` in one process."""
     from capbench.methods.caption_fusion.data import FusionPairs
     from capbench.methods.caption_fusion.train import train_caption_fusion
 

@@ -46,19 +46,25 @@ def caption_preference(
     from capbench.models.captioners.vocab import encode_texts
 
     net, cfg = module.net, module.cfg
+    device = next(module.parameters()).device
     codes = torch.as_tensor(
         extract(
-            held, lambda x: net.image_embedding(torch.stack(x)), cfg.image_size, True, batch_size
+            held,
+            lambda x: net.image_embedding(torch.stack(x).to(device)),
+            cfg.image_size,
+            True,
+            batch_size,
+            shared=False,  # the scorer's own work (rank 0's under DDP): no collective
         )
-    )
+    ).to(device)
     own, other = [], []
     for i, rec in enumerate(held if len(held) > 1 else []):  # one image has no other to compare
         if not rec.captions:
             continue
-        tokens = encode_texts(module.vocab, rec.captions, cfg.max_len)
+        tokens = encode_texts(module.vocab, rec.captions, cfg.max_len).to(device)
         n = len(tokens)
-        own.append(net.decoder.nll(codes[i].expand(n, -1), tokens))
-        other.append(net.decoder.nll(codes[(i + 1) % len(held)].expand(n, -1), tokens))
+        own.append(net.decoder.nll(codes[i].expand(n, -1), tokens).cpu())
+        other.append(net.decoder.nll(codes[(i + 1) % len(held)].expand(n, -1), tokens).cpu())
     own_t = torch.cat(own) if own else torch.zeros(0)
     other_t = torch.cat(other) if other else torch.zeros(0)
     return {
@@ -102,14 +108,15 @@ def region_phrase_preference(
     from capbench.data.region_phrases import RegionPhrases, collate_regions
 
     net, cfg = module.net, module.cfg
+    device = next(module.parameters()).device
     data = RegionPhrases([r for r in held if r.regions], module.vocab, cfg.image_size, cfg.max_len)
     gen = torch.Generator().manual_seed(seed)
     own, other = [], []
     for batch in DataLoader(data, batch_size=batch_size, collate_fn=collate_regions):
         if not batch["image_sizes"]:
             continue
-        features = net.trunk(batch["image"])
-        codes = net.region_codes(features, batch["boxes"])
+        features = net.trunk(batch["image"].to(device))
+        codes = net.region_codes(features, [b.to(device) for b in batch["boxes"]])
         start = 0
         for boxes, tokens in zip(batch["boxes"], batch["tokens"]):
             code = codes[start : start + len(boxes)]
@@ -117,8 +124,9 @@ def region_phrase_preference(
             has, partner = region_partners(boxes, max_iou, max_area_ratio, gen)
             if not has.any():
                 continue
-            own.append(net.decoder.nll(code[has], tokens[has]))
-            other.append(net.decoder.nll(code[partner], tokens[has]))
+            has, partner, words = has.to(device), partner.to(device), tokens[has].to(device)
+            own.append(net.decoder.nll(code[has], words).cpu())
+            other.append(net.decoder.nll(code[partner], words).cpu())
     own_t = torch.cat(own) if own else torch.zeros(0)
     other_t = torch.cat(other) if other else torch.zeros(0)
     return {

@@ -224,7 +224,7 @@ def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
         )
         extra = {"train_mode": row.train_mode, "query_mode": row.query_mode}
     extra.update(model.provenance)
-    model = model.to(eval_device(ctx)).eval()  # Lightning hands the model back on the CPU
+    model = model.to(ctx.eval_device()).eval()  # Lightning hands the model back on the CPU
     db_emb = _to_numpy(embed_records(model, ev.images, progress=ctx.progress))
     if row.query_mode.upper() == "V+T":  # phi(image) with theta(its own text); database image-only
         with torch.no_grad():
@@ -284,14 +284,6 @@ def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext, data_sha256: st
     shared["data_fingerprint"] = data_sha256
     digest = hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()
     return cache_root() / "gordo2017" / "models" / digest[:16]
-
-
-def eval_device(ctx: RowContext) -> str:
-    """Embed on the GPU when the row may use one (10k images at 576 px are slow on a CPU)."""
-    import torch
-
-    wants_gpu = str(ctx.accelerator) in ("auto", "gpu", "cuda")
-    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
 
 
 def _to_numpy(x: Any) -> np.ndarray:

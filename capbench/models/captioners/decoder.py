@@ -119,5 +119,5 @@ def append_eos(tokens: Tensor, specials: SpecialIds) -> Tensor:
     column; padding stays ``pad``)."""
     padded = F.pad(tokens, (0, 1), value=specials.pad)
     length = (tokens != specials.pad).sum(dim=1)
-    padded[torch.arange(len(tokens)), length] = specials.eos
+    padded[torch.arange(len(tokens), device=tokens.device), length] = specials.eos
     return padded
