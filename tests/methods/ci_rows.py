@@ -19,12 +19,14 @@ def run_ci_row(
     row: str,
     data_root: Path,
     workdir: Path,
+    devices: int = 1,
 ) -> tuple[dict[str, Any], RowContext, RowResult]:
     """``(config, ctx, result)`` of ``benchmarks/<paper>/<row>.ci.yaml`` run by ``run_row`` on
-    the tiny scenes data at ``data_root``, seed 0, on the CPU, its work in ``workdir``."""
+    the tiny scenes data at ``data_root``, seed 0, on ``devices`` CPU processes (more than one:
+    called on every rank of a process group), its work in ``workdir``."""
     config = resolve_config(ROOT / "benchmarks" / paper / f"{row}.ci.yaml")
     ctx = RowContext(
         workdir=workdir, seed=0, profile="ci", data_root=Path(data_root), accelerator="cpu",
-        devices=1, progress=False,
+        devices=devices, progress=False,
     )  # fmt: skip
     return config, ctx, run_row(config, ctx)

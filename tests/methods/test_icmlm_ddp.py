@@ -62,3 +62,72 @@ def test_ddp_ranks_share_the_probe_images_and_agree_with_rank_zero_alone():
         for layer in ("layer1", "layer2"):
             torch.testing.assert_close(torch.tensor(feats[layer]), torch.tensor(single[layer]))
     assert len(single["layer1"][0]) == 4 and len(single["layer2"][0]) == 6
+
+
+def _row_worker(rank: int, world: int) -> dict:
+    """The ci att-fc row on one rank of a real Lightning DDP fit (``LOCAL_RANK``: Lightning
+    joins the gloo group instead of spawning), counting the evaluation work it does."""
+    import os
+    from pathlib import Path
+
+    import capbench.eval.extract as ex
+    from capbench.methods.icmlm import evaluate, rows
+    from tests.methods.ci_rows import run_ci_row
+
+    os.environ["LOCAL_RANK"] = str(rank)
+    calls = {"svm_fits": 0, "heldout": 0, "embedded": [], "ddp_fits": 0}
+    fit_svms, heldout, embed = rows._fit_svms, evaluate.evaluate_heldout, ex.embed_in_order
+    share = ex.share_rank_zero_state
+
+    def counted_share(module):  # fit_resumable calls it after a fit that was distributed
+        calls["ddp_fits"] += 1
+        return share(module)
+
+    def counted_svms(*a, **k):
+        calls["svm_fits"] += 1
+        return fit_svms(*a, **k)
+
+    def counted_heldout(*a, **k):
+        calls["heldout"] += 1
+        return heldout(*a, **k)
+
+    def counted_embed(encode, n_items, *a, **k):
+        seen: list[int] = []
+        calls["embedded"].append((n_items, seen))
+        return embed(lambda idx: (seen.extend(idx), encode(idx))[1], n_items, *a, **k)
+
+    rows._fit_svms, evaluate.evaluate_heldout, ex.embed_in_order = (
+        counted_svms, counted_heldout, counted_embed,
+    )  # fmt: skip
+    ex.share_rank_zero_state = counted_share
+    _, _, result = run_ci_row(
+        rows.run_row, "sariyildiz2020", "icmlm_att_fc", Path(os.environ["ICMLM_DDP_DATA"]),
+        Path(os.environ["ICMLM_DDP_WORKDIR"]), devices=world,
+    )  # fmt: skip
+    return {"metrics": result.metrics, "n_scored": result.n_scored, **calls}
+
+
+def test_a_ddp_row_trains_over_the_ranks_and_evaluates_each_item_once(
+    tiny_scenes, tmp_path, monkeypatch
+):
+    """Two ranks train the ci att-fc row with DDP and evaluate it: the VOC07 and COCO probe
+    features of each image computed once in the job, the SVMs fitted and the held-out captions
+    scored on rank 0 only, and both ranks report the same complete row (every metric the ci
+    golden gates)."""
+    import yaml
+
+    from tests.methods.ci_rows import ROOT
+
+    monkeypatch.setenv("ICMLM_DDP_DATA", str(tiny_scenes))
+    monkeypatch.setenv("ICMLM_DDP_WORKDIR", str(tmp_path / "row"))
+    zero, one = run_gloo(_row_worker, world=2)
+    assert zero["ddp_fits"] == one["ddp_fits"] == 1  # the row trained with DDP
+    assert zero["svm_fits"] == 2 and one["svm_fits"] == 0  # VOC07's, COCO's
+    assert zero["heldout"] == 1 and one["heldout"] == 0
+    assert len(zero["embedded"]) == len(one["embedded"]) == 4  # their train and test images
+    for (n, seen0), (_, seen1) in zip(zero["embedded"], one["embedded"]):
+        assert sorted(seen0 + seen1) == list(range(n)) and seen0 and seen1
+    assert zero["metrics"] == one["metrics"] and zero["n_scored"] == one["n_scored"]
+    golden = yaml.safe_load((ROOT / "benchmarks/sariyildiz2020/golden_ci.yaml").read_text())
+    gated = {m for table in golden["tables"].values() for m in table.get("icmlm_att_fc", {})}
+    assert gated and gated <= set(zero["metrics"])

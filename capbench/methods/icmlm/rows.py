@@ -76,9 +76,11 @@ def _svm_probe(
     cfg: IcmlmRow, ctx: RowContext, model: Any, data: Any, prefix: str
 ) -> tuple[dict[str, float], dict]:
     """Per-class linear SVMs on the average-pooled features of each ``voc07.layers`` layer:
-    ``<prefix>_<layer>`` (mAP, percent) and the chosen C / per-class AP."""
+    ``<prefix>_<layer>`` (mAP, percent) and the chosen C / per-class AP. In a DDP run the
+    ranks share the feature extraction (each image once) and rank 0 alone fits the SVMs (their
+    cross-validation already uses every core), handing every rank the result."""
     from capbench.data.datamodule import record_images
-    from capbench.eval.protocols.voc07_classification import EvalConfig, score_features
+    from capbench.eval.extract import computed_on_rank_zero
     from capbench.methods.icmlm.features import layer_features
 
     v = cfg.voc07
@@ -89,6 +91,16 @@ def _svm_probe(
         )
         for split, recs in (("train", data.train), ("test", data.test))
     }
+    return computed_on_rank_zero(lambda: _fit_svms(cfg, ctx, data, feats, prefix))
+
+
+def _fit_svms(
+    cfg: IcmlmRow, ctx: RowContext, data: Any, feats: dict, prefix: str
+) -> tuple[dict[str, float], dict]:
+    """The SVM fits of :func:`_svm_probe` on the features every rank holds."""
+    from capbench.eval.protocols.voc07_classification import EvalConfig, score_features
+
+    v = cfg.voc07
     metrics, details = {}, {}
     for layer in v.layers:
         result = score_features(
@@ -150,6 +162,7 @@ def _in1k(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float],
     """ImageNet-1k top-1 of a softmax probe on one layer's pooled features (train -> val)."""
     from capbench.data import read
     from capbench.data.datamodule import record_images
+    from capbench.eval.extract import computed_on_rank_zero
     from capbench.eval.linear_probe import softmax_probe
     from capbench.eval.protocols._common import resolve_dataset_root
     from capbench.methods.icmlm.features import layer_features
@@ -169,17 +182,26 @@ def _in1k(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float],
         for recs in (train, val)
     ]
     n_classes = len(train[0].meta["classes"])
-    result = softmax_probe(
+    # the ranks shared the features; the probe is trained once, on rank 0
+    result = computed_on_rank_zero(lambda: softmax_probe(
         feats[0], [r.label for r in train], feats[1], [r.label for r in val], n_classes,
         epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, batch_size=c.batch_size,
         seed=int(ctx.seed), device=str(model.device),
-    )  # fmt: skip
+    ))  # fmt: skip
     extra = {"in1k": {**result, "layer": c.layer, "train_images": len(train), "classes": n_classes}}
     return {"in1k_top1": result["top1"], "in1k_top5": result["top5"]}, extra
 
 
 def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict, dict]:
-    """Masked-token accuracy (and att-fc's attention peaks, figures) on held-out captions."""
+    """Masked-token accuracy (and att-fc's attention peaks, figures) on held-out captions; in
+    a DDP run scored and drawn by rank 0 alone, every rank getting the result."""
+    from capbench.eval.extract import computed_on_rank_zero
+
+    return computed_on_rank_zero(lambda: _scored_heldout(cfg, ctx, model, dm))
+
+
+def _scored_heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict, dict]:
+    """:func:`_heldout` in one process."""
     from capbench.methods.icmlm.evaluate import (
         accuracy_by_word_kind,
         evaluate_heldout,
@@ -225,7 +247,6 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
 
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     """The benchmark runner's entry point for every sariyildiz2020 row."""
-    import torch
 
     from capbench.data.fingerprint import dataset_fingerprint
     from capbench.methods.icmlm.train import build_datamodule
@@ -235,8 +256,7 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     data = {"source": cfg.data.name, "root": str(root), "reader_options": cfg.data.reader_options}
     dm = build_datamodule(cfg.method, data, seed=ctx.seed)
     model, checkpoint, extra = _model(cfg, ctx, dm)
-    wants_gpu = str(ctx.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    model = model.to("cuda" if wants_gpu else "cpu").eval()
+    model = model.to(ctx.eval_device()).eval()
     metrics, n_scored, voc_extra = _voc07(cfg, ctx, model)
     extra.update(voc_extra)
     if cfg.coco_svm.enabled:
