@@ -65,46 +65,15 @@ def test_ddp_ranks_share_the_probe_images_and_agree_with_rank_zero_alone():
 
 
 def _row_worker(rank: int, world: int) -> dict:
-    """The ci att-fc row on one rank of a real Lightning DDP fit (``LOCAL_RANK``: Lightning
-    joins the gloo group instead of spawning), counting the evaluation work it does."""
-    import os
-    from pathlib import Path
-
-    import capbench.eval.extract as ex
     from capbench.methods.icmlm import evaluate, rows
-    from tests.methods.ci_rows import run_ci_row
+    from tests.methods.ddp_rows import count_calls, record_embedded_items, run_counted_row
 
-    os.environ["LOCAL_RANK"] = str(rank)
-    calls = {"svm_fits": 0, "heldout": 0, "embedded": [], "ddp_fits": 0}
-    fit_svms, heldout, embed = rows._fit_svms, evaluate.evaluate_heldout, ex.embed_in_order
-    share = ex.share_rank_zero_state
-
-    def counted_share(module):  # fit_resumable calls it after a fit that was distributed
-        calls["ddp_fits"] += 1
-        return share(module)
-
-    def counted_svms(*a, **k):
-        calls["svm_fits"] += 1
-        return fit_svms(*a, **k)
-
-    def counted_heldout(*a, **k):
-        calls["heldout"] += 1
-        return heldout(*a, **k)
-
-    def counted_embed(encode, n_items, *a, **k):
-        seen: list[int] = []
-        calls["embedded"].append((n_items, seen))
-        return embed(lambda idx: (seen.extend(idx), encode(idx))[1], n_items, *a, **k)
-
-    rows._fit_svms, evaluate.evaluate_heldout, ex.embed_in_order = (
-        counted_svms, counted_heldout, counted_embed,
-    )  # fmt: skip
-    ex.share_rank_zero_state = counted_share
-    _, _, result = run_ci_row(
-        rows.run_row, "sariyildiz2020", "icmlm_att_fc", Path(os.environ["ICMLM_DDP_DATA"]),
-        Path(os.environ["ICMLM_DDP_WORKDIR"]), devices=world,
-    )  # fmt: skip
-    return {"metrics": result.metrics, "n_scored": result.n_scored, **calls}
+    calls: dict = {}
+    count_calls(rows, "_fit_svms", calls)
+    count_calls(evaluate, "evaluate_heldout", calls)
+    record_embedded_items(calls)
+    return {**run_counted_row(rows.run_row, "sariyildiz2020", "icmlm_att_fc", rank, world, True),
+            **calls}  # fmt: skip
 
 
 def test_a_ddp_row_trains_over_the_ranks_and_evaluates_each_item_once(
@@ -117,16 +86,15 @@ def test_a_ddp_row_trains_over_the_ranks_and_evaluates_each_item_once(
     import yaml
 
     from tests.methods.ci_rows import ROOT
+    from tests.methods.ddp_rows import assert_each_item_embedded_once
 
-    monkeypatch.setenv("ICMLM_DDP_DATA", str(tiny_scenes))
-    monkeypatch.setenv("ICMLM_DDP_WORKDIR", str(tmp_path / "row"))
+    monkeypatch.setenv("DDP_ROW_DATA", str(tiny_scenes))
+    monkeypatch.setenv("DDP_ROW_WORKDIR", str(tmp_path / "row"))
     zero, one = run_gloo(_row_worker, world=2)
-    assert zero["ddp_fits"] == one["ddp_fits"] == 1  # the row trained with DDP
-    assert zero["svm_fits"] == 2 and one["svm_fits"] == 0  # VOC07's, COCO's
-    assert zero["heldout"] == 1 and one["heldout"] == 0
-    assert len(zero["embedded"]) == len(one["embedded"]) == 4  # their train and test images
-    for (n, seen0), (_, seen1) in zip(zero["embedded"], one["embedded"]):
-        assert sorted(seen0 + seen1) == list(range(n)) and seen0 and seen1
+    assert zero["share_rank_zero_state"] == one["share_rank_zero_state"] == 1  # a DDP fit
+    assert zero["_fit_svms"] == 2 and one["_fit_svms"] == 0  # VOC07's, COCO's
+    assert zero["evaluate_heldout"] == 1 and one["evaluate_heldout"] == 0
+    assert_each_item_embedded_once(zero, one, calls=4)  # the probes' train and test images
     assert zero["metrics"] == one["metrics"] and zero["n_scored"] == one["n_scored"]
     golden = yaml.safe_load((ROOT / "benchmarks/sariyildiz2020/golden_ci.yaml").read_text())
     gated = {m for table in golden["tables"].values() for m in table.get("icmlm_att_fc", {})}

@@ -55,7 +55,7 @@ def _fit(cfg: FineGrainedSJERow, ctx: RowContext, data: dict[str, Any], workdir:
             progress=ctx.progress,
             loggers=make_loggers(ctx, f"reed2016-{cfg.row.name or kind}"),
         )
-    return dm, model.cpu().eval(), checkpoint
+    return dm, model.to(ctx.eval_device()).eval(), checkpoint
 
 
 def _train_sentences(
@@ -85,28 +85,27 @@ def _score(
     workdir: Path,
     curves: bool = True,
 ) -> RowResult:
-    """Train (or load) the row's model and score it on the unseen classes."""
+    """Train (or load) the row's model and score it on the unseen classes. In a DDP run the
+    ranks share the test captions' embedding (each caption once in the job) and rank 0 alone
+    scores them (the sentences-per-class curve draws many subsets), handing every rank the
+    result."""
     from capbench.data.fingerprint import dataset_fingerprint
+    from capbench.eval.extract import computed_on_rank_zero, embed_in_order
     from capbench.methods.fine_grained_sje.train import read_records, zero_shot_side
 
     dm, model, checkpoint = _fit(cfg, ctx, data, workdir)
     test_records = read_records(cfg.data.name, root, [cfg.data.test_split], cfg.data.reader_options)
     test = zero_shot_side(cfg.method, dm, cfg.data.name, root, test_records, seed=ctx.seed)
-    captions = model.embed_captions(test.caption_tokens, cfg.train.embed_batch_size)
-    metrics = score_zero_shot(
-        test.image_features, test.image_labels, captions, test.caption_labels, cfg.eval.ap_k
+    batch = cfg.train.embed_batch_size
+    captions = embed_in_order(
+        lambda idx: model.embed_captions(test.caption_tokens[list(idx)], batch),
+        len(test.caption_tokens),
+        batch,
+        desc="test captions",
+        progress=ctx.progress,
     )
-    out: dict[str, dict[str, list[float]]] = {}
-    if curves and cfg.eval.sentences_per_class and dm.level != "class":
-        out["top1_vs_test_sentences"] = sentences_per_class_curve(
-            test.image_features,
-            test.image_labels,
-            captions,
-            test.caption_labels,
-            cfg.eval.sentences_per_class,
-            cfg.eval.draws,
-            cfg.eval.seed,
-        )
+    with_curve = bool(curves and cfg.eval.sentences_per_class and dm.level != "class")
+    metrics, out = computed_on_rank_zero(lambda: _zero_shot_scores(cfg, test, captions, with_curve))
     return RowResult(
         metrics=metrics,
         n_scored=len(test.image_labels),
@@ -126,6 +125,28 @@ def _score(
             "image_source": cfg.model.image_source,
         },
     )
+
+
+def _zero_shot_scores(
+    cfg: FineGrainedSJERow, test: Any, captions: Any, with_curve: bool
+) -> tuple[dict[str, float], dict[str, dict[str, list[float]]]]:
+    """Top-1 / AP@k of the test images against the classes' embedded captions, and with
+    ``with_curve`` top-1 against the number of test sentences per class."""
+    metrics = score_zero_shot(
+        test.image_features, test.image_labels, captions, test.caption_labels, cfg.eval.ap_k
+    )
+    out: dict[str, dict[str, list[float]]] = {}
+    if with_curve:
+        out["top1_vs_test_sentences"] = sentences_per_class_curve(
+            test.image_features,
+            test.image_labels,
+            captions,
+            test.caption_labels,
+            cfg.eval.sentences_per_class,
+            cfg.eval.draws,
+            cfg.eval.seed,
+        )
+    return metrics, out
 
 
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
