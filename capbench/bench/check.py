@@ -85,6 +85,17 @@ def check(
                         f"reference {fmt(cell.reference)}"
                     )
                     continue
+                unmet = (
+                    _unmet_requirements(s.ref.row.configs[profile])
+                    if cell.status == NOT_RUN
+                    else ""
+                )
+                if unmet:
+                    # a row the runner skips here with a stated reason (METEOR without Java):
+                    # not a failure of the code under test, and said, not silently passed
+                    checked -= 1
+                    notes.append(f"skip {where}: needs {unmet}; reference {fmt(cell.reference)}")
+                    continue
                 if cell.status == NOT_RUN:
                     extra = f" ({s.stale} record(s) of another config ignored)" if s.stale else ""
                     if not strict:
@@ -102,6 +113,14 @@ def check(
     notes += package_drift(packages)
     notes += [_weak_note(key, cells, profile) for key, cells in weak.items()]
     return CheckResult(failures, notes, checked)
+
+
+def _unmet_requirements(config_path: Path) -> str:
+    """What this machine lacks for the row (its ``requires:`` the runner skips it for), or ""."""
+    from capbench.bench.config import missing_requirements, requirement_text, resolve_config
+
+    missing = missing_requirements(resolve_config(config_path))
+    return "; ".join(requirement_text(key, reason) for key, reason in missing)
 
 
 def _collapse_passes(reference: float | None, tolerance: float | None) -> bool:

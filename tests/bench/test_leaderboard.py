@@ -383,3 +383,27 @@ def test_golden_spread_is_pooled_over_the_rows_that_vary_with_the_seed():
     )
     assert default_tolerance(metric, 2.0, 0.0, 5, None, row_varies=True) == pytest.approx(2e-4)
     assert default_tolerance(SimpleNamespace(scenes_tolerance=0.7), 2.0, 1.0, 5, pooled) == 0.7
+
+
+def test_strict_check_names_a_row_this_machine_cannot_run_instead_of_failing_it(cli, toy, results):
+    """A row whose ``requires:`` this machine lacks (METEOR without Java) is skipped by the runner
+    with its reason; the strict gate says so and passes on the rest, rather than failing the
+    code under test for a missing program. A row that simply was not run still fails."""
+    rc, _, _ = cli("reproduce", "toypaper", "--seeds", "3", "--write-golden")
+    assert rc == 0
+    for p in iter_record_paths(results, "toypaper"):
+        if "/t1/b/" in p.as_posix():
+            p.unlink()
+    cfg = toy / "toypaper" / "b.scenes.yaml"
+    cfg.write_text(cfg.read_text() + 'requires: {"executable:no-such-program-xyz": "b runs it"}\n')
+    rc, out, _ = cli("reproduce", "toypaper")
+    assert rc == 0 and "no-such-program-xyz" in out  # the runner's skip, with the reason
+    rc, out, _ = cli("leaderboard", "check", "--strict")
+    assert rc == 0, out
+    skips = [line for line in out.splitlines() if line.startswith("skip toypaper t1 b")]
+    assert skips and all("no-such-program-xyz is not on PATH (b runs it)" in s for s in skips)
+    for p in iter_record_paths(results, "toypaper"):
+        if "/t1/a/" in p.as_posix():
+            p.unlink()
+    rc, out, _ = cli("leaderboard", "check", "--strict")
+    assert rc == 1 and "FAIL toypaper t1 a mean: no scenes record" in out
