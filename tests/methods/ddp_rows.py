@@ -24,20 +24,20 @@ def count_calls(owner: Any, name: str, calls: dict[str, Any]) -> None:
 
 
 def record_embedded_items(calls: dict[str, Any]) -> None:
-    """Record, per ``embed_in_order`` call, its item count and the items this rank encoded, in
+    """Record, per shared embedding (each ``gather_in_order`` call: ``embed_in_order`` and the
+    modules' own loops end in it), its item count and the items whose rows this rank brought, in
     ``calls["embedded"]``; count the fits that ended distributed (``fit_resumable`` shares rank
     0's state after those only) in ``calls["share_rank_zero_state"]``."""
     import capbench.eval.extract as ex
 
-    embed = ex.embed_in_order
+    gather = ex.gather_in_order
     calls["embedded"] = []
 
-    def recorded(encode: Callable, n_items: int, *args: Any, **kwargs: Any) -> Any:
-        seen: list[int] = []
-        calls["embedded"].append((n_items, seen))
-        return embed(lambda idx: (seen.extend(idx), encode(idx))[1], n_items, *args, **kwargs)
+    def recorded(rows: Any, share: Any, n_items: int) -> Any:
+        calls["embedded"].append((n_items, list(share)))
+        return gather(rows, share, n_items)
 
-    ex.embed_in_order = recorded
+    ex.gather_in_order = recorded
     count_calls(ex, "share_rank_zero_state", calls)
 
 

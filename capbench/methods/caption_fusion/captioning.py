@@ -386,7 +386,7 @@ def generate_captions(
     from capbench.methods.caption_fusion.features import extract
 
     regions = isinstance(module, RegionCaptionerModule)
-    device = next(module.parameters()).device
+    device = getattr(module, "device", "cpu")  # a LightningModule's; anything else runs on the CPU
     texts: list[str] = []
 
     def run(images: list[Tensor]) -> Tensor:

@@ -215,19 +215,26 @@ class SemanticRetrieval(L.LightningModule):
         progress: bool = False,
         desc: str = "embedding",
         precision: str | None = None,
+        shared: bool = False,
     ) -> Tensor:
         """phi of every item of an image dataset (dicts with ``"image"``), in order, eval mode;
         the row of an unreadable image (an item that is None) is NaN. ``precision``: None = the
         Trainer's (mining, during fit); evaluation passes ``"32-true"`` so that every row is
-        scored at one precision, however its model was obtained."""
+        scored at one precision, however its model was obtained. ``shared`` (evaluation): in a
+        DDP run each rank embeds its share of the items and every rank gets all rows, on the
+        CPU (``capbench.eval.extract``: each item once in the job); every rank must call it.
+        Mining during a fit embeds in each rank alone."""
+        from capbench.eval.extract import gather_in_order, rank_share
+
         was_training = self.training
         self.eval()
-        loader: Any = self._loader(_Positions(dataset))
+        share = rank_share(len(dataset)) if shared else list(range(len(dataset)))  # type: ignore[arg-type]
+        loader: Any = self._loader(_Positions(Subset(dataset, share)))
         if progress:
             from tqdm.auto import tqdm
 
             loader = tqdm(loader, desc=desc, unit="batch", leave=False)
-        out = torch.full((len(dataset), self.out_dim), float("nan"), device=self.device)  # type: ignore[arg-type]
+        out = torch.full((len(share), self.out_dim), float("nan"), device=self.device)
         for batch in loader:
             if "image" in batch:
                 with self._autocast(precision):
@@ -235,7 +242,7 @@ class SemanticRetrieval(L.LightningModule):
                         batch["image"]
                     ).float()
         self.train(was_training)
-        return out
+        return gather_in_order(out, share, len(dataset)) if shared else out  # type: ignore[arg-type]
 
     def _autocast(self, precision: str | None = None) -> Any:
         precision = precision or self.trainer_precision()

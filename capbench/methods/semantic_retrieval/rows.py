@@ -195,6 +195,7 @@ def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
     text queries against the image-only database)."""
     import torch
 
+    from capbench.eval.extract import computed_on_rank_zero
     from capbench.methods.semantic_retrieval.figures import write_figure3
     from capbench.methods.semantic_retrieval.index import save_index
     from capbench.methods.semantic_retrieval.train import (
@@ -231,24 +232,32 @@ def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
             query_emb = _to_numpy(model.embed_query(db_emb, ev.tfidf_images))
     else:
         query_emb = db_emb
-    metrics, curves, n = score_embeddings(ev, query_emb, db_emb, progress=ctx.progress)
-    index_dir = Path(ctx.workdir) / "index"
-    m = cfg.model
-    save_index(
-        index_dir,
-        ev.images[: ev.n_database],
-        db_emb[: ev.n_database],
-        checkpoint,
-        ev.tfidf,
-        m.longest_side,
-        m.pad_to_square,
-    )
-    extra["index"] = str(index_dir)
-    if cfg.figure3.pairs and checkpoint:
-        name = row.name or row.kind
-        extra["figure3"] = write_figure3(
-            model, ev, db_emb, m.longest_side, name, ctx, cfg.figure3.pairs
+
+    def score_and_write() -> tuple[Any, Any, int, dict[str, Any]]:
+        """Scores, the search index and Figure 3: rank 0's work in a DDP run (one set of files,
+        the protocol's ranking computed once), handed to every rank."""
+        metrics, curves, n = score_embeddings(ev, query_emb, db_emb, progress=ctx.progress)
+        index_dir = Path(ctx.workdir) / "index"
+        m = cfg.model
+        save_index(
+            index_dir,
+            ev.images[: ev.n_database],
+            db_emb[: ev.n_database],
+            checkpoint,
+            ev.tfidf,
+            m.longest_side,
+            m.pad_to_square,
         )
+        written: dict[str, Any] = {"index": str(index_dir)}
+        if cfg.figure3.pairs and checkpoint:
+            name = row.name or row.kind
+            written["figure3"] = write_figure3(
+                model, ev, db_emb, m.longest_side, name, ctx, cfg.figure3.pairs
+            )
+        return metrics, curves, n, written
+
+    metrics, curves, n, written = computed_on_rank_zero(score_and_write)
+    extra.update(written)
     return RowResult(
         metrics=metrics,
         n_scored=n,

@@ -139,7 +139,8 @@ def embed_records(
     longest_side: int | None = None,
 ) -> Tensor:
     """phi of ``records``' images, in order, ``(N, D)`` on the CPU (NaN rows: unreadable), in
-    fp32: every row is evaluated at one precision (a bf16-trained model included)."""
+    fp32: every row is evaluated at one precision (a bf16-trained model included). In a DDP
+    run the ranks share the work, each image embedded once in the job."""
     m = model.cfg.model
     images = record_images(records, longest_side or m.longest_side, m.pad_to_square)
-    return model.embed_dataset(images, progress=progress, precision="32-true").cpu()
+    return model.embed_dataset(images, progress=progress, precision="32-true", shared=True).cpu()
