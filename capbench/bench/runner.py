@@ -262,7 +262,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _rank() -> int:
+def launch_rank() -> int:
     """Non-zero on any process but the global rank 0 of a DDP / SLURM run (which alone writes
     the record). Lightning's launcher sets LOCAL_RANK/NODE_RANK, torchrun RANK, SLURM PROCID."""
     for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
@@ -317,7 +317,7 @@ def _call_target(job: RowJob) -> _Done:
         progress=job.progress,
         results=Path(job.results),
     )
-    with row_run(job, enabled=job.wandb and _rank() == 0) as run:  # one wandb run per row
+    with row_run(job, enabled=job.wandb and launch_rank() == 0) as run:  # one wandb run per row
         started, t0 = _now(), time.perf_counter()
         result = target(dict(job.config), ctx)
         wall = time.perf_counter() - t0
@@ -404,7 +404,7 @@ def execute(job: RowJob, shared: dict[tuple[str, int, str], _Done] | None = None
             job.record_path,
             f"{row_target_name(job.config)} returned an invalid result: {err}",
         ) from err
-    if _rank() == 0:
+    if launch_rank() == 0:
         if not extra:
             _log_final(job, result)
         write_record(record, Path(job.results))
@@ -431,15 +431,19 @@ def start_fresh(jobs: Iterable[RowJob]) -> None:
 
 def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     """Run jobs one after another in this process, with a progress line per row; a failing
-    row is reported (with its traceback) and the others still run."""
+    row is reported (with its traceback) and the others still run. In a DDP run every rank runs
+    the rows; the lines of ranks other than 0 (which writes the records) say which rank."""
     out = out or sys.stdout
+    rank = f"(rank {launch_rank()}) " if launch_rank() else ""
     jobs = list(jobs)
     start_fresh(jobs)
     outcomes: list[Outcome] = []
     shared: dict[tuple[str, int, str], _Done] = {}
     t_start = time.perf_counter()
     for i, job in enumerate(jobs, 1):
-        print(f"[{i}/{len(jobs)}] {job.name} ... (workdir {job.workdir})", file=out, flush=True)
+        print(
+            f"{rank}[{i}/{len(jobs)}] {job.name} ... (workdir {job.workdir})", file=out, flush=True
+        )
         t0 = time.perf_counter()
         try:
             rec = execute(job, shared)
@@ -447,7 +451,7 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
             secs = time.perf_counter() - t0
             print(traceback.format_exc(), file=sys.stderr, flush=True)
             print(
-                f"[{i}/{len(jobs)}] FAILED {job.name} after {secs:.1f}s: {type(err).__name__}: {err}",
+                f"{rank}[{i}/{len(jobs)}] FAILED {job.name} after {secs:.1f}s: {type(err).__name__}: {err}",
                 file=out,
                 flush=True,
             )
@@ -457,7 +461,7 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in rec.metrics.items())
         reused = f" (result of {rec.extra['result_from']})" if "result_from" in rec.extra else ""
         print(
-            f"[{i}/{len(jobs)}] done {job.row} in {secs:.1f}s{reused} "
+            f"{rank}[{i}/{len(jobs)}] done {job.row} in {secs:.1f}s{reused} "
             f"(elapsed {time.perf_counter() - t_start:.1f}s): {metrics}",
             file=out,
             flush=True,

@@ -181,7 +181,7 @@ def _print_list(catalog, results: Path, paper: str | None = None) -> None:
 def run(args: argparse.Namespace) -> int:
     from capbench import paths
     from capbench.bench.catalog import Catalog
-    from capbench.bench.runner import RunOptions, plan, run_local
+    from capbench.bench.runner import RunOptions, launch_rank, plan, run_local
 
     results = paths.results_root()
     try:
@@ -303,8 +303,9 @@ def run(args: argparse.Namespace) -> int:
             return 1 if failed else 0
         outcomes = run_local(jobs)
         failed += sum(not o.ok for o in outcomes)
+        rank = f"(rank {launch_rank()}) " if launch_rank() else ""
         print(
-            f"{len(jobs) - sum(not o.ok for o in outcomes)}/{len(jobs)} row run(s) succeeded in {time.perf_counter() - t0:.1f}s"
+            f"{rank}{len(jobs) - sum(not o.ok for o in outcomes)}/{len(jobs)} row run(s) succeeded in {time.perf_counter() - t0:.1f}s"
         )
     if args.write_golden:
         from capbench.bench.golden import TooFewSeeds, write_golden

@@ -255,3 +255,17 @@ def test_list_of_an_unknown_paper_is_an_error(cli):
     assert rc == 2 and out == "" and "unknown paper 'nopaper'; papers: toypaper" in err
     rc, out, _ = cli("reproduce", "--list", "toypaper")
     assert rc == 0 and out.startswith("toypaper: ")
+
+
+def test_a_non_zero_rank_runs_the_rows_says_its_rank_and_writes_no_record(
+    cli, results, monkeypatch
+):
+    """Every DDP rank runs the rows (Lightning's launcher starts the command again with
+    LOCAL_RANK set); only rank 0 writes records, and the other ranks' lines say whose they are."""
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")
+    assert rc == 0, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines and all(line.startswith("(rank 1) ") for line in lines if "[1/1]" in line)
+    assert any(line.startswith("(rank 1) 1/1 row run(s) succeeded") for line in lines)
+    assert not list(iter_record_paths(results, "toypaper"))
