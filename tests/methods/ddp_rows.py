@@ -63,3 +63,27 @@ def assert_each_item_embedded_once(zero: dict[str, Any], one: dict[str, Any], ca
     for (n, seen0), (_, seen1) in zip(zero["embedded"], one["embedded"]):
         assert sorted(seen0 + seen1) == list(range(n))
         assert seen0 and seen1
+
+
+def run_ranks(worker: Callable[[int, int], dict], data: Path, workdir: Path, monkeypatch: Any):
+    """``worker`` on two gloo ranks, the ci data at ``data``, the row's work in ``workdir``:
+    ``(rank 0's result, rank 1's)``."""
+    from tests.distributed import run_gloo
+
+    monkeypatch.setenv("DDP_ROW_DATA", str(data))
+    monkeypatch.setenv("DDP_ROW_WORKDIR", str(workdir))
+    zero, one = run_gloo(worker, world=2, timeout=150)
+    return zero, one
+
+
+def assert_one_complete_row(zero: dict[str, Any], one: dict[str, Any], paper: str, row: str):
+    """Both ranks report the same row, with every metric its ci golden gates."""
+    import yaml
+
+    from tests.methods.ci_rows import ROOT
+
+    assert zero["metrics"] == one["metrics"] and zero["n_scored"] == one["n_scored"]
+    assert zero["extra"] == one["extra"]
+    golden = yaml.safe_load((ROOT / "benchmarks" / paper / "golden_ci.yaml").read_text())
+    gated = {m for table in golden["tables"].values() for m in table.get(row, {})}
+    assert gated and gated <= set(zero["metrics"])

@@ -83,19 +83,15 @@ def test_a_ddp_row_trains_over_the_ranks_and_evaluates_each_item_once(
     features of each image computed once in the job, the SVMs fitted and the held-out captions
     scored on rank 0 only, and both ranks report the same complete row (every metric the ci
     golden gates)."""
-    import yaml
+    from tests.methods.ddp_rows import (
+        assert_each_item_embedded_once,
+        assert_one_complete_row,
+        run_ranks,
+    )
 
-    from tests.methods.ci_rows import ROOT
-    from tests.methods.ddp_rows import assert_each_item_embedded_once
-
-    monkeypatch.setenv("DDP_ROW_DATA", str(tiny_scenes))
-    monkeypatch.setenv("DDP_ROW_WORKDIR", str(tmp_path / "row"))
-    zero, one = run_gloo(_row_worker, world=2)
+    zero, one = run_ranks(_row_worker, tiny_scenes, tmp_path / "row", monkeypatch)
     assert zero["share_rank_zero_state"] == one["share_rank_zero_state"] == 1  # a DDP fit
-    assert zero["_fit_svms"] == 2 and one["_fit_svms"] == 0  # VOC07's, COCO's
-    assert zero["evaluate_heldout"] == 1 and one["evaluate_heldout"] == 0
+    assert (zero["_fit_svms"], one["_fit_svms"]) == (2, 0)  # VOC07's, COCO's
+    assert (zero["evaluate_heldout"], one["evaluate_heldout"]) == (1, 0)
     assert_each_item_embedded_once(zero, one, calls=4)  # the probes' train and test images
-    assert zero["metrics"] == one["metrics"] and zero["n_scored"] == one["n_scored"]
-    golden = yaml.safe_load((ROOT / "benchmarks/sariyildiz2020/golden_ci.yaml").read_text())
-    gated = {m for table in golden["tables"].values() for m in table.get("icmlm_att_fc", {})}
-    assert gated and gated <= set(zero["metrics"])
+    assert_one_complete_row(zero, one, "sariyildiz2020", "icmlm_att_fc")

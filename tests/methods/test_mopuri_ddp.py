@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 
 from capbench.methods.caption_fusion.rows import run_row
-from tests.distributed import run_gloo
 from tests.methods.ci_rows import run_ci_row
-from tests.methods.ddp_rows import assert_each_item_embedded_once, count_calls, run_counted_row
+from tests.methods.ddp_rows import (
+    assert_each_item_embedded_once,
+    count_calls,
+    run_counted_row,
+    run_ranks,
+)
 
 
 def _worker(rank: int, world: int) -> dict:
@@ -41,9 +45,7 @@ def test_ddp_ranks_share_the_evaluation_and_report_the_single_process_row(
     for path in scored + features:
         path.unlink()
 
-    monkeypatch.setenv("DDP_ROW_DATA", str(tiny_scenes))
-    monkeypatch.setenv("DDP_ROW_WORKDIR", str(tmp_path / "ddp"))
-    zero, one = run_gloo(_worker, world=2, timeout=150)
+    zero, one = run_ranks(_worker, tiny_scenes, tmp_path / "ddp", monkeypatch)
 
     assert zero["caption_quality"] == 2 and one["caption_quality"] == 0  # rank 0 scores
     assert zero["train_caption_fusion"] == 5 and one["train_caption_fusion"] == 0  # 5 folds
