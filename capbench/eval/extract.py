@@ -8,8 +8,11 @@ checked against the split's expected ids: each record scored exactly once, or a 
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -188,30 +191,76 @@ def is_rank_zero() -> bool:
     return _world()[0] == 0
 
 
+# how long the other ranks wait for rank 0's work (probe fits, beam search at paper sizes take
+# longer than the 30 minutes a DDP process group allows a collective by default)
+RANK_ZERO_WAIT = timedelta(hours=float(os.environ.get("CAPBENCH_RANK_ZERO_WAIT_HOURS", "12")))
+_waiting_groups: dict[int, Any] = {}
+
+
+def _waiting_group() -> Any:
+    """A gloo group over every rank with a long timeout, for waiting on rank 0: made on first
+    use (every rank reaches it at the same call, so its creation is collective too), one per
+    default group."""
+    key = id(dist.group.WORLD)
+    if key not in _waiting_groups:
+        _waiting_groups[key] = dist.new_group(backend="gloo", timeout=RANK_ZERO_WAIT)
+    return _waiting_groups[key]
+
+
 def computed_on_rank_zero(compute: Callable[[], T]) -> T:
     """``compute()`` on rank 0 only, its result (any picklable object) handed to every rank.
 
     For evaluation work that does not split by item (a probe's fits, beam search whose scores
     are cached to one file): in a DDP run it is done once in the job, not once per rank, and
-    every rank goes on with the same result. Outside DDP it is ``compute()``. An exception on
-    rank 0 is raised there; the other ranks get a ``RuntimeError`` saying so instead of waiting
-    for a result that will not come."""
+    every rank goes on with the same result. Outside DDP it is ``compute()``. The other ranks
+    wait up to ``CAPBENCH_RANK_ZERO_WAIT_HOURS`` (12) on a gloo group of their own, not the
+    default group's 30 minutes. An exception on rank 0 (a result that cannot be pickled
+    included) is raised there; the other ranks get a ``RuntimeError`` saying so instead of
+    waiting for a result that will not come. ``compute`` must not use a collective."""
     rank, world = _world()
     if world == 1:
         return compute()
+    group = _waiting_group()
     box: list[Any] = [None]
     if rank == 0:
         try:
-            box[0] = ("ok", compute())
+            value = compute()
+            pickle.dumps(value)  # fails here, where the others can be told, not in the broadcast
+            box[0] = ("ok", value)
         except BaseException as exc:
             box[0] = ("failed", f"{type(exc).__name__}: {exc}")
-            dist.broadcast_object_list(box, src=0)
+            dist.broadcast_object_list(box, src=0, group=group)
             raise
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=group)
     status, value = box[0]
     if status != "ok":
         raise RuntimeError(f"rank 0 failed on work this rank waits for: {value}")
     return value
+
+
+def run_on_every_rank(local: Callable[[], T]) -> T:
+    """``local()`` in this rank, where every rank does its share of shared work; if it raised
+    on any rank, it raises on every rank (the failing rank its own error, the others a
+    ``RuntimeError`` naming it) instead of leaving them waiting in the next collective. An
+    unreadable image raises only on the rank whose share holds it."""
+    world = _world()[1]
+    if world == 1:
+        return local()
+    error: BaseException | None = None
+    result: Any = None
+    try:
+        result = local()
+    except Exception as exc:
+        error = exc
+    said: list[Any] = [None] * world
+    dist.all_gather_object(said, None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    failed = [(r, msg) for r, msg in enumerate(said) if msg is not None]
+    if failed:
+        r, msg = failed[0]
+        raise RuntimeError(f"rank {r} failed on the work the ranks share: {msg}")
+    return result
 
 
 def rank_share(n_items: int) -> list[int]:
@@ -258,17 +307,20 @@ def embed_in_order(
         raise ValueError("nothing to embed: n_items must be positive")
     share = rank_share(n_items)
     rank = _world()[0]
-    chunks: list[torch.Tensor] = []
-    for s in tqdm(
-        range(0, len(share), batch_size), desc=desc, disable=not (progress and rank == 0)
-    ):
-        idx = share[s : s + batch_size]
-        out = encode(idx)
-        if out.shape[0] != len(idx):
-            raise ValueError(f"encode returned {out.shape[0]} rows for {len(idx)} items")
-        chunks.append(out.detach().float().cpu())
-    local = torch.cat(chunks) if chunks else torch.zeros((0, 0))
-    return gather_in_order(local, share, n_items)
+
+    def encode_share() -> torch.Tensor:
+        chunks: list[torch.Tensor] = []
+        for s in tqdm(
+            range(0, len(share), batch_size), desc=desc, disable=not (progress and rank == 0)
+        ):
+            idx = share[s : s + batch_size]
+            out = encode(idx)
+            if out.shape[0] != len(idx):
+                raise ValueError(f"encode returned {out.shape[0]} rows for {len(idx)} items")
+            chunks.append(out.detach().float().cpu())
+        return torch.cat(chunks) if chunks else torch.zeros((0, 0))
+
+    return gather_in_order(run_on_every_rank(encode_share), share, n_items)
 
 
 def _same_width(local: torch.Tensor) -> torch.Tensor:

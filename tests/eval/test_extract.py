@@ -170,3 +170,41 @@ def test_computed_on_rank_zero_outside_ddp_is_the_call():
     from capbench.eval.extract import computed_on_rank_zero
 
     assert computed_on_rank_zero(lambda: 7) == 7
+
+
+def _failing_share_worker(rank: int, world: int) -> str:
+    """Rank 1's share holds an "unreadable image": every rank must raise, none may hang."""
+
+    def encode(idx):
+        if 3 in idx:
+            raise ValueError("record 3: unreadable image")
+        return torch.zeros(len(idx), 2)
+
+    try:
+        embed_in_order(encode, 6, batch_size=1)
+    except (ValueError, RuntimeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no error"
+
+
+def test_a_rank_that_fails_on_its_share_makes_every_rank_fail_at_once():
+    zero, one = run_gloo(_failing_share_worker, world=2, timeout=60)
+    assert one == "ValueError: record 3: unreadable image"  # item 3 is rank 1's
+    assert zero.startswith("RuntimeError: rank 1 failed") and "record 3" in zero
+
+
+def _unpicklable_worker(rank: int, world: int) -> str:
+    from capbench.eval.extract import RANK_ZERO_WAIT, _waiting_group, computed_on_rank_zero
+
+    assert RANK_ZERO_WAIT.total_seconds() >= 3600  # far past a process group's 30 minutes
+    assert _waiting_group() is _waiting_group()  # made once
+    try:
+        computed_on_rank_zero(lambda: (lambda: None))  # a lambda cannot be pickled
+    except Exception as exc:
+        return type(exc).__name__
+    return "no error"
+
+
+def test_a_result_rank_zero_cannot_send_is_an_error_on_every_rank():
+    zero, one = run_gloo(_unpicklable_worker, world=2, timeout=60)
+    assert zero != "no error" and one == "RuntimeError"

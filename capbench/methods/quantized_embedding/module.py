@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from capbench.data.views import collate_skip_none
-from capbench.eval.extract import embed_in_order, gather_in_order, rank_share
+from capbench.eval.extract import embed_in_order, gather_in_order, rank_share, run_on_every_rank
 from capbench.losses import (
     adaptive_margin_update,
     bidirectional_hinge,
@@ -163,20 +163,26 @@ class QuantizedEmbedding(L.LightningModule):
         was = self.training
         self.eval()
         share = rank_share(len(dataset))
-        loader = DataLoader(
-            Subset(dataset, share),
-            batch_size=self.cfg.train.embed_batch_size,
-            num_workers=self.cfg.train.num_workers,
-            collate_fn=collate_skip_none,
-        )
-        out = []
-        for batch in loader:
-            if batch["n_skipped"]:
-                raise ValueError(f"test images could not be decoded: {batch['skipped']}")
-            out.append(self.embed_images(batch["image"].to(self.device)).float().cpu())
-        self.train(was)
-        rows = torch.cat(out) if out else torch.zeros((0, 0))  # a rank may hold no item
-        return gather_in_order(rows, share, len(dataset))
+
+        def embed_share() -> Tensor:
+            loader = DataLoader(
+                Subset(dataset, share),
+                batch_size=self.cfg.train.embed_batch_size,
+                num_workers=self.cfg.train.num_workers,
+                collate_fn=collate_skip_none,
+            )
+            out = []
+            for batch in loader:
+                if batch["n_skipped"]:
+                    raise ValueError(f"test images could not be decoded: {batch['skipped']}")
+                out.append(self.embed_images(batch["image"].to(self.device)).float().cpu())
+            return torch.cat(out) if out else torch.zeros((0, 0))  # a rank may hold no item
+
+        try:
+            # an undecodable image raises on its own rank: run_on_every_rank tells the others
+            return gather_in_order(run_on_every_rank(embed_share), share, len(dataset))
+        finally:
+            self.train(was)
 
     @torch.no_grad()
     def embed_captions(self, captions: Sequence[str], tokenizer: Any) -> Tensor:

@@ -224,25 +224,34 @@ class SemanticRetrieval(L.LightningModule):
         DDP run each rank embeds its share of the items and every rank gets all rows, on the
         CPU (``capbench.eval.extract``: each item once in the job); every rank must call it.
         Mining during a fit embeds in each rank alone."""
-        from capbench.eval.extract import gather_in_order, rank_share
+        from capbench.eval.extract import gather_in_order, rank_share, run_on_every_rank
 
         was_training = self.training
         self.eval()
         share = rank_share(len(dataset)) if shared else list(range(len(dataset)))  # type: ignore[arg-type]
-        loader: Any = self._loader(_Positions(Subset(dataset, share)))
-        if progress:
-            from tqdm.auto import tqdm
 
-            loader = tqdm(loader, desc=desc, unit="batch", leave=False)
-        out = torch.full((len(share), self.out_dim), float("nan"), device=self.device)
-        for batch in loader:
-            if "image" in batch:
-                with self._autocast(precision):
-                    out[batch["position"].to(self.device)] = self.embed_images(
-                        batch["image"]
-                    ).float()
-        self.train(was_training)
-        return gather_in_order(out, share, len(dataset)) if shared else out  # type: ignore[arg-type]
+        def embed_share() -> Tensor:
+            loader: Any = self._loader(_Positions(Subset(dataset, share)))
+            if progress:
+                from tqdm.auto import tqdm
+
+                loader = tqdm(loader, desc=desc, unit="batch", leave=False)
+            out = torch.full((len(share), self.out_dim), float("nan"), device=self.device)
+            for batch in loader:
+                if "image" in batch:
+                    with self._autocast(precision):
+                        out[batch["position"].to(self.device)] = self.embed_images(
+                            batch["image"]
+                        ).float()
+            return out
+
+        try:
+            if not shared:
+                return embed_share()
+            # a rank that fails tells the others, which would otherwise wait in the gather
+            return gather_in_order(run_on_every_rank(embed_share), share, len(dataset))  # type: ignore[arg-type]
+        finally:
+            self.train(was_training)
 
     def _autocast(self, precision: str | None = None) -> Any:
         precision = precision or self.trainer_precision()
