@@ -199,7 +199,7 @@ def _unpicklable_worker(rank: int, world: int) -> str:
     assert RANK_ZERO_WAIT.total_seconds() >= 3600  # far past a process group's 30 minutes
     assert _waiting_group() is _waiting_group()  # made once
     try:
-        computed_on_rank_zero(lambda: (lambda: None))  # a lambda cannot be pickled
+        computed_on_rank_zero(lambda: lambda: None)  # a lambda cannot be pickled
     except Exception as exc:
         return type(exc).__name__
     return "no error"

@@ -271,3 +271,28 @@ def test_fused_row_names_a_feature_width_that_does_not_match_model_in_dim():
     cfg = row_config({"row": {"kind": "fused"}})  # in_dim 1024: [BoRD 512 ; FIC 512]
     with pytest.raises(ValueError, match=r"set model\.in_dim to 768"):
         _fused(cfg, None, None, np.zeros((4, 768), dtype=np.float32))  # type: ignore[arg-type]
+
+
+def test_captioner_folder_follows_the_number_of_training_processes(tmp_path, monkeypatch):
+    """A captioner trained with DDP over N processes saw N times the batch: another captioner,
+    not one a one-process run of the same config may load. One process keeps the key it had."""
+    from dataclasses import replace
+
+    from capbench.methods.caption_fusion.config import row_config
+    from capbench.methods.caption_fusion.rows import captioner_workdir
+    from capbench.methods.protocol import RowContext
+
+    monkeypatch.setenv("CAPBENCH_CACHE", str(tmp_path / "cache"))
+    cfg = row_config({"row": {"kind": "fic"}})
+    ctx = RowContext(workdir=tmp_path / "w", seed=0, profile="scenes", data_root=tmp_path / "d",
+                     accelerator="cpu")  # fmt: skip
+    coco = tmp_path / "d" / cfg.captioning.coco
+    coco.mkdir(parents=True)
+    (coco / "dataset_coco.json").write_text('{"images": []}')
+    one = captioner_workdir("show_and_tell", cfg, ctx)
+    assert ctx.training_world_size() == 1
+    assert captioner_workdir("show_and_tell", cfg, replace(ctx, devices=1)) == one
+    two = replace(ctx, devices=2)
+    assert two.training_world_size() == 2
+    assert captioner_workdir("show_and_tell", cfg, two) != one
+    assert replace(ctx, devices="0,1", num_nodes=2).training_world_size() == 4

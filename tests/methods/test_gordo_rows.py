@@ -180,6 +180,12 @@ def test_shared_training_folder(tmp_path):
     assert vt_v == workdir(train_mode="V+T", query_mode="V+T") != workdir()
     other_seed = RowContext(workdir=tmp_path / "w", seed=1, profile="scenes", data_root=tmp_path)
     assert workdir(other_seed, train_mode="V+T") != vt_v
+    # DDP over two processes trains with twice the batch: another model; one process keeps its key
+    from dataclasses import replace
+
+    one = workdir(replace(ctx, accelerator="cpu", devices=1), train_mode="V+T")
+    assert workdir(replace(ctx, accelerator="cpu", devices=2), train_mode="V+T") != one
+    assert workdir(replace(ctx, accelerator="gpu", devices=1), train_mode="V+T") == one
     alone = row_config({"train": {"share_checkpoint": False}, "row": {"kind": "trained"}})
     assert rows.training_workdir(alone, ctx, "sha-a") == ctx.workdir
     # the same path with other content (scenes rewritten at another size) is another model

@@ -71,6 +71,8 @@ def captioner_workdir(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> Path
         "data": dataset_fingerprint(root / data)["sha256"],
         "seed": int(ctx.seed),
     }
+    if ctx.training_world_size() > 1:  # DDP: N times the batch is another captioner
+        key["world_size"] = ctx.training_world_size()
     return cache_root() / "mopuri2017" / "captioners" / f"{kind}-{_digest(key)}"
 
 

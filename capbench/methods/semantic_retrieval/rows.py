@@ -289,6 +289,8 @@ def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext, data_sha256: st
     shared["v"] = 1
     shared["train_mode"] = cfg.row.train_mode.upper()
     shared["seed"] = int(ctx.seed)
+    if ctx.training_world_size() > 1:  # DDP: N times the batch is another model
+        shared["world_size"] = ctx.training_world_size()
     shared["data_root"] = str(Path(ctx.data_root).resolve())
     shared["data_fingerprint"] = data_sha256
     digest = hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()
