@@ -222,8 +222,14 @@ def zero_shot_side(
     records: Sequence[CaptionedImage],
     seed: int = 0,
 ) -> ZeroShotSide:
-    """Test images' single-view features and all their captions, tokenized as in training."""
-    feats = image_features(cfg, source, root, records, train=False, seed=seed)[:, 0]
+    """Test images' single-view features and all their captions, tokenized as in training. In a
+    DDP run (evaluation after the fit) rank 0 extracts the features, or reads them from the
+    feature cache, and hands them to every rank: each test image once in the job."""
+    from capbench.eval.extract import computed_on_rank_zero
+
+    feats = computed_on_rank_zero(
+        lambda: image_features(cfg, source, root, records, train=False, seed=seed)
+    )[:, 0]
     labels = [int(r.label) for r in records]  # type: ignore[arg-type]
     if dm.level == "class":  # one "caption" per class: its attribute vector
         classes = sorted(set(labels))
