@@ -46,6 +46,7 @@ def check(
     checked = 0
     packages: list[dict[str, str | None]] = []  # of every record looked at
     weak: dict[str, list[str]] = {}  # paper -> referenced cells a drop to 0 would pass
+    unmet_by_config: dict[Path, str] = {}  # row config -> what this machine lacks to run it
     papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
     _check_selection(papers, paper, table, rows)
     for p in papers:
@@ -85,12 +86,11 @@ def check(
                         f"reference {fmt(cell.reference)}"
                     )
                     continue
-                unmet = (
-                    _unmet_requirements(s.ref.row.configs[profile])
-                    if cell.status == NOT_RUN
-                    else ""
-                )
-                if unmet:
+                cfg_path = s.ref.row.configs.get(profile)  # present for a row not run (above)
+                if cell.status == NOT_RUN and cfg_path not in unmet_by_config:
+                    unmet_by_config[cfg_path] = _unmet_requirements(cfg_path)  # once per row
+                if cell.status == NOT_RUN and unmet_by_config[cfg_path]:
+                    unmet = unmet_by_config[cfg_path]
                     # a row the runner skips here with a stated reason (METEOR without Java):
                     # not a failure of the code under test, and said, not silently passed
                     checked -= 1

@@ -263,6 +263,15 @@ def run_on_every_rank(local: Callable[[], T]) -> T:
     return result
 
 
+def rows_in_order(rows_of: Callable[[list[int]], torch.Tensor], n_items: int) -> torch.Tensor:
+    """``rows_of(share)`` (one row per item of this rank's :func:`rank_share`) on every rank,
+    gathered into one tensor in item order on every rank (:func:`gather_in_order`); a failure in
+    any rank's ``rows_of`` fails every rank (:func:`run_on_every_rank`). The one way a method
+    shares item-wise work among DDP ranks; outside DDP, ``rows_of`` of every item."""
+    share = rank_share(n_items)
+    return gather_in_order(run_on_every_rank(lambda: rows_of(share)), share, n_items)
+
+
 def rank_share(n_items: int) -> list[int]:
     """This rank's items of ``0..n_items-1``: ``r, r + W, r + 2W, ...`` (all of them outside
     DDP). The shares of all ranks cover every item exactly once, without padding."""
@@ -305,10 +314,9 @@ def embed_in_order(
     """
     if n_items <= 0:
         raise ValueError("nothing to embed: n_items must be positive")
-    share = rank_share(n_items)
     rank = _world()[0]
 
-    def encode_share() -> torch.Tensor:
+    def encode_share(share: list[int]) -> torch.Tensor:
         chunks: list[torch.Tensor] = []
         for s in tqdm(
             range(0, len(share), batch_size), desc=desc, disable=not (progress and rank == 0)
@@ -320,7 +328,7 @@ def embed_in_order(
             chunks.append(out.detach().float().cpu())
         return torch.cat(chunks) if chunks else torch.zeros((0, 0))
 
-    return gather_in_order(run_on_every_rank(encode_share), share, n_items)
+    return rows_in_order(encode_share, n_items)
 
 
 def _same_width(local: torch.Tensor) -> torch.Tensor:

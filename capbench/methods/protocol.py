@@ -42,33 +42,33 @@ class RowContext:
     # the run-records root: a row that uses another row's result (the suite) looks it up there
     results: Path | None = None
 
-    def training_world_size(self) -> int:
-        """How many processes a fit of this row runs on (Lightning's reading of ``devices``:
-        "auto" / -1 are every visible GPU when the row may use one, else one CPU process),
-        times ``num_nodes``. With DDP the effective batch is this times the config's, so a
-        cached model's key holds it when it is above 1."""
+    def may_use_gpu(self) -> bool:
+        """Whether this row's fits and evaluation run on GPUs: the accelerator allows one and
+        one is visible."""
         import torch
 
-        wants_gpu = str(self.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-        devices = str(self.devices)
-        if devices.lstrip("-").isdigit() and int(devices) > 0:
-            per_node = int(devices)
-        elif devices in ("auto", "-1") and wants_gpu:
-            per_node = torch.cuda.device_count()
-        elif "," in devices:  # a list of device ids, "0,1"
-            per_node = len([d for d in devices.split(",") if d.strip()])
+        return str(self.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+    def training_world_size(self) -> int:
+        """How many processes a fit of this row runs on: ``devices`` as Lightning's accelerator
+        reads it ("auto" = every visible GPU, or one CPU process), times ``num_nodes``. With DDP
+        the effective batch is this times the config's, so a cached model's key holds it when
+        it is above 1."""
+        from lightning.pytorch.accelerators import CPUAccelerator, CUDAAccelerator
+
+        if self.may_use_gpu():
+            auto = self.devices == "auto"
+            ids = None if auto else CUDAAccelerator.parse_devices(self.devices)
+            per_node = CUDAAccelerator.auto_device_count() if auto else len(ids or [])
         else:
-            per_node = 1
+            per_node = 1 if self.devices == "auto" else CPUAccelerator.parse_devices(self.devices)
         return max(per_node, 1) * max(int(self.num_nodes), 1)
 
     def eval_device(self) -> str:
         """Where a row evaluates: the GPU when the row may use one (thousands of images at the
         paper's sizes are slow on a CPU; Lightning hands a fitted model back on the CPU), else
         the CPU. Under DDP, "cuda" is the rank's own device, which Lightning made current."""
-        import torch
-
-        wants_gpu = str(self.accelerator) in ("auto", "gpu", "cuda")
-        return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+        return "cuda" if self.may_use_gpu() else "cpu"
 
 
 @dataclass

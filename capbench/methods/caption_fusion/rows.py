@@ -169,8 +169,8 @@ def _cnn_embed(
         c.backbone, c.backbone_weights, c.allow_random_init, cfg.pretrain
     )
     trunk, _ = dense_trunk(c.backbone, c.stride, weights)
-    trunk.to(ctx.eval_device()).eval()
-    device = next(trunk.parameters()).device
+    device = ctx.eval_device()
+    trunk.to(device).eval()
     return lambda images: torch.nn.functional.normalize(
         trunk(torch.stack(images).to(device)).mean(dim=(2, 3)), dim=1
     )
@@ -203,7 +203,7 @@ def _features(
     stored = computed_on_rank_zero(lambda: _cached_features(cache, ids))
     if stored is not None:
         return stored, info
-    device = next(model.parameters()).device
+    device = model.device  # trained_captioner put it on the row's evaluation device
     if kind == "fic":
 
         def fic(x: list[torch.Tensor]) -> torch.Tensor:

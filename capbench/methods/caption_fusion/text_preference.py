@@ -46,7 +46,7 @@ def caption_preference(
     from capbench.models.captioners.vocab import encode_texts
 
     net, cfg = module.net, module.cfg
-    device = next(module.parameters()).device
+    device = module.device
     codes = torch.as_tensor(
         extract(
             held,
@@ -108,7 +108,7 @@ def region_phrase_preference(
     from capbench.data.region_phrases import RegionPhrases, collate_regions
 
     net, cfg = module.net, module.cfg
-    device = next(module.parameters()).device
+    device = module.device
     data = RegionPhrases([r for r in held if r.regions], module.vocab, cfg.image_size, cfg.max_len)
     gen = torch.Generator().manual_seed(seed)
     own, other = [], []

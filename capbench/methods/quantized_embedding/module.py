@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from capbench.data.views import collate_skip_none
-from capbench.eval.extract import embed_in_order, gather_in_order, rank_share, run_on_every_rank
+from capbench.eval.extract import embed_in_order, rows_in_order
 from capbench.losses import (
     adaptive_margin_update,
     bidirectional_hinge,
@@ -159,12 +159,11 @@ class QuantizedEmbedding(L.LightningModule):
     def embed_image_dataset(self, dataset: Dataset) -> Tensor:
         """Embeddings of an ``images`` view dataset, in order (eval mode; every image must
         decode: a test image that does not is an error naming it). Under DDP each rank embeds
-        its share and every rank gets all rows (``capbench.eval.extract.gather_in_order``)."""
+        its share and every rank gets all rows (``capbench.eval.extract.rows_in_order``)."""
         was = self.training
         self.eval()
-        share = rank_share(len(dataset))
 
-        def embed_share() -> Tensor:
+        def embed_share(share: list[int]) -> Tensor:
             loader = DataLoader(
                 Subset(dataset, share),
                 batch_size=self.cfg.train.embed_batch_size,
@@ -179,8 +178,7 @@ class QuantizedEmbedding(L.LightningModule):
             return torch.cat(out) if out else torch.zeros((0, 0))  # a rank may hold no item
 
         try:
-            # an undecodable image raises on its own rank: run_on_every_rank tells the others
-            return gather_in_order(run_on_every_rank(embed_share), share, len(dataset))
+            return rows_in_order(embed_share, len(dataset))  # type: ignore[arg-type]
         finally:
             self.train(was)
 

@@ -224,13 +224,12 @@ class SemanticRetrieval(L.LightningModule):
         DDP run each rank embeds its share of the items and every rank gets all rows, on the
         CPU (``capbench.eval.extract``: each item once in the job); every rank must call it.
         Mining during a fit embeds in each rank alone."""
-        from capbench.eval.extract import gather_in_order, rank_share, run_on_every_rank
+        from capbench.eval.extract import rows_in_order
 
         was_training = self.training
         self.eval()
-        share = rank_share(len(dataset)) if shared else list(range(len(dataset)))  # type: ignore[arg-type]
 
-        def embed_share() -> Tensor:
+        def embed_share(share: list[int]) -> Tensor:
             loader: Any = self._loader(_Positions(Subset(dataset, share)))
             if progress:
                 from tqdm.auto import tqdm
@@ -247,9 +246,8 @@ class SemanticRetrieval(L.LightningModule):
 
         try:
             if not shared:
-                return embed_share()
-            # a rank that fails tells the others, which would otherwise wait in the gather
-            return gather_in_order(run_on_every_rank(embed_share), share, len(dataset))  # type: ignore[arg-type]
+                return embed_share(list(range(len(dataset))))  # type: ignore[arg-type]
+            return rows_in_order(embed_share, len(dataset))  # type: ignore[arg-type]
         finally:
             self.train(was_training)
 
