@@ -296,3 +296,22 @@ def test_captioner_folder_follows_the_number_of_training_processes(tmp_path, mon
     assert two.training_world_size() == 2
     assert captioner_workdir("show_and_tell", cfg, two) != one
     assert replace(ctx, devices="2", num_nodes=2).training_world_size() == 4
+
+
+def test_cached_scores_and_features_are_kept_apart_per_device(tmp_path, monkeypatch):
+    """CPU and GPU float paths differ slightly: a GPU run's cached caption scores and features
+    carry the device in their names, so they neither serve nor overwrite a CPU run's (whose
+    names, and so the existing caches, stay as they were)."""
+    import torch
+
+    from capbench.methods.caption_fusion.rows import _device_tag
+    from capbench.methods.protocol import RowContext
+
+    ctx = RowContext(workdir=tmp_path, seed=0, profile="scenes", data_root=tmp_path,
+                     accelerator="auto")  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _device_tag(ctx) == ""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _device_tag(ctx) == "-cuda"
+    ctx.accelerator = "cpu"  # a GPU node asked to stay on the CPU
+    assert _device_tag(ctx) == ""

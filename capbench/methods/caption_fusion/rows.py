@@ -133,7 +133,7 @@ def _scored_caption_quality(
     from capbench.methods.caption_fusion.captioning import caption_quality
     from capbench.methods.caption_fusion.text_preference import text_preference
 
-    cache = checkpoint.parent.parent / "caption_scores.json"
+    cache = checkpoint.parent.parent / f"caption_scores{_device_tag(ctx)}.json"
     if cache.is_file():
         cached = json.loads(cache.read_text(encoding="utf-8"))
         if "text_preference" in cached:  # cached before the likelihood test: scored again
@@ -154,6 +154,14 @@ def _scored_caption_quality(
 
     atomic_write_text(cache, json.dumps(scores, indent=2))
     return scores
+
+
+def _device_tag(ctx: RowContext) -> str:
+    """A cache name's mark of where its numbers were computed: none on the CPU, "-cuda" on a
+    GPU, whose float paths differ slightly, so a GPU run neither serves nor overwrites a CPU
+    run's cached scores and features (and the CPU goldens stay reproducible)."""
+    device = ctx.eval_device()
+    return "" if device == "cpu" else f"-{device}"
 
 
 def _cnn_embed(
@@ -198,7 +206,7 @@ def _features(
     model, checkpoint = trained_captioner(captioner, cfg, ctx)
     info[f"{captioner}_checkpoint"] = str(checkpoint)
     info[f"{captioner}_scores"] = _caption_quality(captioner, cfg, ctx, model, checkpoint)
-    cache = checkpoint.parent.parent / f"{kind}-{tag}.npz"
+    cache = checkpoint.parent.parent / f"{kind}-{tag}{_device_tag(ctx)}.npz"
     ids = [r.image_id for r in images]
     stored = computed_on_rank_zero(lambda: _cached_features(cache, ids))
     if stored is not None:
