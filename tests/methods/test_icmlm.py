@@ -478,6 +478,8 @@ def test_head_epochs_need_an_icmlm_head():
         TrainConfig(mode="tp_postag", head_epochs=2)
     with pytest.raises(ValueError, match=">= 0"):
         TrainConfig(mode="tfm", head_epochs=-1)
+    with pytest.raises(ValueError, match="head_examples_per_image"):
+        TrainConfig(mode="tfm", head_examples_per_image=-1)
 
 
 def test_head_epochs_train_the_head_alone_on_the_frozen_trunks_maps(tiny_scenes, tmp_path):
@@ -488,14 +490,22 @@ def test_head_epochs_train_the_head_alone_on_the_frozen_trunks_maps(tiny_scenes,
     from capbench.methods.icmlm.train import build_datamodule, train_icmlm
 
     cfg = build_config(IcmlmConfig, SMOKE["config"], "smoke")
-    cfg = replace(cfg, train=replace(cfg.train, max_epochs=1, head_epochs=2))
+    cfg = replace(
+        cfg, train=replace(cfg.train, max_epochs=1, head_epochs=2, head_examples_per_image=1)
+    )
     dm = build_datamodule(cfg, {"source": "coco", "root": str(tiny_scenes / "coco")})
     seen: list[tuple[int, bool]] = []
+    masked: dict[int, set[tuple[int, int, int]]] = {}  # epoch -> (image, caption, position)
     after_joint: dict[str, torch.Tensor] = {}
 
     class Spy(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             seen.append((trainer.current_epoch, "image" in batch))
+            rows = zip(batch["index"].tolist(), batch["caption_index"].tolist(),
+                       batch["position"].tolist(), batch["target"].tolist())  # fmt: skip
+            masked.setdefault(trainer.current_epoch, set()).update(
+                (i, c, p) for i, c, p, t in rows if t >= 0
+            )
 
         def on_train_epoch_end(self, trainer, pl_module):
             if trainer.current_epoch == 0:
@@ -515,6 +525,34 @@ def test_head_epochs_train_the_head_alone_on_the_frozen_trunks_maps(tiny_scenes,
         elif not name.startswith("head."):
             assert not moved, f"{name} moved in the head-only epochs"
     assert dm.dataset("train", train=True).load_images  # restored for a later fit
+    # head_examples_per_image=1: both head epochs mask the same caption word of each image
+    assert masked[1] == masked[2] and len(masked[1]) == len({i for i, _, _ in masked[1]})
+    assert dm.concept_captions("train").kept == 0  # every example offered again
+
+
+def test_kept_examples_are_a_fixed_seeded_subset():
+    """``keep_examples(n, seed)``: each record offers the same n of its examples until reset,
+    another seed another subset; a record with n or fewer offers them all."""
+    from capbench.methods.icmlm.data import ConceptCaptions
+
+    cc = ConceptCaptions.__new__(ConceptCaptions)
+    cc.positions = [[[1, 3, 5], [2, 4]], [[1]]]  # record 0: 5 examples; record 1: one
+    cc.kept, cc.kept_seed = 0, 0
+    every = cc.examples(0)
+    assert len(every) == 5
+    cc.keep_examples(2, seed=0)
+    kept = cc.examples(0)
+    assert len(kept) == 2 and set(kept) <= set(every) and cc.examples(0) == kept
+    assert cc.examples(1) == [(0, 1)]
+    subsets = set()
+    for seed in range(8):
+        cc.keep_examples(2, seed)
+        subsets.add(tuple(cc.examples(0)))
+    assert len(subsets) > 1  # the seed chooses
+    cc.keep_examples(0)
+    assert cc.examples(0) == every
+    with pytest.raises(ValueError, match=">= 0"):
+        cc.keep_examples(-1)
 
 
 def test_bfloat16_text_states_match_float32_ones():

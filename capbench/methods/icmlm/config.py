@@ -106,10 +106,19 @@ class TrainConfig:
     # scenes README: the heads start to read the image after ~1,000 steps, the trunk's budget
     # gives ~280); the transferred trunk is the joint training's, untouched by this phase
     head_epochs: int = 0
+    # the head-only epochs draw each image's masked caption from a fixed subset of this many of
+    # its (caption, word) pairs, chosen by the seed (0: from all of them, anew each epoch). With
+    # a subset the frozen encoder's cache serves every head step after the first few epochs, so
+    # thousands of head steps cost about what the head costs (scenes README, "Head-only steps")
+    head_examples_per_image: int = 0
 
     def __post_init__(self) -> None:
         if self.head_epochs < 0:
             raise ValueError(f"train.head_epochs must be >= 0, got {self.head_epochs}")
+        if self.head_examples_per_image < 0:
+            raise ValueError(
+                f"train.head_examples_per_image must be >= 0, got {self.head_examples_per_image}"
+            )
         if self.head_epochs and self.mode not in ICMLM_MODES:
             raise ValueError(
                 f"train.head_epochs trains an ICMLM head ({', '.join(ICMLM_MODES)}); mode "

@@ -62,6 +62,17 @@ class ConceptCaptions:
                     if w in self.index:
                         tag[self.index[w]] = 1.0
             self.tags.append(tag)
+        self.kept = 0  # > 0: each record offers a fixed, seeded subset of this many examples
+        self.kept_seed = 0
+
+    def keep_examples(self, n: int, seed: int = 0) -> None:
+        """From now on each record offers a fixed subset of ``n`` of its examples, chosen by
+        ``seed`` (0: all of them again). The head-only epochs draw from such a subset, so the
+        frozen encoder's cache soon holds every caption they mask: without it each head epoch
+        draws new (caption, word) pairs and the encoder, not the head, sets the step's cost."""
+        if n < 0:
+            raise ValueError(f"examples to keep per image must be >= 0, got {n}")
+        self.kept, self.kept_seed = int(n), int(seed)
 
     def masked(self, record: int, caption: int, position: int) -> tuple[Tensor, int]:
         """(ids with ``position`` replaced by [MASK], the concept index it held)."""
@@ -77,8 +88,14 @@ class ConceptCaptions:
         self._tokens = {i: t for t, i in tokenizer.get_vocab().items()}
 
     def examples(self, record: int) -> list[tuple[int, int]]:
-        """Every (caption, position) of a record that can be masked."""
-        return [(c, p) for c, ps in enumerate(self.positions[record]) for p in ps]
+        """Every (caption, position) of a record that can be masked, or the fixed subset of
+        them that :meth:`keep_examples` set."""
+        every = [(c, p) for c, ps in enumerate(self.positions[record]) for p in ps]
+        if not self.kept or len(every) <= self.kept:
+            return every
+        g = torch.Generator().manual_seed(self.kept_seed * 1_000_003 + record)
+        keep = sorted(torch.randperm(len(every), generator=g)[: self.kept].tolist())
+        return [every[k] for k in keep]
 
 
 class IcmlmTrainSet(Dataset):

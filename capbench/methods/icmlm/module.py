@@ -314,11 +314,14 @@ class Icmlm(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """In the head-only epochs: everything but the ICMLM head frozen (BatchNorm statistics
-        kept), the batches without images, and the trunk's head maps of every training image
-        computed once (again after a resume)."""
+        kept), the batches without images, each image's masked captions drawn from its fixed
+        subset (``train.head_examples_per_image``, when set), and the trunk's head maps of every
+        training image computed once (again after a resume)."""
         dm = getattr(self.trainer, "datamodule", None)
         if self.cfg.train.head_epochs and dm is not None:
             dm.dataset(TRAIN, train=True).load_images = not self.in_head_phase
+            kept = self.cfg.train.head_examples_per_image if self.in_head_phase else 0
+            dm.concept_captions(TRAIN).keep_examples(kept, self.seed)
         if not self.in_head_phase:
             return
         assert self.head is not None
@@ -330,12 +333,13 @@ class Icmlm(L.LightningModule):
             self._head_maps = self.frozen_head_maps(dm.dataset(TRAIN, train=False))
 
     def on_fit_end(self) -> None:
-        """The DataModule's training images loaded again (a later fit on it needs them); the
-        cached maps dropped."""
+        """The DataModule's training images loaded again and every example offered again (a
+        later fit on it needs them); the cached maps dropped."""
         self._head_maps = None
         dm = getattr(self.trainer, "datamodule", None)
         if self.cfg.train.head_epochs and dm is not None:
             dm.dataset(TRAIN, train=True).load_images = True
+            dm.concept_captions(TRAIN).keep_examples(0)
 
     def frozen_head_maps(self, images: Dataset) -> Tensor:
         """``(N, C, h, w)`` head maps of an ``images``-view dataset (NaN for an unreadable
