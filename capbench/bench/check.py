@@ -86,17 +86,18 @@ def check(
                         f"reference {fmt(cell.reference)}"
                     )
                     continue
-                cfg_path = s.ref.row.configs.get(profile)  # present for a row not run (above)
-                if cell.status == NOT_RUN and cfg_path not in unmet_by_config:
-                    unmet_by_config[cfg_path] = _unmet_requirements(cfg_path)  # once per row
-                if cell.status == NOT_RUN and unmet_by_config[cfg_path]:
-                    unmet = unmet_by_config[cfg_path]
-                    # a row the runner skips here with a stated reason (METEOR without Java):
-                    # not a failure of the code under test, and said, not silently passed
-                    checked -= 1
-                    notes.append(f"skip {where}: needs {unmet}; reference {fmt(cell.reference)}")
-                    continue
                 if cell.status == NOT_RUN:
+                    cfg_path = s.ref.row.configs[profile]  # a row without one failed above
+                    if cfg_path not in unmet_by_config:  # once per row, not per cell
+                        unmet_by_config[cfg_path] = _unmet_requirements(cfg_path)
+                    if unmet := unmet_by_config[cfg_path]:
+                        # a row the runner skips here with a stated reason (METEOR without
+                        # Java): not a failure of the code under test, and said, not passed
+                        checked -= 1
+                        notes.append(
+                            f"skip {where}: needs {unmet}; reference {fmt(cell.reference)}"
+                        )
+                        continue
                     extra = f" ({s.stale} record(s) of another config ignored)" if s.stale else ""
                     if not strict:
                         checked -= 1  # nothing was compared for this cell

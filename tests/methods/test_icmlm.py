@@ -480,6 +480,8 @@ def test_head_epochs_need_an_icmlm_head():
         TrainConfig(mode="tfm", head_epochs=-1)
     with pytest.raises(ValueError, match="head_examples_per_image"):
         TrainConfig(mode="tfm", head_examples_per_image=-1)
+    with pytest.raises(ValueError, match=r"set train\.head_epochs too"):
+        TrainConfig(mode="tfm", head_examples_per_image=4)  # would silently do nothing
 
 
 def test_head_epochs_train_the_head_alone_on_the_frozen_trunks_maps(tiny_scenes, tmp_path):
@@ -537,7 +539,7 @@ def test_kept_examples_are_a_fixed_seeded_subset():
 
     cc = ConceptCaptions.__new__(ConceptCaptions)
     cc.positions = [[[1, 3, 5], [2, 4]], [[1]]]  # record 0: 5 examples; record 1: one
-    cc.kept, cc.kept_seed = 0, 0
+    cc.keep_examples(0)  # what __init__ does after tokenising
     every = cc.examples(0)
     assert len(every) == 5
     cc.keep_examples(2, seed=0)

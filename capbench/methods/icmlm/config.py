@@ -119,6 +119,11 @@ class TrainConfig:
             raise ValueError(
                 f"train.head_examples_per_image must be >= 0, got {self.head_examples_per_image}"
             )
+        if self.head_examples_per_image and not self.head_epochs:
+            raise ValueError(
+                "train.head_examples_per_image chooses the head-only epochs' examples: set "
+                "train.head_epochs too (it is 0)"
+            )
         if self.head_epochs and self.mode not in ICMLM_MODES:
             raise ValueError(
                 f"train.head_epochs trains an ICMLM head ({', '.join(ICMLM_MODES)}); mode "

@@ -62,8 +62,7 @@ class ConceptCaptions:
                     if w in self.index:
                         tag[self.index[w]] = 1.0
             self.tags.append(tag)
-        self.kept = 0  # > 0: each record offers a fixed, seeded subset of this many examples
-        self.kept_seed = 0
+        self.keep_examples(0)
 
     def keep_examples(self, n: int, seed: int = 0) -> None:
         """From now on each record offers a fixed subset of ``n`` of its examples, chosen by
@@ -73,6 +72,7 @@ class ConceptCaptions:
         if n < 0:
             raise ValueError(f"examples to keep per image must be >= 0, got {n}")
         self.kept, self.kept_seed = int(n), int(seed)
+        self._kept: dict[int, list[tuple[int, int]]] = {}  # record -> its subset, drawn once
 
     def masked(self, record: int, caption: int, position: int) -> tuple[Tensor, int]:
         """(ids with ``position`` replaced by [MASK], the concept index it held)."""
@@ -93,9 +93,11 @@ class ConceptCaptions:
         every = [(c, p) for c, ps in enumerate(self.positions[record]) for p in ps]
         if not self.kept or len(every) <= self.kept:
             return every
-        g = torch.Generator().manual_seed(self.kept_seed * 1_000_003 + record)
-        keep = sorted(torch.randperm(len(every), generator=g)[: self.kept].tolist())
-        return [every[k] for k in keep]
+        if record not in self._kept:  # every training item asks: drawn once per record
+            g = torch.Generator().manual_seed(self.kept_seed * 1_000_003 + record)
+            keep = sorted(torch.randperm(len(every), generator=g)[: self.kept].tolist())
+            self._kept[record] = [every[k] for k in keep]
+        return self._kept[record]
 
 
 class IcmlmTrainSet(Dataset):
