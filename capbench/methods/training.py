@@ -220,7 +220,18 @@ def fit_resumable(
         share_rank_zero_state(module)
     trainer.save_checkpoint(str(last))
     atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
+    if trainer.is_global_zero:
+        _drop_epoch_copies(last)
     return last
+
+
+def _drop_epoch_copies(last: Path) -> None:
+    """Remove the per-epoch checkpoints beside a finished fit's ``last.ckpt``: they only served
+    a resume, and each is as large as the model and its optimiser state (a full test run used to
+    keep gigabytes of them)."""
+    for path in last.parent.glob("*.ckpt"):
+        if path.name != last.name:
+            path.unlink(missing_ok=True)
 
 
 def fit_or_load(

@@ -106,6 +106,8 @@ def test_trains_and_resumes_exactly_after_an_interruption(name, tiny_scenes, tmp
     _, ckpt2 = fit(tmp_path / "resumed")
     resumed = torch.load(ckpt2, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == straight["global_step"]
+    for finished in (ckpt, ckpt2):  # a finished fit keeps its last checkpoint alone
+        assert [p.name for p in finished.parent.glob("*.ckpt")] == ["last.ckpt"]
     for key, value in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=0, atol=0, msg=key)
 
