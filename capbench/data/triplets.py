@@ -55,7 +55,8 @@ class TripletMiner(Protocol):
     def mining_plan(self) -> MiningPlan: ...
 
     def embed_dataset(self, dataset: Dataset, progress: bool = False, desc: str = "") -> Tensor:
-        """``(len(dataset), D)`` features in order (a row of NaN for an unreadable image)."""
+        """``(len(dataset), D)`` features in order (a row of NaN for an unreadable image), the
+        same on every rank of a distributed fit (which the rounds are mined on)."""
         ...
 
     def candidate_features(self, pool: Tensor) -> Tensor | None:

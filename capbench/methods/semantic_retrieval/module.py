@@ -215,17 +215,21 @@ class SemanticRetrieval(L.LightningModule):
         progress: bool = False,
         desc: str = "embedding",
         precision: str | None = None,
-        shared: bool = False,
+        shared: bool | None = None,
     ) -> Tensor:
         """phi of every item of an image dataset (dicts with ``"image"``), in order, eval mode;
         the row of an unreadable image (an item that is None) is NaN. ``precision``: None = the
         Trainer's (mining, during fit); evaluation passes ``"32-true"`` so that every row is
-        scored at one precision, however its model was obtained. ``shared`` (evaluation): in a
-        DDP run each rank embeds its share of the items and every rank gets all rows, on the
-        CPU (``capbench.eval.extract``: each item once in the job); every rank must call it.
-        Mining during a fit embeds in each rank alone."""
+        scored at one precision, however its model was obtained. ``shared``: in a DDP run each
+        rank embeds its share of the items and every rank gets all rows, on the CPU
+        (``capbench.eval.extract``: each item once in the job); every rank must call it.
+        Evaluation passes True; None (mining) shares when this module's fit is distributed,
+        which also hands every rank the same features, so all ranks mine the same triplets
+        (each rank embedding the whole pool could round differently on different devices)."""
         from capbench.eval.extract import rows_in_order
 
+        if shared is None:
+            shared = self._trainer is not None and self._trainer.world_size > 1
         was_training = self.training
         self.eval()
 
