@@ -452,6 +452,26 @@ def test_att_fc_can_standardise_the_attended_vector_before_its_fc_layers():
         AttFcHead(4, 6, replace(_model_cfg(), attfc_norm="layernorm"), 5)
 
 
+def test_tfm_can_standardise_its_visual_tokens():
+    """``model.tfm_visual_norm: batchnorm``: each channel of the map is standardised over the
+    batch's images and cells before the visual projection, so a scaled map gives the same
+    logits (without it, it does not); an unknown norm fails."""
+    from capbench.methods.icmlm.module import TfmHead
+
+    fmap, states = torch.randn(8, 4, 3, 3), torch.randn(8, 3, 6)
+    args = (states, torch.ones(8, 3), torch.full((8,), 1))
+    for norm, same in (("batchnorm", True), ("none", False)):
+        torch.manual_seed(0)
+        cfg = replace(_model_cfg(), tfm_visual_norm=norm, dropout=0.0)
+        head = TfmHead(4, 6, cfg, 5).train()
+        with torch.no_grad():
+            a, _ = head(fmap, *args)
+            b, _ = head(fmap * 50.0, *args)
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4) == same, norm
+    with pytest.raises(ValueError, match=r"model.tfm_visual_norm.*batchnorm"):
+        TfmHead(4, 6, replace(_model_cfg(), tfm_visual_norm="layernorm"), 5)
+
+
 def test_peak_cell_shares_and_their_figure(tmp_path):
     from capbench.methods.icmlm.figures import draw_peak_cells, peak_cell_shares
 

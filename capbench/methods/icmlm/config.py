@@ -49,6 +49,11 @@ class ModelConfig:
     # standardises it (BatchNorm1d without affine) before the FC layers, so that a trunk's
     # post-ReLU scale does not decide how much the FC layers read it beside the text state
     attfc_norm: str = "none"
+    # our reading: tfm's visual tokens project the map as the trunk gives it ("none");
+    # "batchnorm" standardises each channel (BatchNorm1d without affine, over images and cells)
+    # before the projection, so that a trunk's post-ReLU scale does not decide how loudly the
+    # image speaks beside the text states (the paper's trunk feeds the head as it is)
+    tfm_visual_norm: str = "none"
     # our reading: att-fc's keys read the map as the trunk gives it ("none"); "position"
     # standardises each channel at each cell over the batch (running statistics in evaluation)
     # before the key projection, so that what one cell always holds (a border's zero padding, a

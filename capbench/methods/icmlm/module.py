@@ -84,6 +84,7 @@ class TfmHead(nn.Module):
 
     def __init__(self, channels: int, text_dim: int, m: ModelConfig, n_out: int) -> None:
         super().__init__()
+        self.visual_norm = norm_layer(m.tfm_visual_norm, channels, "model.tfm_visual_norm")
         self.visual = nn.Linear(channels, m.dim)
         self.text = nn.Linear(text_dim, m.dim)
         self.position = nn.Linear(2, m.dim)  # grid position of a visual token
@@ -99,7 +100,7 @@ class TfmHead(nn.Module):
         self, fmap: Tensor, states: Tensor, attention: Tensor, position: Tensor
     ) -> tuple[Tensor, None]:
         b, _, h, w = fmap.shape
-        vis = self.visual(fmap.flatten(2).transpose(1, 2))
+        vis = self.visual(self.visual_norm(fmap.flatten(2)).transpose(1, 2))  # (B, hw, dim)
         vis = vis + self.position(grid_coordinates(h, w, fmap.device)) + self.kind.weight[0]
         txt = self.text(states) + self.kind.weight[1]
         tokens = torch.cat([vis, txt], dim=1)
