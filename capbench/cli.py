@@ -70,6 +70,9 @@ def build_parser(load: str | Iterable[str] = ()) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from capbench.lightning_noise import quiet_lightning
+
+    quiet_lightning()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _PASSTHROUGH:
         module = importlib.import_module(f"capbench.commands.{COMMANDS[argv[0]][0]}")

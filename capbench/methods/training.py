@@ -191,6 +191,9 @@ def fit_resumable(
     next is the checkpointed model."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from capbench.lightning_noise import quiet_lightning
+
+    quiet_lightning()
     last = last_checkpoint(workdir)
     trainer = L.Trainer(
         default_root_dir=str(workdir),
@@ -218,7 +221,7 @@ def fit_resumable(
     # one-device fit inside a DDP job, rank 0's alone, has nothing to share and no peer to wait on)
     if trainer.world_size > 1:
         share_rank_zero_state(module)
-    trainer.save_checkpoint(str(last))
+    trainer.save_checkpoint(str(last), weights_only=False)  # the full state: a rerun resumes
     atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
     if trainer.is_global_zero:
         _drop_epoch_copies(last)

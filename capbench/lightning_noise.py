@@ -1,0 +1,37 @@
+"""Lightning's messages that say nothing about a capbench run, kept out of its output.
+
+A ``capbench reproduce`` of thirty rows builds thirty Trainers, and each printed the same three
+lines that no user can act on: an advertisement for a cloud logger, a deprecation inside
+Lightning's own pytree helper (Lightning calling a torch API that torch has deprecated), and a
+note that the data module has a validation loader the module does not use (capbench fits with
+``limit_val_batches=0`` on purpose; the CaptionDataModule serves every method). Only these exact
+messages are dropped; every other warning and log line stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+# (category, message regex) of the warnings dropped
+_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    (UserWarning, r"You passed in a `val_dataloader` but have no `validation_step`"),
+)
+# the start of the log records dropped from Lightning's rank-zero logger
+_LOG_PREFIXES = ("💡 Tip: For seamless cloud logging",)
+_RANK_ZERO_LOGGER = "lightning.pytorch.utilities.rank_zero"
+
+
+class _DropAdvert(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_LOG_PREFIXES)
+
+
+def quiet_lightning() -> None:
+    """Drop the messages above, process-wide; calling it again adds nothing."""
+    for category, message in _WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    logger = logging.getLogger(_RANK_ZERO_LOGGER)
+    if not any(isinstance(f, _DropAdvert) for f in logger.filters):
+        logger.addFilter(_DropAdvert())
