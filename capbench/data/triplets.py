@@ -84,6 +84,7 @@ def mine_round(
     start = synchronized_clock(device)
     pool = sample_pool(relevant, plan.cfg, g)
     feats = miner.embed_dataset(Subset(images, pool.pool.tolist()), desc="mining pool")
+    feats = feats.to(device)  # a distributed fit's gathered rows come back on the CPU
     readable = torch.isfinite(feats).all(dim=1).cpu()
     if not bool(readable.all()):  # unreadable images leave the pool (counted in the stats)
         from capbench.data.sampling import MiningPool
