@@ -87,3 +87,30 @@ def test_fitted_codebooks_are_faiss_product_quantizer_training():
     np.testing.assert_allclose(ours, faiss.vector_to_array(pq.centroids), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="at least K = 16 rows"):
         q.fit_codebooks(x[:10])
+
+
+def test_without_faiss_the_quantizer_says_what_to_install(monkeypatch, tmp_path):
+    """faiss is an extra: a quantized row on an install without it fails at once, before any
+    data is read, saying what needs faiss and how to install it; a row without the quantizer
+    does not ask for it."""
+    import sys
+
+    import numpy as np
+
+    from capbench.eval.protocols.image_text_retrieval import faiss_pq_search
+    from capbench.methods.quantized_embedding.rows import run_row
+    from tests.methods.ci_rows import run_ci_row
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` now fails
+    q = _quantizer()
+    with pytest.raises(ImportError, match=r"faiss is not installed: pip install faiss-cpu"):
+        q.fit_codebooks(torch.randn(16, 8))
+    books = np.zeros((2, 4, 4), np.float32)
+    with pytest.raises(ImportError, match=r"faiss is not installed"):
+        faiss_pq_search(books, np.zeros((3, 2), np.int64), np.zeros((1, 8), np.float32), 1)
+    missing = tmp_path / "no_data"  # never reached: the check comes first
+    with pytest.raises(ImportError, match=r"faiss is not installed"):
+        run_ci_row(run_row, "malali2022", "malali", missing, tmp_path / "work")
+    with pytest.raises(Exception) as other:  # the unquantized row gets as far as the data
+        run_ci_row(run_row, "malali2022", "vsepp", missing, tmp_path / "work2")
+    assert "see data_cards/coco.md" in str(other.value)  # the data error, not faiss's
