@@ -57,6 +57,22 @@ def _time(step: Callable[[], float], steps: int, warmup: int, cuda: bool) -> tup
     return time.perf_counter() - start, last
 
 
+@torch.no_grad()
+def _estimate_batchnorm(trunk: torch.nn.Module, images: torch.Tensor) -> None:
+    """Give a random-init trunk the BatchNorm statistics of the check's own inputs, then freeze
+    it again (eval mode, as the captioners hold their trunk). With the initial statistics (mean
+    0, variance 1) a random ResNet's activations grow stage after stage into the thousands and
+    overflow bf16: the loss came out NaN on a GPU. A pretrained trunk has real statistics; the
+    check measures speed and memory, but its loss should be a number."""
+    for m in trunk.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: one pass sets the batch's statistics
+    trunk.train()
+    trunk(images)
+    trunk.eval()
+
+
 def _stepper(
     module: Any, loss_fn: Callable[[], torch.Tensor], device: str, precision: str
 ) -> Callable[[], float]:
@@ -82,6 +98,7 @@ def measure_show_and_tell(
     module = ShowAndTellModule(model=cfg, vocab=_vocab()).to(device).train()
     module.net.trunk.eval()
     images = torch.randn(cfg.batch_size, 3, size, size, device=device)
+    _estimate_batchnorm(module.net.trunk, images)
     tokens = torch.randint(5, len(VOCAB), (cfg.batch_size, cfg.max_len), device=device)
     step = _stepper(module, lambda: module.net.loss(images, tokens), device, precision)
     out = _summary("show_and_tell", cfg.batch_size, size, steps, warmup, device, step)
@@ -104,6 +121,7 @@ def measure_region_captioner(
         torch.randint(5, len(VOCAB), (REGIONS_PER_IMAGE, cfg.max_len), generator=gen).to(device)
     ]
     images = module.image_list(torch.randn(1, 3, h, w, device=device))
+    _estimate_batchnorm(module.net.trunk, images.tensors)
 
     def loss() -> torch.Tensor:
         return weighted_loss(module.net.loss(images, boxes, tokens), module.cfg.loss_weights)

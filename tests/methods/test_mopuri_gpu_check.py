@@ -31,4 +31,8 @@ def test_gpu_check_steps_both_captioners_and_writes_its_summary(benchmark_script
     for r in (sat, rc):
         assert r["images_per_s"] > 0 and r["peak_memory_mib"] is None  # memory: CUDA only
         assert math.isfinite(r["last_loss"]) and r["last_loss"] > 0
+        # a loss of per-element terms (cross-entropy ~ log of 10,000 words, BCE, smooth L1):
+        # the random trunk's BatchNorm statistics estimated first, or it is in the hundreds on
+        # the CPU and NaN under bf16 on a GPU (benchmarks/mopuri2017/gpu_check.py)
+        assert r["last_loss"] < 50, r
     assert json.loads(out.read_text()) == result
