@@ -111,7 +111,7 @@ class _Searcher:
         self.reserved = 0 if self.db64 is None else db.numel() * 8
         self.gpu_k_limit: int | None = None
         if backend == "faiss":
-            faiss = _import_faiss()
+            faiss = import_faiss()
             index = faiss.IndexFlatIP(db.shape[1])
             index.add(np.ascontiguousarray(db.numpy(), dtype=np.float32))
             if _faiss_gpus() > 0:
@@ -199,11 +199,13 @@ class _Searcher:
 FAISS_HINT = "pip install 'capbench[gpu]' on a GPU node (faiss-gpu), or pip install faiss-cpu"
 
 
-def _import_faiss() -> Any:
+def import_faiss(needed_by: str = "the faiss retrieval backend") -> Any:
+    """The ``faiss`` module, or an ImportError saying that ``needed_by`` needs it and how to
+    install it: every use of faiss in capbench imports it here."""
     try:
         import faiss
     except ImportError as err:
-        raise ImportError(f"the faiss retrieval backend needs faiss: {FAISS_HINT}") from err
+        raise ImportError(f"{needed_by} needs faiss: {FAISS_HINT}") from err
     return faiss
 
 

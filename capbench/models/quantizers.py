@@ -15,26 +15,15 @@ so a faiss ``IndexPQ`` built from them searches exactly the codes this module as
 from __future__ import annotations
 
 import math
-from types import ModuleType
 
 import torch
 from torch import Tensor, nn
 
-FAISS_HINT = (
-    "the product quantizer's codebooks are faiss's PQ training and its search a faiss IndexPQ, "
-    "but faiss is not installed: pip install faiss-cpu (CPU; `make setup` installs it) or "
-    "'capbench[gpu]' (faiss-gpu, on a CUDA node); a row with quantizer.enabled: false needs none"
+# what needs faiss here, for capbench.eval.retrieval.import_faiss's error
+PQ_NEEDS = (
+    "the product quantizer (its codebooks are faiss's PQ training, its search a faiss IndexPQ; "
+    "a row with quantizer.enabled: false needs none)"
 )
-
-
-def import_faiss() -> ModuleType:
-    """The ``faiss`` module, or an ImportError that says what needs it and how to install it
-    (faiss is an extra: its CPU and GPU builds install the same module over each other)."""
-    try:
-        import faiss
-    except ImportError as err:
-        raise ImportError(FAISS_HINT) from err
-    return faiss
 
 
 class SoftProductQuantizer(nn.Module):
@@ -101,7 +90,9 @@ class SoftProductQuantizer(nn.Module):
         rows of ``x`` ``(N, D)``, N >= K. Gradient alone moves only the codewords that some
         item is assigned to: when the embeddings occupy a narrow region (a trained joint space
         does), a random start leaves nearly every item on the same few codewords."""
-        faiss = import_faiss()
+        from capbench.eval.retrieval import import_faiss
+
+        faiss = import_faiss(PQ_NEEDS)
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"quantizer: expected (N, {self.dim}) rows, got {tuple(x.shape)}")
         if len(x) < self.codewords:

@@ -296,6 +296,13 @@ def test_captioner_folder_follows_the_number_of_training_processes(tmp_path, mon
     assert two.training_world_size() == 2
     assert captioner_workdir("show_and_tell", cfg, two) != one
     assert replace(ctx, devices="2", num_nodes=2).training_world_size() == 4
+    # a list of GPU ids, read by Lightning's own parser on a node that shows two GPUs
+    import lightning.fabric.accelerators.cuda as lightning_cuda
+
+    monkeypatch.setattr(RowContext, "may_use_gpu", lambda self: True)
+    monkeypatch.setattr(lightning_cuda, "_get_all_visible_cuda_devices", lambda: [0, 1])
+    gpus = replace(ctx, accelerator="gpu", devices="0,1", num_nodes=2)
+    assert gpus.training_world_size() == 4
 
 
 def test_cached_scores_and_features_are_kept_apart_per_device(tmp_path, monkeypatch):

@@ -233,9 +233,10 @@ def faiss_pq_search(
     The index is filled by encoding the codes' reconstructions, which gives back the same codes
     (each reconstruction's nearest codeword is its own); that is checked, so the index searches
     exactly the stored items."""
-    from capbench.models.quantizers import import_faiss
+    from capbench.eval.retrieval import import_faiss
+    from capbench.models.quantizers import PQ_NEEDS
 
-    faiss = import_faiss()
+    faiss = import_faiss(PQ_NEEDS)
     m, kc, dsub = codebooks.shape
     dim = m * dsub
     index = faiss.IndexPQ(dim, m, int(np.log2(kc)), faiss.METRIC_L2)

@@ -65,9 +65,10 @@ def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
 
     cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
     if cfg.method.quantizer.enabled:  # before any data is read or trunk trained
-        from capbench.models.quantizers import import_faiss
+        from capbench.eval.retrieval import import_faiss
+        from capbench.models.quantizers import PQ_NEEDS
 
-        import_faiss()
+        import_faiss(PQ_NEEDS)
     ev: EvalData = load_eval_data(cfg.data, cfg.eval, Path(ctx.data_root))
     root = dataset_root(cfg.data, Path(ctx.data_root))
     data = {
