@@ -15,6 +15,7 @@ from capbench.methods.icmlm.config import SMOKE, IcmlmConfig, ModelConfig
 from capbench.methods.icmlm.data import IGNORE
 from capbench.methods.icmlm.evaluate import (
     HeldOut,
+    accuracy_by_object_count,
     accuracy_by_word_kind,
     box_mask,
     heldout_metrics,
@@ -435,6 +436,38 @@ def test_accuracy_by_word_kind_by_hand():
         "object_words": {"n": 2, "acc": 50.0, "acc_other_image": 0.0},
         "other_words": {"n": 2, "acc": 100.0, "acc_other_image": 100.0},
     }
+
+
+def test_accuracy_by_object_count_by_hand():
+    held = HeldOut(correct=[True, False, True, True, False], targets=[2, 2, 5, 1, 3])
+    held.correct_other_image = [False, False, True, True, True]
+    held.n_objects = [1, 1, 3, 2, 0]
+    assert accuracy_by_object_count(held) == {
+        "no_objects": {"n": 1, "acc": 0.0, "acc_other_image": 100.0},
+        "one_object": {"n": 2, "acc": 50.0, "acc_other_image": 0.0},
+        "several_objects": {"n": 2, "acc": 100.0, "acc_other_image": 100.0},
+    }
+    held.n_objects = held.n_objects[:4]  # not recorded for every example: no split, not a wrong one
+    assert accuracy_by_object_count(held) == {}
+
+
+def test_heldout_examples_carry_their_images_object_count(smoke_dm):
+    """``evaluate_heldout`` notes for each scored example how many annotated objects its image
+    has (the COCO instances the reader attaches; on scenes, the shapes drawn)."""
+    from capbench.methods.icmlm.evaluate import evaluate_heldout
+    from capbench.methods.icmlm.train import build_module
+
+    cfg, dm = smoke_dm
+    torch.manual_seed(0)
+    held = evaluate_heldout(build_module(cfg, dm), dm, "val", 6)
+    records = dm.records("val")
+    data = dm.example_set("val", train=False)
+    scored = [i for i in range(min(6, len(data))) if int(data[i]["target"]) != IGNORE]
+    assert len(scored) == len(held.correct) > 0
+    assert held.n_objects == [len(records[i].meta["instances"]) for i in scored]
+    assert all(n > 0 for n in held.n_objects)
+    split = accuracy_by_object_count(held)
+    assert sum(row["n"] for row in split.values()) == len(held.correct)
 
 
 def test_att_fc_can_standardise_the_attended_vector_before_its_fc_layers():

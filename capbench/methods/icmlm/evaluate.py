@@ -41,6 +41,8 @@ class HeldOut:
     targets: list[int] = field(default_factory=list)
     # the masked word is an object category's name (COCO's categories; on scenes a shape)
     names_object: list[bool] = field(default_factory=list)
+    # how many annotated object instances the image has (COCO instances; on scenes its shapes)
+    n_objects: list[int] = field(default_factory=list)
     # att-fc, category words with a box only: the arg-max cell of each attention map (row-major)
     # and which cells lie on the named object (flattened); peaks and chance derive from them
     peak_cells: list[int] = field(default_factory=list)
@@ -129,6 +131,7 @@ def evaluate_heldout(
             cats = rec.meta.get("categories") or []
             word = concepts[target]
             out.names_object.append(word in cats)
+            out.n_objects.append(len(rec.meta.get("instances") or []))
             if att is None or word not in cats:
                 continue
             c = cats.index(word)
@@ -167,15 +170,12 @@ def most_frequent_concept(dm: IcmlmDataModule) -> int:
     return counts.most_common(1)[0][0]
 
 
-def accuracy_by_word_kind(held: HeldOut) -> dict[str, dict[str, float | int]]:
-    """Held-out accuracy split by whether the masked word is an object category's name (a shape
-    on scenes), with its own image and with another: a diagnostic of where the image helps,
-    since which object the caption names cannot be read from the rest of the caption."""
-    out: dict[str, dict[str, float | int]] = {}
-    kinds = np.array(held.names_object, dtype=bool)
+def _accuracy_split(held: HeldOut, masks: list[tuple[str, np.ndarray]]) -> dict[str, dict]:
+    """Accuracy (own image, and another where scored) and count of each named subset."""
     correct = np.array(held.correct, dtype=bool)
     other = np.array(held.correct_other_image, dtype=bool)
-    for name, mask in (("object_words", kinds), ("other_words", ~kinds)):
+    out: dict[str, dict[str, float | int]] = {}
+    for name, mask in masks:
         if not mask.any():
             continue
         row: dict[str, float | int] = {
@@ -186,6 +186,29 @@ def accuracy_by_word_kind(held: HeldOut) -> dict[str, dict[str, float | int]]:
             row["acc_other_image"] = 100.0 * float(other[mask].mean())
         out[name] = row
     return out
+
+
+def accuracy_by_word_kind(held: HeldOut) -> dict[str, dict[str, float | int]]:
+    """Held-out accuracy split by whether the masked word is an object category's name (a shape
+    on scenes), with its own image and with another: a diagnostic of where the image helps,
+    since which object the caption names cannot be read from the rest of the caption."""
+    kinds = np.array(held.names_object, dtype=bool)
+    return _accuracy_split(held, [("object_words", kinds), ("other_words", ~kinds)])
+
+
+def accuracy_by_object_count(held: HeldOut) -> dict[str, dict[str, float | int]]:
+    """Held-out accuracy split by how many objects the image has (none, one, several), with
+    its own image and with another. Why: in a one-object image a masked colour or size can be
+    read off the image without knowing which object the caption names; with several, the head
+    must first find the named object, which needs the trunk to recognise it. Where the image
+    helps only in one-object images, what is missing is recognition, not the head's reading."""
+    count = np.array(held.n_objects, dtype=np.int64)
+    if len(count) != len(held.correct):
+        return {}
+    return _accuracy_split(
+        held,
+        [("no_objects", count == 0), ("one_object", count == 1), ("several_objects", count > 1)],
+    )
 
 
 def position_prior(peak_cells: list[int], inside: list[np.ndarray]) -> float:

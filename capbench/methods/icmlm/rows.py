@@ -203,6 +203,7 @@ def _heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict,
 def _scored_heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tuple[dict, dict]:
     """:func:`_heldout` in one process."""
     from capbench.methods.icmlm.evaluate import (
+        accuracy_by_object_count,
         accuracy_by_word_kind,
         evaluate_heldout,
         heldout_metrics,
@@ -223,6 +224,7 @@ def _scored_heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tupl
         "heldout_scored": len(held.correct),
         "attention_scored": len(held.peak_cells),
         "heldout_by_word_kind": accuracy_by_word_kind(held),
+        "heldout_by_object_count": accuracy_by_object_count(held),
     }
     name = cfg.row.name or cfg.train.mode
     out = figure_dir(Path(ctx.workdir), ctx.profile)
