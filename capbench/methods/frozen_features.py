@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from capbench.data.views import collate_skip_none
 
@@ -31,19 +31,35 @@ def frozen_features(
     num_workers: int = 0,
 ) -> Tensor:
     """``embed`` (images -> ``(B, dim)``) over every item of an ``images``-view ``dataset``,
-    ``(N, dim)`` in item order; an unreadable image's row is NaN (``usable_rows`` drops it)."""
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_skip_none
-    )
-    n = len(dataset)  # type: ignore[arg-type]
-    out = torch.full((n, dim), float("nan"), device=device)
+    ``(N, dim)`` in item order; an unreadable image's row is NaN (``usable_rows`` drops it).
+
+    Under DDP (called by every rank, as from a distributed fit's ``on_fit_start``) each rank
+    embeds its share of the items and every rank gets all rows
+    (``capbench.eval.extract.rows_in_order``): each image goes through the trunk once in the job,
+    not once per rank. Outside DDP it is one loop over every item."""
+    from capbench.eval.extract import rows_in_order
+
+    def share_rows(share: list[int]) -> Tensor:
+        # an item's "index" is its place in ``dataset``; its row is its place in ``share``
+        row_of = torch.full((len(dataset),), -1, dtype=torch.long)  # type: ignore[arg-type]
+        row_of[torch.as_tensor(share, dtype=torch.long)] = torch.arange(len(share))
+        loader = DataLoader(
+            Subset(dataset, share),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=collate_skip_none,
+        )
+        out = torch.full((len(share), dim), float("nan"), device=device)
+        for batch in loader:
+            if "image" in batch:
+                rows = row_of[batch["index"]].to(device)
+                out[rows] = embed(batch["image"].to(device)).float()
+        return out
+
     # a DataLoader draws its base seed from the global generator: fork it, so that computing
     # the features leaves the training's random stream (shuffles, dropout) as it was
     with torch.random.fork_rng(devices=[]):
-        for batch in loader:
-            if "image" in batch:
-                out[batch["index"].to(device)] = embed(batch["image"].to(device)).float()
-    return out
+        return rows_in_order(share_rows, len(dataset)).to(device)  # type: ignore[arg-type]
 
 
 def usable_rows(features: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:

@@ -54,3 +54,23 @@ def test_ddp_ranks_share_the_evaluation_and_report_the_single_process_row(
     for rank in (zero, one):
         assert rank["metrics"] == pytest.approx(single.metrics, abs=1e-4)
         assert rank["extra"] == sorted(single.extra)
+
+
+def _fit_worker(rank: int, world: int) -> dict:
+    from tests.methods.ddp_rows import record_embedded_items
+
+    calls: dict = {}
+    record_embedded_items(calls)
+    row = run_counted_row(run_row, "mopuri2017", "show_and_tell", rank, world, True)
+    return {**row, **calls}
+
+
+def test_show_and_tell_ddp_fit_computes_each_frozen_feature_once(
+    tiny_scenes, tmp_path, monkeypatch
+):
+    """A real two-rank DDP fit of Show-and-Tell on its frozen trunk's cached pooled features
+    (``capbench.methods.frozen_features``): each training image goes through the trunk on one
+    rank only, and both ranks then report the same captioner row."""
+    zero, one = run_ranks(_fit_worker, tiny_scenes, tmp_path / "ddp", monkeypatch)
+    assert_each_item_embedded_once(zero, one, calls=1)  # the fit's pooled features
+    assert zero["metrics"] == one["metrics"] and zero["extra"] == one["extra"]
