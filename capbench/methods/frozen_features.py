@@ -37,11 +37,13 @@ def frozen_features(
     embeds its share of the items and every rank gets all rows
     (``capbench.eval.extract.rows_in_order``): each image goes through the trunk once in the job,
     not once per rank. Outside DDP it is one loop over every item."""
-    from capbench.eval.extract import rows_in_order
+    from capbench.eval.extract import rank_share, rows_in_order
+
+    n = len(dataset)  # type: ignore[arg-type]
 
     def share_rows(share: list[int]) -> Tensor:
         # an item's "index" is its place in ``dataset``; its row is its place in ``share``
-        row_of = torch.full((len(dataset),), -1, dtype=torch.long)  # type: ignore[arg-type]
+        row_of = torch.full((n,), -1, dtype=torch.long)
         row_of[torch.as_tensor(share, dtype=torch.long)] = torch.arange(len(share))
         loader = DataLoader(
             Subset(dataset, share),
@@ -59,7 +61,10 @@ def frozen_features(
     # a DataLoader draws its base seed from the global generator: fork it, so that computing
     # the features leaves the training's random stream (shuffles, dropout) as it was
     with torch.random.fork_rng(devices=[]):
-        return rows_in_order(share_rows, len(dataset)).to(device)  # type: ignore[arg-type]
+        if len(rank_share(n)) == n:  # one process: the rows stay where they were computed
+            return share_rows(list(range(n)))
+        # the ranks' rows are exchanged on the CPU (gather_in_order), then go back to ``device``
+        return rows_in_order(share_rows, n).to(device)
 
 
 def usable_rows(features: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
