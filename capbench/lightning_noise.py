@@ -4,7 +4,9 @@ A ``capbench reproduce`` of thirty rows builds thirty Trainers, and each printed
 lines that no user can act on: an advertisement for a cloud logger, a deprecation inside
 Lightning's own pytree helper (Lightning calling a torch API that torch has deprecated), and a
 note that the data module has a validation loader the module does not use (capbench fits with
-``limit_val_batches=0`` on purpose; the CaptionDataModule serves every method). Only these exact
+``limit_val_batches=0`` on purpose; the CaptionDataModule serves every method). A resumed fit
+added a fourth: its checkpoint folder "exists and is not empty", which is what resuming means
+(``capbench.methods.training.fit_resumable`` keeps ``last.ckpt`` there). Only these exact
 messages are dropped; every other warning and log line stays.
 """
 
@@ -17,6 +19,7 @@ import warnings
 _WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
     (UserWarning, r"You passed in a `val_dataloader` but have no `validation_step`"),
+    (UserWarning, r"Checkpoint directory .* exists and is not empty"),
 )
 # the start of the log records dropped from Lightning's rank-zero logger
 _LOG_PREFIXES = ("💡 Tip: For seamless cloud logging",)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,9 @@ class _RankFailed(str):
     queue's timeout."""
 
 
-def _entry(work: Callable[[int, int], Any], rank: int, world: int, port: int, queue: Any) -> None:
+def _entry(
+    work: Callable[[int, int], Any], rank: int, world: int, port: int, queue: Any, scratch: str
+) -> None:
     """Run ``work`` in the group, then leave without interpreter finalization.
 
     A rank exited with SIGABRT once in CI after both ranks had delivered correct results: gloo's
@@ -27,7 +30,11 @@ def _entry(work: Callable[[int, int], Any], rank: int, world: int, port: int, qu
     (pytorch/pytorch#179291 describes it; unfixed in torch 2.14). So the ranks meet at a barrier
     (no rank closes while the other still sends), close the group, flush the result queue, and
     exit with ``os._exit(0)``. An exception in ``work`` still ends the process with a nonzero code.
+    Skipping finalization also skips the removal of temporary folders (``import timm`` imports
+    wandb, which makes two), so the rank's temporary files go to ``scratch``, which
+    :func:`run_gloo` removes.
     """
+    tempfile.tempdir = scratch
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -53,18 +60,29 @@ def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) 
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_entry, args=(work, r, world, port, queue)) for r in range(world)]
-    for p in procs:
-        p.start()
-    results = dict(queue.get(timeout=timeout) for _ in range(world))
-    failed = [
-        f"rank {r}:\n{res}" for r, res in sorted(results.items()) if isinstance(res, _RankFailed)
-    ]
-    if failed:
+    with tempfile.TemporaryDirectory(prefix="gloo-ranks-") as scratch:
+        procs = [
+            ctx.Process(target=_entry, args=(work, r, world, port, queue, scratch))
+            for r in range(world)
+        ]
         for p in procs:
-            p.kill()
-        raise AssertionError("\n".join(failed))
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0, f"rank process exited with {p.exitcode}"
+            p.start()
+        try:
+            results = dict(queue.get(timeout=timeout) for _ in range(world))
+        except BaseException:  # a rank hung or died before its result: none outlives the test
+            for p in procs:
+                p.kill()
+            raise
+        failed = [
+            f"rank {r}:\n{res}"
+            for r, res in sorted(results.items())
+            if isinstance(res, _RankFailed)
+        ]
+        if failed:
+            for p in procs:
+                p.kill()
+            raise AssertionError("\n".join(failed))
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0, f"rank process exited with {p.exitcode}"
     return [results[r] for r in range(world)]

@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     from lightning.pytorch.cli import LightningCLI
 
     from capbench.data.datamodule import CaptionDataModule
+    from capbench.methods.checkpoint_io import AtomicCheckpointIO
     from capbench.methods.registry import get_method
     from capbench.methods.training import RngState
 
@@ -43,7 +44,8 @@ def main(argv: list[str]) -> int:
         "args": args,
         "save_config_kwargs": {"overwrite": True},
         "auto_configure_optimizers": False,
-        "trainer_defaults": {"callbacks": [RngState()]},
+        # checkpoints as every capbench fit writes them: atomically, beside their target
+        "trainer_defaults": {"callbacks": [RngState()], "plugins": [AtomicCheckpointIO()]},
     }
     if name is None:
         LightningCLI(L.LightningModule, None, subclass_mode_model=True, **common)

@@ -192,6 +192,7 @@ def fit_resumable(
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from capbench.lightning_noise import quiet_lightning
+    from capbench.methods.checkpoint_io import AtomicCheckpointIO
 
     quiet_lightning()
     last = last_checkpoint(workdir)
@@ -205,10 +206,19 @@ def fit_resumable(
         num_sanity_val_steps=0,
         logger=list(loggers) if isinstance(loggers, Sequence) else loggers,
         callbacks=[
-            ModelCheckpoint(dirpath=str(last.parent), save_last=True, every_n_epochs=1),
+            # one file, last.ckpt, rewritten at each epoch end (Lightning's save_last would write
+            # a second full copy of every epoch's checkpoint beside it)
+            ModelCheckpoint(
+                dirpath=str(last.parent),
+                filename=last.stem,
+                save_top_k=1,
+                enable_version_counter=False,
+                every_n_epochs=1,
+            ),
             RngState(),
             *callbacks,
         ],
+        plugins=[AtomicCheckpointIO(), *trainer_kwargs.pop("plugins", ())],
         enable_progress_bar=progress,
         enable_model_summary=False,
         log_every_n_steps=log_every_n_steps,
@@ -221,7 +231,12 @@ def fit_resumable(
     # one-device fit inside a DDP job, rank 0's alone, has nothing to share and no peer to wait on)
     if trainer.world_size > 1:
         share_rank_zero_state(module)
-    trainer.save_checkpoint(str(last), weights_only=False)  # the full state: a rerun resumes
+    # the full state, for a rerun to resume from: the last epoch end's save already holds it
+    # unless the fit stopped between epoch ends (max_steps); every rank takes the same branch
+    # (the save is collective)
+    saved_at = getattr(trainer.checkpoint_callback, "_last_global_step_saved", None)
+    if saved_at != trainer.global_step:
+        trainer.save_checkpoint(str(last), weights_only=False)
     atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
     if trainer.is_global_zero:
         _drop_epoch_copies(last)
@@ -229,9 +244,9 @@ def fit_resumable(
 
 
 def _drop_epoch_copies(last: Path) -> None:
-    """Remove the per-epoch checkpoints beside a finished fit's ``last.ckpt``: they only served
-    a resume, and each is as large as the model and its optimiser state (a full test run used to
-    keep gigabytes of them)."""
+    """Remove every other checkpoint file beside a finished fit's ``last.ckpt``: the temporary
+    file of a save that a kill interrupted, and the per-epoch copies that fits before 2026-12-04
+    kept. Each is as large as the model and its optimiser state."""
     for path in last.parent.glob("*.ckpt"):
         if path.name != last.name:
             path.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""``capbench.lightning_noise``: the three Lightning messages no capbench user can act on are
+"""``capbench.lightning_noise``: the four Lightning messages no capbench user can act on are
 dropped, and nothing else is."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def test_the_known_warnings_are_dropped_and_others_kept():
         for message, category in (
             ("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning),
             ("You passed in a `val_dataloader` but have no `validation_step`.", UserWarning),
+            ("Checkpoint directory /x/run/checkpoints exists and is not empty.", UserWarning),
             ("some other deprecation", FutureWarning),
             ("a real problem", UserWarning),
         ):

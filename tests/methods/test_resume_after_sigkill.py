@@ -19,12 +19,13 @@ ROW = ["reproduce", "gordo2017", "--profile", "ci", "--table", "table2", "--rows
 
 
 def _env(tmp: Path, name: str, scenes: Path) -> dict[str, str]:
-    (tmp / name).mkdir(parents=True, exist_ok=True)
+    (tmp / name / "tmp").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         CAPBENCH_RESULTS=str(tmp / name / "results"),
         CAPBENCH_CACHE=str(tmp / name / "cache"),
         CAPBENCH_SCENES=str(scenes),
+        TMPDIR=str(tmp / name / "tmp"),  # what a killed process cannot remove stays in tmp_path
     )
     return env
 
@@ -54,9 +55,11 @@ def test_sigkill_mid_training_then_rerun_gives_the_uninterrupted_numbers(tiny_sc
     proc = _capbench(ROW, killed)
     models = Path(killed["CAPBENCH_CACHE"]) / "gordo2017" / "models"
     deadline = time.monotonic() + 900
-    while not list(models.rglob("epoch=1-step=6.ckpt")):  # rounds of 3 steps: after round 2
+    saves: set[int] = set()  # each epoch end renames a new last.ckpt into place: a new inode
+    while len(saves) < 2:  # rounds of 3 steps: after round 2
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
+        saves |= {path.stat().st_ino for path in models.rglob("checkpoints/last.ckpt")}
         time.sleep(0.05)
     time.sleep(0.5)  # into the next round
     proc.send_signal(signal.SIGKILL)
