@@ -60,7 +60,8 @@ def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) 
         port = s.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    with tempfile.TemporaryDirectory(prefix="gloo-ranks-") as scratch:
+    # ranks killed below may leave files behind while the folder is removed: not an error
+    with tempfile.TemporaryDirectory(prefix="gloo-ranks-", ignore_cleanup_errors=True) as scratch:
         procs = [
             ctx.Process(target=_entry, args=(work, r, world, port, queue, scratch))
             for r in range(world)
@@ -70,8 +71,7 @@ def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) 
         try:
             results = dict(queue.get(timeout=timeout) for _ in range(world))
         except BaseException:  # a rank hung or died before its result: none outlives the test
-            for p in procs:
-                p.kill()
+            _stop(procs)
             raise
         failed = [
             f"rank {r}:\n{res}"
@@ -79,10 +79,17 @@ def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) 
             if isinstance(res, _RankFailed)
         ]
         if failed:
-            for p in procs:
-                p.kill()
+            _stop(procs)
             raise AssertionError("\n".join(failed))
         for p in procs:
             p.join(timeout=60)
             assert p.exitcode == 0, f"rank process exited with {p.exitcode}"
     return [results[r] for r in range(world)]
+
+
+def _stop(procs: list[Any]) -> None:
+    """Kill the rank processes and wait for them, so none is still writing when the test ends."""
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.join(timeout=30)

@@ -48,19 +48,21 @@ def resnet18_checkpoint() -> dict[str, Any]:
 
 
 def _temp_dirs(save: Any) -> set[str]:
-    """The folders of the temporary files ``save()`` creates."""
+    """The folders of the temporary files ``save()`` creates with ``tempfile.mkstemp`` (what
+    both writers use: ``capbench.atomic`` and fsspec's local transaction)."""
     seen: set[str] = set()
-    real = tempfile._mkstemp_inner  # type: ignore[attr-defined]
+    real = tempfile.mkstemp
 
-    def spy(dir: Any, pre: Any, suf: Any, flags: Any, output_type: Any) -> Any:
-        seen.add(str(dir))
-        return real(dir, pre, suf, flags, output_type)
+    def spy(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = real(*args, **kwargs)
+        seen.add(str(Path(name).parent))
+        return fd, name
 
-    tempfile._mkstemp_inner = spy  # type: ignore[attr-defined]
+    tempfile.mkstemp = spy  # type: ignore[assignment]
     try:
         save()
     finally:
-        tempfile._mkstemp_inner = real  # type: ignore[attr-defined]
+        tempfile.mkstemp = real  # type: ignore[assignment]
     return seen
 
 

@@ -124,6 +124,13 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+def world_size() -> int:
+    """The number of DDP ranks; 1 outside an initialised process group. What decides whether
+    shared work needs an exchange: a rank's share can hold every item (fewer items than ranks)
+    while the other ranks still wait for it in the exchange."""
+    return _world()[1]
+
+
 @torch.no_grad()
 def extract_embeddings(
     model_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -173,7 +180,7 @@ def share_rank_zero_state(module: torch.nn.Module) -> None:
     ``capbench.methods.training.fit_resumable`` gives every rank that state after the fit: a
     shared evaluation (:func:`embed_in_order`) then scores the checkpointed model, whichever
     rank embeds an item."""
-    if _world()[1] == 1:
+    if world_size() == 1:
         return
     nccl = dist.get_backend() == "nccl"
     for tensor in module.state_dict().values():  # detached views of the module's own storage
@@ -243,7 +250,7 @@ def run_on_every_rank(local: Callable[[], T]) -> T:
     on any rank, it raises on every rank (the failing rank its own error, the others a
     ``RuntimeError`` naming it) instead of leaving them waiting in the next collective. An
     unreadable image raises only on the rank whose share holds it."""
-    world = _world()[1]
+    world = world_size()
     if world == 1:
         return local()
     error: BaseException | None = None
@@ -285,7 +292,7 @@ def gather_in_order(rows: torch.Tensor, share: Sequence[int], n_items: int) -> t
     if rows.shape[0] != len(share):
         raise ValueError(f"{rows.shape[0]} rows for {len(share)} items")
     rows = rows.detach().float().cpu()
-    if _world()[1] == 1:  # one process: its share is every item, already in order
+    if world_size() == 1:  # one process: its share is every item, already in order
         if len(share) != n_items or list(share) != list(range(n_items)):
             raise ValueError(f"one process must hold items 0..{n_items - 1} in order")
         return rows

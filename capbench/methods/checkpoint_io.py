@@ -23,12 +23,15 @@ from capbench.atomic import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` whose saves are atomic on the target's own file system (local
-    paths; loading is Lightning's)."""
+    """``TorchCheckpointIO`` whose saves to a local path are atomic on the target's own file
+    system. A URL (``s3://...``: no rename there) and loading are left to Lightning."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
+        if "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
         if storage_options is not None:
             raise TypeError(
                 f"{type(self).__name__} takes no storage_options (got {storage_options!r})"

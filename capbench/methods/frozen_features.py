@@ -37,7 +37,7 @@ def frozen_features(
     embeds its share of the items and every rank gets all rows
     (``capbench.eval.extract.rows_in_order``): each image goes through the trunk once in the job,
     not once per rank. Outside DDP it is one loop over every item."""
-    from capbench.eval.extract import rank_share, rows_in_order
+    from capbench.eval.extract import rows_in_order, world_size
 
     n = len(dataset)  # type: ignore[arg-type]
 
@@ -61,7 +61,7 @@ def frozen_features(
     # a DataLoader draws its base seed from the global generator: fork it, so that computing
     # the features leaves the training's random stream (shuffles, dropout) as it was
     with torch.random.fork_rng(devices=[]):
-        if len(rank_share(n)) == n:  # one process: the rows stay where they were computed
+        if world_size() == 1:  # one process: the rows stay where they were computed
             return share_rows(list(range(n)))
         # the ranks' rows are exchanged on the CPU (gather_in_order), then go back to ``device``
         return rows_in_order(share_rows, n).to(device)

@@ -239,11 +239,11 @@ def fit_resumable(
         trainer.save_checkpoint(str(last), weights_only=False)
     atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
     if trainer.is_global_zero:
-        _drop_epoch_copies(last)
+        _drop_other_checkpoints(last)
     return last
 
 
-def _drop_epoch_copies(last: Path) -> None:
+def _drop_other_checkpoints(last: Path) -> None:
     """Remove every other checkpoint file beside a finished fit's ``last.ckpt``: the temporary
     file of a save that a kill interrupted, and the per-epoch copies that fits before 2026-12-04
     kept. Each is as large as the model and its optimiser state."""

@@ -38,6 +38,17 @@ def test_a_save_writes_beside_its_target_and_a_failed_one_keeps_the_last(
         io.save_checkpoint({"w": torch.ones(1)}, target, storage_options={"x": 1})
 
 
+def test_a_url_is_saved_by_lightnings_fsspec_path():
+    """No rename exists on an object store: a URL goes through Lightning's own save (fsspec's
+    in-memory file system here), not to a local folder named ``memory:``."""
+    import fsspec
+
+    AtomicCheckpointIO().save_checkpoint({"w": torch.ones(2)}, "memory://capbench-run/last.ckpt")
+    with fsspec.open("memory://capbench-run/last.ckpt", "rb") as fh:
+        assert torch.load(fh)["w"].tolist() == [1.0, 1.0]
+    assert not Path("memory:").exists()
+
+
 class _Net(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()

@@ -16,8 +16,11 @@ N_ITEMS, UNREADABLE = 7, 3
 class _Images(Dataset):
     """An ``images``-view stand-in: item ``i`` is a 2 x 2 image of value ``i``; one is corrupt."""
 
+    def __init__(self, n: int = N_ITEMS) -> None:
+        self.n = n
+
     def __len__(self) -> int:
-        return N_ITEMS
+        return self.n
 
     def __getitem__(self, i: int) -> dict | None:
         if i == UNREADABLE:
@@ -25,14 +28,14 @@ class _Images(Dataset):
         return {"image": torch.full((1, 2, 2), float(i)), "index": i, "image_id": str(i)}
 
 
-def _features(seen: list[int] | None = None) -> torch.Tensor:
+def _features(seen: list[int] | None = None, n: int = N_ITEMS) -> torch.Tensor:
     def embed(x: torch.Tensor) -> torch.Tensor:
         values = x.flatten(1)[:, 0]
         if seen is not None:
             seen.extend(int(v) for v in values)
         return torch.stack([values, values.square()], dim=1)
 
-    return frozen_features(embed, _Images(), dim=2, batch_size=2)
+    return frozen_features(embed, _Images(n), dim=2, batch_size=2)
 
 
 def test_rows_in_item_order_with_nan_for_an_unreadable_image():
@@ -44,15 +47,19 @@ def test_rows_in_item_order_with_nan_for_an_unreadable_image():
     torch.testing.assert_close(out[readable], expected)
 
 
-def _rank_worker(rank: int, world: int) -> tuple[list[int], torch.Tensor]:
+def _rank_worker(rank: int, world: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
     seen: list[int] = []
-    return seen, _features(seen)  # the rows come back after every rank has embedded its share
+    rows = _features(seen)  # the rows come back after every rank has embedded its share
+    # fewer items than ranks: rank 0's share is every item, yet it must still join the exchange
+    return seen, rows, _features(n=1)
 
 
 def test_ddp_ranks_embed_each_image_once_and_all_get_every_row():
     single = _features()
-    (seen0, rows0), (seen1, rows1) = run_gloo(_rank_worker, world=2, timeout=120)
+    (seen0, rows0, one0), (seen1, rows1, one1) = run_gloo(_rank_worker, world=2, timeout=120)
     assert sorted(seen0 + seen1) == [i for i in range(N_ITEMS) if i != UNREADABLE]
     assert not set(seen0) & set(seen1) and seen0 and seen1
     for rows in (rows0, rows1):
         torch.testing.assert_close(rows, single, equal_nan=True)
+    for rows in (one0, one1):
+        torch.testing.assert_close(rows, _features(n=1))
