@@ -4,6 +4,7 @@ function, their results gathered here. What DDP code is checked with when there 
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import tempfile
 import traceback
@@ -39,7 +40,9 @@ def _entry(
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        queue.put((rank, work(rank, world)))
+        # as bytes: torch's queue pickler would send a tensor as a shared-memory handle that the
+        # parent fetches from this process later, after the os._exit below (connection reset)
+        queue.put((rank, pickle.dumps(work(rank, world))))
         dist.barrier()
     except BaseException:
         queue.put((rank, _RankFailed(traceback.format_exc())))
@@ -69,7 +72,9 @@ def run_gloo(work: Callable[[int, int], Any], world: int, timeout: float = 300) 
         for p in procs:
             p.start()
         try:
-            results = dict(queue.get(timeout=timeout) for _ in range(world))
+            results = {
+                r: _result(res) for r, res in (queue.get(timeout=timeout) for _ in range(world))
+            }
         except BaseException:  # a rank hung or died before its result: none outlives the test
             _stop(procs)
             raise
@@ -93,3 +98,8 @@ def _stop(procs: list[Any]) -> None:
         p.kill()
     for p in procs:
         p.join(timeout=30)
+
+
+def _result(sent: bytes | _RankFailed) -> Any:
+    """A rank's result as :func:`_entry` sent it: its pickled bytes, or its traceback."""
+    return sent if isinstance(sent, _RankFailed) else pickle.loads(sent)
