@@ -129,6 +129,7 @@ class CaptionDataModule(L.LightningDataModule):
         sp_model_type: str = "unigram",
         tokenizer_dir: str | Path | None = None,
         augment: bool | None = None,
+        shift: int = 0,
         train_views: int = 1,
         class_balanced: bool = True,
         predict_split: str | None = None,
@@ -155,6 +156,8 @@ class CaptionDataModule(L.LightningDataModule):
             raise ValueError("CaptionDataModule: train_views must be 1, 5 or 10")
         if train_views > 1 and crop is None:
             raise ValueError("CaptionDataModule: train_views > 1 needs crop")
+        if train_views > 1 and shift:
+            raise ValueError("CaptionDataModule: shift applies to one view, not train_views > 1")
         self.save_hyperparameters(ignore=["records", "tokenizer", "mask_vocab"])
         self.source = source
         self.root = Path(root)
@@ -181,6 +184,9 @@ class CaptionDataModule(L.LightningDataModule):
         self.sp_model_type = sp_model_type
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir is not None else None
         self.augment = (view != "images") if augment is None else augment
+        # random translations of the training images, in pixels (build_transform's ``shift``),
+        # independent of ``augment``'s flips, which make a caption's "left of" wrong
+        self.shift = shift
         self.train_views = train_views
         self.class_balanced = class_balanced
         self.mean = tuple(mean)
@@ -314,6 +320,7 @@ class CaptionDataModule(L.LightningDataModule):
             mean=self.mean,
             std=self.std,
             pad_to_square=self.pad_to_square,
+            shift=self.shift if train else 0,
         )
 
     def dataset(self, split: str, train: bool = False) -> Dataset:

@@ -170,18 +170,31 @@ def build_transform(
     pad_to_square: bool = False,
     shorter_side: int | None = None,
     hflip: bool | None = None,
+    shift: int = 0,
 ) -> v2.Compose:
     """PIL RGB image -> normalised float tensor C x H x W.
 
     Steps: resize (``longest_side``: longest side to that size; or ``shorter_side``: shorter
     side to that size, as ImageNet practice), then ``pad_to_square`` (centred, padded with the
     mean so it is 0 after normalisation), then ``crop`` (random crop when ``train``, centre crop
-    otherwise; images smaller than the crop are zero-padded), then a random horizontal flip when
-    ``train`` (``hflip`` overrides), then to tensor and normalise. A fixed output size for
-    batching needs either ``crop`` or ``longest_side`` with ``pad_to_square``.
+    otherwise; images smaller than the crop are zero-padded), then, when ``shift`` (a training
+    step whatever ``train`` says: give 0 for evaluation), a random translation of up to
+    ``shift`` pixels each way at the same size (the image padded by reflecting its edges, then
+    cropped back: an object near the border stays whole, unlike a crop of a smaller area), then
+    a random horizontal flip when ``train`` (``hflip`` overrides), then to tensor and
+    normalise. A fixed output size for batching needs either ``crop`` or ``longest_side`` with
+    ``pad_to_square``; ``shift`` needs that fixed size.
     """
     if longest_side is not None and shorter_side is not None:
         raise ValueError("build_transform: give longest_side or shorter_side, not both")
+    if shift < 0:
+        raise ValueError(f"build_transform: shift must be >= 0 pixels, got {shift}")
+    size = crop if crop is not None else longest_side if pad_to_square else None
+    if shift and size is None:
+        raise ValueError(
+            "build_transform: shift needs a fixed output size (crop, or longest_side with "
+            "pad_to_square)"
+        )
     steps: list[Callable] = []
     if longest_side is not None:
         steps.append(ResizeLongest(longest_side))
@@ -191,6 +204,8 @@ def build_transform(
         steps.append(PadToSquare(longest_side, fill=_mean_fill(mean)))
     if crop is not None:
         steps.append(v2.RandomCrop(crop, pad_if_needed=True) if train else v2.CenterCrop(crop))
+    if shift and size is not None:
+        steps.append(v2.RandomCrop(size, padding=shift, padding_mode="reflect"))
     if hflip if hflip is not None else train:
         steps.append(v2.RandomHorizontalFlip())
     steps.extend(_to_tensor_steps(mean, std))

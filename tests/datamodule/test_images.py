@@ -115,6 +115,47 @@ def test_transform_shapes_and_normalisation():
     assert build_transform(longest_side=64)(img).shape == (3, 32, 64)
 
 
+def _offset(shifted: torch.Tensor, base: torch.Tensor, s: int) -> tuple[int, int] | None:
+    """The (dy, dx) with |d| <= s by which ``shifted``'s interior is ``base`` moved, if any."""
+    h, w = base.shape[1:]
+    inner = shifted[:, s : h - s, s : w - s]
+    for dy in range(-s, s + 1):
+        for dx in range(-s, s + 1):
+            if torch.allclose(inner, base[:, s + dy : h - s + dy, s + dx : w - s + dx], atol=1e-6):
+                return dy, dx
+    return None
+
+
+def test_shift_translates_within_bounds_at_the_same_size():
+    """``shift`` moves the image by at most that many pixels, keeps its size, and flips nothing
+    unless asked (the scenes captions say "left of")."""
+    img = Image.fromarray(skdata.astronaut()).resize((64, 64))
+    base = build_transform(longest_side=64, pad_to_square=True)(img)
+    shifted = build_transform(longest_side=64, pad_to_square=True, shift=4)
+    torch.manual_seed(0)
+    offsets = set()
+    for _ in range(12):
+        x = shifted(img)
+        assert x.shape == base.shape
+        off = _offset(x, base, 4)
+        assert off is not None, "not a translation of the unshifted image by <= 4 px"
+        offsets.add(off)
+    assert len(offsets) > 3  # random, not one fixed move
+    assert (0, 0) not in offsets or len(offsets) > 1
+    # the border is the image reflected, not a constant fill
+    x = shifted(img)
+    assert x[:, :4].std() > 0.05 or x[:, -4:].std() > 0.05 or x[:, :, :4].std() > 0.05
+    # with a crop as the fixed size
+    assert build_transform(longest_side=80, crop=64, shift=3)(img).shape == (3, 64, 64)
+
+
+def test_shift_needs_a_fixed_size_and_a_non_negative_amount():
+    with pytest.raises(ValueError, match="fixed output size"):
+        build_transform(longest_side=64, shift=2)
+    with pytest.raises(ValueError, match=">= 0"):
+        build_transform(longest_side=64, pad_to_square=True, shift=-1)
+
+
 def test_ten_crop_views():
     img = Image.fromarray(skdata.astronaut())
     crops = ten_crop(img, 224)

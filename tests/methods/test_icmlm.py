@@ -158,6 +158,25 @@ def smoke_dm(tiny_scenes):
     return cfg, dm
 
 
+def test_train_shift_moves_the_training_images_only(smoke_dm, tiny_scenes):
+    """``train.shift``: random translations of the training images (scenes: learning the shapes
+    rather than memorising the images), none at evaluation, and no flip with ``augment`` off."""
+    from torchvision.transforms import v2
+
+    from capbench.methods.icmlm.train import build_datamodule
+
+    cfg, _ = smoke_dm
+    cfg = replace(cfg, train=replace(cfg.train, shift=3, augment=False))
+    dm = build_datamodule(cfg, {"source": "coco", "root": str(tiny_scenes / "coco")})
+    train_steps = dm.transform(train=True).transforms
+    crops = [t for t in train_steps if isinstance(t, v2.RandomCrop)]
+    assert len(crops) == 1 and crops[0].padding == [3, 3, 3, 3]
+    assert not any(isinstance(t, v2.RandomHorizontalFlip) for t in train_steps)
+    assert not any(isinstance(t, v2.RandomCrop) for t in dm.transform(train=False).transforms)
+    image = dm.dataset("train", train=True)[0]["image"]
+    assert image.shape == (3, cfg.model.image_size, cfg.model.image_size)
+
+
 def test_concepts_are_single_token_content_words_of_the_training_captions(smoke_dm):
     cfg, dm = smoke_dm
     vocab = dm.text_tokenizer.get_vocab()

@@ -84,7 +84,8 @@ def test_scenes_trunks_beat_random_init_and_tfm_beats_the_most_frequent_concept(
     "att-fc's attention clears the bar on 1 seed of 3 (peak on the object 40.4 / 8.1 / 14.0 % "
     "against a position prior of 30.3 / 5.6 / 12.6 %: seeds 1 and 2 settle on a border cell); "
     "at the root, a trunk trained from scratch does not learn the shapes in ~280 steps (TP_Label's "
-    "own head is at chance); benchmarks/sariyildiz2020/README.md",
+    "own head is at chance); with random shifts and 4x the steps TP_Label's does, ICMLM's do not "
+    "(seed 0); benchmarks/sariyildiz2020/README.md",
 )
 def test_scenes_masked_words_are_predicted_from_the_image(scenes_metrics):
     att = scenes_metrics["icmlm_att_fc"]

@@ -17,6 +17,7 @@ def configure_parser(parser: Any) -> None:
         "model.train.batch_size": "data.batch_size",
         "model.train.num_workers": "data.num_workers",
         "model.train.augment": "data.augment",
+        "model.train.shift": "data.shift",
         "model.model.text_encoder": "data.text_encoder",
         "model.model.text_max_len": "data.text_max_len",
         "model.concepts": "data.concept_options",

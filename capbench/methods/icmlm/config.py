@@ -105,7 +105,16 @@ class TrainConfig:
     max_epochs: int = 100  # our reading
     precision: str = "32-true"  # the paper profile uses bf16-mixed on a GPU
     num_workers: int = 0
-    augment: bool = True  # random crops and flips (our reading)
+    # horizontal flips of the training images (our reading). Not crops: the images are resized
+    # to image_size and padded square, so the paper profile's augmentation was flips alone
+    # (until 2026-12-04 this comment said "random crops and flips"). A flip also swaps left and
+    # right under the caption's "left of" (VirTex's HorizontalFlip swaps the words; we do not)
+    augment: bool = True
+    # random translations of the training images by up to this many pixels each way (reflected
+    # edges; capbench.data.images.build_transform's shift), independent of the flips: 0 = none.
+    # Without them a trunk trained from scratch memorises the 3,000 scenes training images
+    # after a few epochs instead of learning the shapes (scenes README, "Memorised, not learnt")
+    shift: int = 0
     # epochs of the ICMLM head alone after the joint ones, on the frozen trunk's maps computed
     # once (un-augmented): 0 = the paper's joint training only. A small-budget addition (the
     # scenes README: the heads start to read the image after ~1,000 steps, the trunk's budget

@@ -30,6 +30,7 @@ def build_datamodule(cfg: IcmlmConfig, data: Mapping[str, Any], seed: int = 0) -
         "longest_side": m.image_size,
         "pad_to_square": True,
         "augment": t.augment,
+        "shift": t.shift,
         "batch_size": t.batch_size,
         "num_workers": t.num_workers,
         "val_split": None,
