@@ -85,7 +85,12 @@ def test_the_zero_loss_reaches_every_trainable_parameter_and_no_frozen_one(monke
     assert model.frozen.weight.grad is None
 
 
-def test_ddp_rank_with_an_empty_batch_takes_the_same_step(tmp_path):
+def test_ddp_rank_with_an_empty_batch_takes_the_same_step(tmp_path, monkeypatch):
+    # Lightning's ddp_spawn launcher hands rank 0's weights back through a fresh
+    # ``tempfile.mkdtemp()`` folder and deletes only the file in it: the spawned ranks read
+    # TMPDIR, so the empty folder is left here instead of in /tmp after every test run.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     model = _OneLinear()
     trainer = L.Trainer(
         accelerator="cpu",
