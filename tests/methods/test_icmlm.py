@@ -4,6 +4,7 @@ on the tiny scenes data."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -17,6 +18,7 @@ from capbench.methods.icmlm.evaluate import (
     HeldOut,
     accuracy_by_object_count,
     accuracy_by_word_kind,
+    attention_peak_weight,
     box_mask,
     heldout_metrics,
     position_prior,
@@ -83,6 +85,16 @@ def test_position_prior_by_hand():
     held = HeldOut(correct=[True, True, True], targets=[0, 0, 0])
     held.peak_cells, held.inside = [1, 1, 0], inside
     assert heldout_metrics(held, 0)["mlm_attention_position_prior"] == pytest.approx(100 / 3)
+
+
+def test_attention_peak_weight_quartiles_beside_a_uniform_map():
+    """The peak cell's weight over the scored examples: its quartiles, and 1 / cells for a
+    uniform map; nothing when no attention was scored."""
+    held = HeldOut(peak_weights=[1.0, 0.25, 0.5, 1.0, 1.0], grid=(2, 2))
+    assert attention_peak_weight(held) == pytest.approx(
+        {"q1": 0.5, "median": 1.0, "q3": 1.0, "uniform": 0.25}
+    )
+    assert attention_peak_weight(HeldOut()) == {}
 
 
 def _model_cfg() -> ModelConfig:
@@ -428,6 +440,41 @@ def test_att_fc_position_key_norm_ranks_cells_by_content_not_by_place(tmp_path):
         AttFcHead(4, 6, replace(_model_cfg(), attfc_key_norm="cells"), 5)
 
 
+def test_att_fc_cosine_scores_stay_below_their_scale_and_learn_it():
+    """``model.attfc_scores: cosine``: keys of any magnitude score a cell at most the learned
+    scale above another (so the softmax keeps a gradient where raw dot products make it one-hot),
+    the scale gets a gradient and starts at ``attfc_cosine_scale``; bad values are refused."""
+    torch.manual_seed(0)
+    states = torch.rand(4, 3, 6) + 0.5  # positive: with the weights below every query agrees
+    position = torch.ones(4, dtype=torch.long)
+    fmap = torch.rand(4, 4, 3, 3)
+    fmap[:, :, 2, 2] *= 1000.0  # one cell's features a thousand times louder
+    plain = AttFcHead(4, 6, _model_cfg(), 5).eval()
+    with torch.no_grad():
+        for layer in (plain.query, plain.key):
+            layer.weight.fill_(1.0)
+            layer.bias.zero_()
+    cosine = AttFcHead(
+        4, 6, replace(_model_cfg(), attfc_scores="cosine", attfc_cosine_scale=2.0), 5
+    )
+    cosine.eval()
+    with torch.no_grad():
+        hard = plain(fmap, states, torch.ones(4, 3), position)[1].flatten(1)
+        soft = cosine(fmap, states, torch.ones(4, 3), position)[1].flatten(1)
+    assert (hard.max(dim=1).values > 0.999).all()  # raw scores: one cell takes it all
+    # cosines in [-1, 1] times 2: no two cells' weights differ by more than e^4
+    assert float((soft.max(dim=1).values / soft.min(dim=1).values).max()) <= math.exp(4.0) + 1e-3
+    assert float(cosine.log_scale.exp()) == pytest.approx(2.0)
+    logits, _ = cosine.train()(fmap, states, torch.ones(4, 3), position)
+    logits.sum().backward()
+    assert cosine.log_scale.grad is not None and float(cosine.log_scale.grad.abs()) > 0
+    assert "log_scale" not in dict(plain.named_parameters())
+    with pytest.raises(ValueError, match=r"model.attfc_scores must be one of"):
+        AttFcHead(4, 6, replace(_model_cfg(), attfc_scores="l2"), 5)
+    with pytest.raises(ValueError, match=r"model.attfc_cosine_scale must be in"):
+        AttFcHead(4, 6, replace(_model_cfg(), attfc_scores="cosine", attfc_cosine_scale=0.0), 5)
+
+
 @pytest.mark.parametrize("with_text", [True, False])
 def test_att_fc_reads_the_masked_text_state_only_when_told(with_text):
     """``model.attfc_text``: the FC layers see the masked token's state beside the attended
@@ -487,6 +534,22 @@ def test_heldout_examples_carry_their_images_object_count(smoke_dm):
     assert all(n > 0 for n in held.n_objects)
     split = accuracy_by_object_count(held)
     assert sum(row["n"] for row in split.values()) == len(held.correct)
+
+
+def test_heldout_att_fc_examples_carry_their_peak_weight(smoke_dm):
+    """For each att-fc example scored on its object, ``evaluate_heldout`` keeps the attention's
+    weight at the peak cell: between a uniform map's 1 / cells and 1."""
+    from capbench.methods.icmlm.evaluate import evaluate_heldout
+    from capbench.methods.icmlm.train import build_module
+
+    cfg, dm = smoke_dm
+    torch.manual_seed(0)
+    model = build_module(replace(cfg, train=replace(cfg.train, mode="att-fc")), dm)
+    held = evaluate_heldout(model, dm, "val", 1000)
+    assert held.grid is not None and len(held.peak_weights) == len(held.peak_cells) > 0
+    cells = held.grid[0] * held.grid[1]
+    assert all(1 / cells - 1e-6 <= w <= 1 + 1e-6 for w in held.peak_weights)
+    assert attention_peak_weight(held)["uniform"] == pytest.approx(1 / cells)
 
 
 def test_att_fc_can_standardise_the_attended_vector_before_its_fc_layers():

@@ -60,6 +60,13 @@ class ModelConfig:
     # position the objects favour) cannot outweigh what the image holds there: the attention's
     # scores then rank cells by their content (a small-image remedy, see the scenes README)
     attfc_key_norm: str = "none"
+    # our reading: att-fc scores a cell by the scaled dot product of query and key ("dot", as
+    # the transformer's attention); "cosine" scores it by their cosine times a learned scale
+    # (started at attfc_cosine_scale), as Swin Transformer V2's scaled cosine attention (Liu et
+    # al., CVPR 2022): unnormalised queries and keys can push the softmax to one cell, where its
+    # gradient vanishes and the attention stays wherever it first settled (scenes README)
+    attfc_scores: str = "dot"
+    attfc_cosine_scale: float = 10.0
     dropout: float = 0.1  # our reading: BERT's dropout
     # the trunk stage whose map the ICMLM heads read: None = the last (the paper's reading: the
     # final conv map); a stage name (e.g. "layer3", stride 16) gives the heads a finer map while

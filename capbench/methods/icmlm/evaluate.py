@@ -48,6 +48,9 @@ class HeldOut:
     peak_cells: list[int] = field(default_factory=list)
     inside: list[np.ndarray] = field(default_factory=list)
     grid: tuple[int, int] | None = None  # the attention map's (h, w)
+    # the same examples' attention weight at that peak cell: 1 is all the attention on one cell
+    # (a softmax that saturated there passes almost no gradient to move it), 1 / cells uniform
+    peak_weights: list[float] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)  # for the figures
 
     @property
@@ -144,6 +147,7 @@ def evaluate_heldout(
             inside = box_mask(boxes, size, dm.longest_side, grid)
             a = att[j].float().cpu().numpy()
             out.peak_cells.append(int(a.argmax()))
+            out.peak_weights.append(float(a.max()))
             out.inside.append(inside.reshape(-1))
             if len(out.examples) < keep_examples:
                 out.examples.append(
@@ -209,6 +213,22 @@ def accuracy_by_object_count(held: HeldOut) -> dict[str, dict[str, float | int]]
         held,
         [("no_objects", count == 0), ("one_object", count == 1), ("several_objects", count > 1)],
     )
+
+
+def attention_peak_weight(held: HeldOut) -> dict[str, float]:
+    """Quartiles of the attention's weight at its peak cell over the scored examples, beside a
+    uniform map's (1 / cells). Why: an attention near 1 everywhere has saturated on one cell,
+    where the softmax passes almost no gradient, so training cannot move it to the object; one
+    near uniform is a pooling, whose peak cell is noise (scenes README, sariyildiz2020)."""
+    if not held.peak_weights or held.grid is None:
+        return {}
+    q1, median, q3 = np.quantile(np.asarray(held.peak_weights), [0.25, 0.5, 0.75])
+    return {
+        "q1": float(q1),
+        "median": float(median),
+        "q3": float(q3),
+        "uniform": 1.0 / (held.grid[0] * held.grid[1]),
+    }
 
 
 def position_prior(peak_cells: list[int], inside: list[np.ndarray]) -> float:

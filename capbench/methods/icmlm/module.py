@@ -60,6 +60,8 @@ def two_phase_cosine(epoch: int, joint: int, heads: int) -> float:
 
 
 ATTFC_KEY_NORMS = ("none", "position")
+ATTFC_SCORES = ("dot", "cosine")
+MAX_COSINE_SCALE = 100.0  # the learned scale's ceiling (Swin V2 clamps its 1/tau at 100)
 
 
 def stage_index(trunk: nn.Module, stage: str) -> int:
@@ -133,7 +135,22 @@ class AttFcHead(nn.Module):
             nn.Dropout(m.dropout),
             nn.Linear(m.attfc_hidden, n_out),
         )
+        if m.attfc_scores not in ATTFC_SCORES:
+            raise ValueError(
+                f"model.attfc_scores must be one of {ATTFC_SCORES}, got {m.attfc_scores!r}"
+            )
+        if m.attfc_scores == "cosine" and not 0 < m.attfc_cosine_scale <= MAX_COSINE_SCALE:
+            raise ValueError(
+                f"model.attfc_cosine_scale must be in (0, {MAX_COSINE_SCALE:g}], got "
+                f"{m.attfc_cosine_scale}"
+            )
         self.scale = 1.0 / math.sqrt(m.dim)
+        # cosine scores: the log of their learned scale (a parameter only in that mode)
+        self.log_scale = (
+            nn.Parameter(torch.tensor(math.log(m.attfc_cosine_scale)))
+            if m.attfc_scores == "cosine"
+            else None
+        )
 
     def forward(
         self, fmap: Tensor, states: Tensor, attention: Tensor, position: Tensor
@@ -145,7 +162,12 @@ class AttFcHead(nn.Module):
         if self.key_norm is not None:
             keyed = self.key_norm(fmap.flatten(1)).view_as(fmap)
         k = self.key(keyed).flatten(2)  # (B, d, hw)
-        att = torch.softmax(torch.einsum("bd,bdn->bn", q, k) * self.scale, dim=-1)
+        if self.log_scale is None:
+            scores = torch.einsum("bd,bdn->bn", q, k) * self.scale
+        else:
+            cos = torch.einsum("bd,bdn->bn", F.normalize(q, dim=1), F.normalize(k, dim=1))
+            scores = cos * self.log_scale.clamp(max=math.log(MAX_COSINE_SCALE)).exp()
+        att = torch.softmax(scores, dim=-1)
         attended = self.norm(torch.einsum("bn,bcn->bc", att, fmap.flatten(2)))
         if self.with_text:
             attended = torch.cat([attended, masked.to(attended.dtype)], dim=-1)

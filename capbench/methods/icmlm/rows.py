@@ -205,6 +205,7 @@ def _scored_heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tupl
     from capbench.methods.icmlm.evaluate import (
         accuracy_by_object_count,
         accuracy_by_word_kind,
+        attention_peak_weight,
         evaluate_heldout,
         heldout_metrics,
         most_frequent_concept,
@@ -233,6 +234,9 @@ def _scored_heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tupl
         peaks, covered = peak_cell_shares(held.peak_cells, held.inside, held.grid)
         extra["attention_peak_share_by_cell"] = peaks.round(4).tolist()
         extra["object_share_by_cell"] = covered.round(4).tolist()
+        extra["attention_peak_weight"] = {
+            k: round(v, 4) for k, v in attention_peak_weight(held).items()
+        }
         if cfg.row.attention_figures:
             path = out / f"{name}_peak_cells.png"
             n = len(held.peak_cells)
