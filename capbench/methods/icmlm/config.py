@@ -62,8 +62,8 @@ class ModelConfig:
     attfc_key_norm: str = "none"
     # our reading: att-fc scores a cell by the scaled dot product of query and key ("dot", as
     # the transformer's attention); "cosine" scores it by their cosine times a learned scale
-    # (started at attfc_cosine_scale), as Swin Transformer V2's scaled cosine attention (Liu et
-    # al., CVPR 2022): unnormalised queries and keys can push the softmax to one cell, where its
+    # (started at attfc_cosine_scale; Swin V2 also starts at 10), as Swin Transformer V2's scaled
+    # cosine attention (Liu et al., CVPR 2022): unnormalised queries and keys can push the softmax to one cell, where its
     # gradient vanishes and the attention stays wherever it first settled (scenes README)
     attfc_scores: str = "dot"
     attfc_cosine_scale: float = 10.0
