@@ -18,6 +18,7 @@ from capbench.methods.icmlm.evaluate import (
     HeldOut,
     accuracy_by_object_count,
     accuracy_by_word_kind,
+    attention_object_share,
     attention_peak_weight,
     box_mask,
     heldout_metrics,
@@ -95,6 +96,25 @@ def test_attention_peak_weight_quartiles_beside_a_uniform_map():
         {"q1": 0.5, "median": 1.0, "q3": 1.0, "uniform": 0.25}
     )
     assert attention_peak_weight(HeldOut()) == {}
+
+
+def test_attention_object_share_against_the_same_maps_on_other_objects():
+    """The attention's weight on the named object, beside the same maps' weight on the other
+    scored examples' objects and a uniform map's: a map that follows its object scores above
+    its prior, one that always weighs the same cells scores its prior."""
+    inside = [np.array([1, 0, 0, 0]), np.array([0, 1, 0, 0]), np.array([0, 0, 1, 1])]
+    following = [np.array([0.7, 0.1, 0.1, 0.1]), np.array([0.1, 0.7, 0.1, 0.1]),
+                 np.array([0.0, 0.0, 0.5, 0.5])]  # fmt: skip
+    held = HeldOut(maps=following, inside=inside)
+    share = attention_object_share(held)
+    # own: 0.7, 0.7, 1.0; on the other two's objects: (0.1 + 0.2) / 2, (0.1 + 0.2) / 2, 0
+    assert share["own"] == pytest.approx(100 * 2.4 / 3)
+    assert share["position_prior"] == pytest.approx(100 * 0.3 / 3)
+    assert share["uniform"] == pytest.approx(100 * 4 / 12)
+    fixed = HeldOut(maps=[np.array([0.25] * 4)] * 3, inside=inside)
+    fixed_share = attention_object_share(fixed)
+    assert fixed_share["own"] == pytest.approx(fixed_share["position_prior"])
+    assert attention_object_share(HeldOut(maps=following[:1], inside=inside[:1])) == {}
 
 
 def _model_cfg() -> ModelConfig:
@@ -475,6 +495,26 @@ def test_att_fc_cosine_scores_stay_below_their_scale_and_learn_it():
         AttFcHead(4, 6, replace(_model_cfg(), attfc_scores="cosine", attfc_cosine_scale=0.0), 5)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("attfc_scores", "l2"),
+        ("attfc_key_norm", "cells"),
+        ("attfc_norm", "layernorm"),
+        ("tfm_visual_norm", "layernorm"),
+        ("text_dtype", "float16"),
+    ],
+)
+def test_a_misspelt_model_choice_fails_when_the_config_is_read_even_in_a_row_that_ignores_it(
+    key, value
+):
+    """A tfm row never builds att-fc's head, so a choice checked only there would pass unseen."""
+    config = {**SMOKE["config"], "train": {**SMOKE["config"]["train"], "mode": "tfm"}}
+    config["model"] = {**config["model"], key: value}
+    with pytest.raises(ValueError, match=rf"model\.{key} must be one of .*got '{value}'"):
+        build_config(IcmlmConfig, config, "smoke")
+
+
 @pytest.mark.parametrize("with_text", [True, False])
 def test_att_fc_reads_the_masked_text_state_only_when_told(with_text):
     """``model.attfc_text``: the FC layers see the masked token's state beside the attended
@@ -547,6 +587,9 @@ def test_heldout_att_fc_examples_carry_their_peak_weight(smoke_dm):
     model = build_module(replace(cfg, train=replace(cfg.train, mode="att-fc")), dm)
     held = evaluate_heldout(model, dm, "val", 1000)
     assert held.grid is not None and len(held.peak_weights) == len(held.peak_cells) > 0
+    assert len(held.maps) == len(held.peak_cells)
+    assert all(m.size == held.grid[0] * held.grid[1] for m in held.maps)
+    np.testing.assert_allclose([m.sum() for m in held.maps], 1.0, atol=1e-3)
     cells = held.grid[0] * held.grid[1]
     assert all(1 / cells - 1e-6 <= w <= 1 + 1e-6 for w in held.peak_weights)
     assert attention_peak_weight(held)["uniform"] == pytest.approx(1 / cells)

@@ -11,12 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from capbench.methods.config import build_config
+from capbench.methods.icmlm.text import TEXT_DTYPES
 from capbench.methods.protocol import method_sections
+from capbench.models.feature_norm import FEATURE_NORMS
 from capbench.models.pretrained_text import MINILM
 
 MODES = ("tfm", "att-fc", "tp_label", "tp_postag")
 ICMLM_MODES = ("tfm", "att-fc")
 ROW_KINDS = ("trained", "random_init", "imagenet")
+ATTFC_KEY_NORMS = ("none", "position")
+ATTFC_SCORES = ("dot", "cosine")
+MAX_COSINE_SCALE = 100.0  # the learned scale's ceiling (Swin V2 clamps its 1/tau at 100)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,29 @@ class ModelConfig:
     # final conv map); a stage name (e.g. "layer3", stride 16) gives the heads a finer map while
     # TP_Postag and transfer still use the last one (a small-image choice, see the scenes README)
     head_layer: str | None = None
+
+    def __post_init__(self) -> None:
+        """A misspelt choice fails where the config is read, naming its field. Checked only
+        where a head is built, it would pass unnoticed in a row whose head never reads it (a
+        tfm row's ``attfc_scores``) and fail late in one that does. ``head_layer`` is checked
+        against the trunk it names a stage of, when the trunk is built."""
+        choices = {
+            "text_dtype": tuple(TEXT_DTYPES),
+            "attfc_norm": FEATURE_NORMS,
+            "tfm_visual_norm": FEATURE_NORMS,
+            "attfc_key_norm": ATTFC_KEY_NORMS,
+            "attfc_scores": ATTFC_SCORES,
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(
+                    f"model.{key} must be one of {allowed}, got {getattr(self, key)!r}"
+                )
+        if not 0 < self.attfc_cosine_scale <= MAX_COSINE_SCALE:
+            raise ValueError(
+                f"model.attfc_cosine_scale must be in (0, {MAX_COSINE_SCALE:g}], got "
+                f"{self.attfc_cosine_scale}"
+            )
 
 
 @dataclass(frozen=True)

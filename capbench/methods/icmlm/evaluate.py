@@ -51,6 +51,9 @@ class HeldOut:
     # the same examples' attention weight at that peak cell: 1 is all the attention on one cell
     # (a softmax that saturated there passes almost no gradient to move it), 1 / cells uniform
     peak_weights: list[float] = field(default_factory=list)
+    # the same examples' whole attention maps (flattened row-major, summing to 1): how much of
+    # the attention lies on the object, not only whether its arg-max cell does
+    maps: list[np.ndarray] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)  # for the figures
 
     @property
@@ -148,6 +151,7 @@ def evaluate_heldout(
             a = att[j].float().cpu().numpy()
             out.peak_cells.append(int(a.argmax()))
             out.peak_weights.append(float(a.max()))
+            out.maps.append(a.reshape(-1))
             out.inside.append(inside.reshape(-1))
             if len(out.examples) < keep_examples:
                 out.examples.append(
@@ -228,6 +232,26 @@ def attention_peak_weight(held: HeldOut) -> dict[str, float]:
         "median": float(median),
         "q3": float(q3),
         "uniform": 1.0 / (held.grid[0] * held.grid[1]),
+    }
+
+
+def attention_object_share(held: HeldOut) -> dict[str, float]:
+    """The mean share of the attention (percent of its weight) on the named object's cells,
+    beside the same maps' share on the *other* scored examples' objects (their position prior,
+    as :func:`position_prior` is the arg-max's) and a uniform map's (the cells' share on the
+    object). Why: the arg-max check asks whether the single heaviest cell is on the object; an
+    attention that moves weight toward the object without moving its peak there shows only
+    here. A diagnostic beside the peak rate, not a claim (scenes README, sariyildiz2020)."""
+    if len(held.maps) < 2:
+        return {}
+    maps = np.stack(held.maps).astype(np.float64)  # (n, cells)
+    hits = np.stack(held.inside).astype(np.float64)
+    own = (maps * hits).sum(axis=1)
+    others = (maps @ hits.sum(axis=0) - own) / (len(maps) - 1)  # every other example's boxes
+    return {
+        "own": 100.0 * float(own.mean()),
+        "position_prior": 100.0 * float(others.mean()),
+        "uniform": 100.0 * float(hits.mean()),
     }
 
 

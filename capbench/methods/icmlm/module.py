@@ -34,6 +34,7 @@ from capbench.methods.config import as_config, config_dict
 from capbench.methods.empty_batch import empty_batch_loss
 from capbench.methods.icmlm.config import (
     ICMLM_MODES,
+    MAX_COSINE_SCALE,
     ConceptsConfig,
     IcmlmConfig,
     ModelConfig,
@@ -57,11 +58,6 @@ def two_phase_cosine(epoch: int, joint: int, heads: int) -> float:
     epochs, then again from 1 over the ``heads`` head-only ones (as CosineAnnealingLR steps)."""
     e, n = (epoch, joint) if epoch < joint else (epoch - joint, heads)
     return 0.5 * (1.0 + math.cos(math.pi * e / max(1, n)))
-
-
-ATTFC_KEY_NORMS = ("none", "position")
-ATTFC_SCORES = ("dot", "cosine")
-MAX_COSINE_SCALE = 100.0  # the learned scale's ceiling (Swin V2 clamps its 1/tau at 100)
 
 
 def stage_index(trunk: nn.Module, stage: str) -> int:
@@ -120,10 +116,6 @@ class AttFcHead(nn.Module):
         super().__init__()
         self.query = nn.Linear(text_dim, m.dim)
         self.key = nn.Conv2d(channels, m.dim, 1)
-        if m.attfc_key_norm not in ATTFC_KEY_NORMS:
-            raise ValueError(
-                f"model.attfc_key_norm must be one of {ATTFC_KEY_NORMS}, got {m.attfc_key_norm!r}"
-            )
         # per channel and cell: sized at the first batch (the map's grid follows the image size)
         self.key_norm = nn.LazyBatchNorm1d(affine=False) if m.attfc_key_norm == "position" else None
         self.with_text = m.attfc_text
@@ -135,15 +127,6 @@ class AttFcHead(nn.Module):
             nn.Dropout(m.dropout),
             nn.Linear(m.attfc_hidden, n_out),
         )
-        if m.attfc_scores not in ATTFC_SCORES:
-            raise ValueError(
-                f"model.attfc_scores must be one of {ATTFC_SCORES}, got {m.attfc_scores!r}"
-            )
-        if m.attfc_scores == "cosine" and not 0 < m.attfc_cosine_scale <= MAX_COSINE_SCALE:
-            raise ValueError(
-                f"model.attfc_cosine_scale must be in (0, {MAX_COSINE_SCALE:g}], got "
-                f"{m.attfc_cosine_scale}"
-            )
         self.scale = 1.0 / math.sqrt(m.dim)
         # cosine scores: the log of their learned scale (a parameter only in that mode)
         self.log_scale = (

@@ -205,6 +205,7 @@ def _scored_heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tupl
     from capbench.methods.icmlm.evaluate import (
         accuracy_by_object_count,
         accuracy_by_word_kind,
+        attention_object_share,
         attention_peak_weight,
         evaluate_heldout,
         heldout_metrics,
@@ -236,6 +237,9 @@ def _scored_heldout(cfg: IcmlmRow, ctx: RowContext, model: Any, dm: Any) -> tupl
         extra["object_share_by_cell"] = covered.round(4).tolist()
         extra["attention_peak_weight"] = {
             k: round(v, 4) for k, v in attention_peak_weight(held).items()
+        }
+        extra["attention_object_share"] = {
+            k: round(v, 2) for k, v in attention_object_share(held).items()
         }
         if cfg.row.attention_figures:
             path = out / f"{name}_peak_cells.png"
