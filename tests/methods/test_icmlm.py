@@ -238,6 +238,40 @@ def test_a_training_example_masks_one_concept_it_can_be_scored_on(smoke_dm):
         assert batch["labels"][j].sum() == len(set(rec.labels))
 
 
+def test_object_word_share_masks_the_words_that_name_an_object(smoke_dm, tiny_scenes):
+    """``concepts.object_word_share: 1``: every training draw masks a word that names an object
+    category (a shape) wherever the image's captions have one, and any concept where they have
+    none; evaluation draws as at 0; at 0 the draws are those of before the option."""
+    from capbench.methods.icmlm.train import build_datamodule
+
+    cfg, dm0 = smoke_dm
+    data = {"source": "coco", "root": str(tiny_scenes / "coco")}
+    objects = replace(cfg, concepts=replace(cfg.concepts, object_word_share=1.0))
+    dm1 = build_datamodule(objects, data)
+    dm1.setup("fit")
+    cc, shapes = dm1.concept_captions("train"), set(dm1.categories)
+    train, held = dm1.example_set("train", train=True), dm1.example_set("train", train=False)
+    plain = dm0.example_set("train", train=True)
+    drawn_words, named_somewhere = [], 0
+    for index in range(len(train)):
+        words = {cc.token(index, c, p) for c, p in cc.examples(index)}
+        torch.manual_seed(index)
+        ((caption, position),) = train.draw(index)
+        word = cc.token(index, caption, position)
+        if words & shapes:
+            named_somewhere += 1
+            assert word in shapes, (index, word, words)
+        drawn_words.append(word)
+        assert held.draw(index) == dm0.example_set("train", train=False).draw(index)
+        torch.manual_seed(index)
+        at_zero = plain.draw(index)
+        torch.manual_seed(index)
+        assert at_zero == [cc.examples(index)[int(torch.randint(len(cc.examples(index)), ()))]]
+    assert named_somewhere > 0 and set(drawn_words) & shapes
+    with pytest.raises(ValueError, match=r"concepts\.object_word_share must be in \[0, 1\]"):
+        replace(cfg.concepts, object_word_share=1.5)
+
+
 def test_several_masked_captions_per_image_share_its_feature_map(smoke_dm):
     """``concepts.masks_per_image: 3``: each image brings 3 distinct masked (caption, concept)
     pairs, each scored against its own image's map, not another's."""

@@ -119,10 +119,22 @@ class ConceptsConfig:
     # draws n (caption, concept) pairs of the image, which share one trunk pass (n times the
     # masked-word supervision per trunk step, for budgets where trunk steps are what is scarce)
     masks_per_image: int = 1
+    # our reading: the masked token is drawn uniformly from the image's concept tokens (0.0).
+    # With share p, a training draw is, with probability p, one of the tokens that name an
+    # object category (COCO's instance categories; on scenes the shapes) where the image's
+    # captions have one. Most concept words (colours, places, backgrounds) can be read off any
+    # part of the image, so the head has little reason to look at the object the caption names;
+    # a word that names the object can only be read off that object (scenes README, "Masking
+    # the object words"). Evaluation masks as at 0
+    object_word_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.masks_per_image < 1:
             raise ValueError(f"concepts.masks_per_image must be >= 1, got {self.masks_per_image}")
+        if not 0.0 <= self.object_word_share <= 1.0:
+            raise ValueError(
+                f"concepts.object_word_share must be in [0, 1], got {self.object_word_share}"
+            )
 
 
 @dataclass(frozen=True)

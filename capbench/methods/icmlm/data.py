@@ -37,8 +37,10 @@ class ConceptCaptions:
         tokenizer: Any,
         concepts: Sequence[str],
         max_len: int,
+        object_words: Sequence[str] = (),
     ) -> None:
         self.concepts = list(concepts)
+        self.object_words = frozenset(object_words)  # category names: see examples(objects=)
         self.index = {w: i for i, w in enumerate(self.concepts)}
         self.mask_id = int(tokenizer.mask_token_id)
         self.pad_id = int(tokenizer.pad_token_id)
@@ -72,7 +74,8 @@ class ConceptCaptions:
         if n < 0:
             raise ValueError(f"examples to keep per image must be >= 0, got {n}")
         self.kept, self.kept_seed = int(n), int(seed)
-        self._kept: dict[int, list[tuple[int, int]]] = {}  # record -> its subset, drawn once
+        # (record, objects only) -> its subset, drawn once
+        self._kept: dict[tuple[int, bool], list[tuple[int, int]]] = {}
 
     def masked(self, record: int, caption: int, position: int) -> tuple[Tensor, int]:
         """(ids with ``position`` replaced by [MASK], the concept index it held)."""
@@ -87,17 +90,22 @@ class ConceptCaptions:
     def bind(self, tokenizer: Any) -> None:
         self._tokens = {i: t for t, i in tokenizer.get_vocab().items()}
 
-    def examples(self, record: int) -> list[tuple[int, int]]:
+    def examples(self, record: int, objects: bool = False) -> list[tuple[int, int]]:
         """Every (caption, position) of a record that can be masked, or the fixed subset of
-        them that :meth:`keep_examples` set."""
+        them that :meth:`keep_examples` set. ``objects``: only those whose token is one of the
+        ``object_words`` (all of them where none is), the subset drawn from those."""
         every = [(c, p) for c, ps in enumerate(self.positions[record]) for p in ps]
+        if objects:
+            named = [(c, p) for c, p in every if self.token(record, c, p) in self.object_words]
+            every = named or every
         if not self.kept or len(every) <= self.kept:
             return every
-        if record not in self._kept:  # every training item asks: drawn once per record
+        key = (record, objects)
+        if key not in self._kept:  # every training item asks: drawn once per record
             g = torch.Generator().manual_seed(self.kept_seed * 1_000_003 + record)
             keep = sorted(torch.randperm(len(every), generator=g)[: self.kept].tolist())
-            self._kept[record] = [every[k] for k in keep]
-        return self._kept[record]
+            self._kept[key] = [every[k] for k in keep]
+        return self._kept[key]
 
 
 class IcmlmTrainSet(Dataset):
@@ -111,20 +119,26 @@ class IcmlmTrainSet(Dataset):
         n_categories: int,
         sample: bool = True,
         masks: int = 1,
+        object_word_share: float = 0.0,
     ) -> None:
         self.images = images
         self.text = text
         self.n_categories = n_categories
         self.sample = sample
         self.masks = masks
+        self.object_word_share = object_word_share  # concepts.object_word_share (training)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def draw(self, index: int) -> list[tuple[int, int]]:
         """``masks`` (caption, position) pairs of record ``index``: distinct while it has enough,
-        then drawn again; [] when no caption holds a concept."""
-        options = self.text.examples(index)
+        then drawn again; [] when no caption holds a concept. With an ``object_word_share``
+        the item's draws come, with that probability, from its object words alone."""
+        share = self.object_word_share if self.sample else 0.0
+        # no extra random draw at 0 or 1: the examples drawn at 0 stay those of before the option
+        objects = share >= 1.0 or (share > 0.0 and float(torch.rand(())) < share)
+        options = self.text.examples(index, objects=objects)
         if not options:
             return []
         n = len(options)
@@ -255,7 +269,12 @@ class IcmlmDataModule(CaptionDataModule):
     def concept_captions(self, split: str) -> ConceptCaptions:
         if split not in self._captions:
             cc = ConceptCaptions(
-                self.records(split), self.text_tokenizer, self.concepts, self.text_max_len
+                self.records(split),
+                self.text_tokenizer,
+                self.concepts,
+                self.text_max_len,
+                # only asked for when used: a layout without instances can still mask at 0
+                object_words=self.categories if self.concepts_cfg.object_word_share else (),
             )
             cc.bind(self.text_tokenizer)
             self._captions[split] = cc
@@ -266,7 +285,12 @@ class IcmlmDataModule(CaptionDataModule):
         assert isinstance(images, ImagesDataset)
         masks = self.concepts_cfg.masks_per_image if train else 1
         return IcmlmTrainSet(
-            images, self.concept_captions(split), len(self.categories), sample=train, masks=masks
+            images,
+            self.concept_captions(split),
+            len(self.categories),
+            sample=train,
+            masks=masks,
+            object_word_share=self.concepts_cfg.object_word_share,
         )
 
     def setup(self, stage: str | None = None) -> None:
