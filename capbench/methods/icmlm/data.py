@@ -273,8 +273,7 @@ class IcmlmDataModule(CaptionDataModule):
                 self.text_tokenizer,
                 self.concepts,
                 self.text_max_len,
-                # only asked for when used: a layout without instances can still mask at 0
-                object_words=self.categories if self.concepts_cfg.object_word_share else (),
+                object_words=self.categories,
             )
             cc.bind(self.text_tokenizer)
             self._captions[split] = cc
