@@ -91,7 +91,10 @@ def test_position_prior_by_hand():
 def test_attention_peak_weight_quartiles_beside_a_uniform_map():
     """The peak cell's weight over the scored examples: its quartiles, and 1 / cells for a
     uniform map; nothing when no attention was scored."""
-    held = HeldOut(peak_weights=[1.0, 0.25, 0.5, 1.0, 1.0], grid=(2, 2))
+    peaks = [1.0, 0.25, 0.5, 1.0, 1.0]  # a 2 x 2 map's weight at its peak cell
+    maps = [np.array([w] + [(1 - w) / 3] * 3) for w in peaks]
+    held = HeldOut(maps=maps, grid=(2, 2))
+    assert held.peak_weights == pytest.approx(peaks)
     assert attention_peak_weight(held) == pytest.approx(
         {"q1": 0.5, "median": 1.0, "q3": 1.0, "uniform": 0.25}
     )
@@ -268,6 +271,23 @@ def test_object_word_share_masks_the_words_that_name_an_object(smoke_dm, tiny_sc
         torch.manual_seed(index)
         assert at_zero == [cc.examples(index)[int(torch.randint(len(cc.examples(index)), ()))]]
     assert named_somewhere > 0 and set(drawn_words) & shapes
+    # share 0.5: an image with both kinds of word draws a shape name about half the time plus
+    # its uniform share of the other half, and still draws the other words
+    half = build_datamodule(
+        replace(cfg, concepts=replace(cfg.concepts, object_word_share=0.5)), data
+    )
+    half.setup("fit")
+    mixed = half.example_set("train", train=True)
+
+    def shape_rate(i: int) -> float:  # a uniform draw's odds of a shape name in image i
+        return float(np.mean([cc.token(i, c, p) in shapes for c, p in cc.examples(i)] or [0]))
+
+    index = min((i for i in range(len(mixed)) if shape_rate(i) > 0), key=shape_rate)
+    uniform = shape_rate(index)
+    assert uniform < 0.5  # so a draw that ignored the share would fall below the bound
+    torch.manual_seed(0)
+    named = np.mean([cc.token(index, *mixed.draw(index)[0]) in shapes for _ in range(400)])
+    assert 0.5 + 0.5 * uniform - 0.1 < named < 1.0
     with pytest.raises(ValueError, match=r"concepts\.object_word_share must be in \[0, 1\]"):
         replace(cfg.concepts, object_word_share=1.5)
 

@@ -67,9 +67,10 @@ class ModelConfig:
     attfc_key_norm: str = "none"
     # our reading: att-fc scores a cell by the scaled dot product of query and key ("dot", as
     # the transformer's attention); "cosine" scores it by their cosine times a learned scale
-    # (started at attfc_cosine_scale; Swin V2 also starts at 10), as Swin Transformer V2's scaled
-    # cosine attention (Liu et al., CVPR 2022): unnormalised queries and keys can push the softmax to one cell, where its
-    # gradient vanishes and the attention stays wherever it first settled (scenes README)
+    # (started at attfc_cosine_scale; Swin V2 also starts at 10), as Swin Transformer V2's
+    # scaled cosine attention (Liu et al., CVPR 2022): unnormalised queries and keys can push
+    # the softmax to one cell, where its gradient vanishes and the attention stays wherever it
+    # first settled (scenes README)
     attfc_scores: str = "dot"
     attfc_cosine_scale: float = 10.0
     dropout: float = 0.1  # our reading: BERT's dropout
@@ -125,7 +126,7 @@ class ConceptsConfig:
     # captions have one. Most concept words (colours, places, backgrounds) can be read off any
     # part of the image, so the head has little reason to look at the object the caption names;
     # a word that names the object can only be read off that object (scenes README, "Masking
-    # the object words"). Evaluation masks as at 0
+    # the words that name an object"). Evaluation masks as at 0
     object_word_share: float = 0.0
 
     def __post_init__(self) -> None:

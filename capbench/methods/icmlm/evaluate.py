@@ -48,9 +48,6 @@ class HeldOut:
     peak_cells: list[int] = field(default_factory=list)
     inside: list[np.ndarray] = field(default_factory=list)
     grid: tuple[int, int] | None = None  # the attention map's (h, w)
-    # the same examples' attention weight at that peak cell: 1 is all the attention on one cell
-    # (a softmax that saturated there passes almost no gradient to move it), 1 / cells uniform
-    peak_weights: list[float] = field(default_factory=list)
     # the same examples' whole attention maps (flattened row-major, summing to 1): how much of
     # the attention lies on the object, not only whether its arg-max cell does
     maps: list[np.ndarray] = field(default_factory=list)
@@ -60,6 +57,12 @@ class HeldOut:
     def peaks(self) -> list[bool]:
         """Per scored example: does the attention's peak cell lie on the named object."""
         return [bool(m[c]) for c, m in zip(self.peak_cells, self.inside, strict=True)]
+
+    @property
+    def peak_weights(self) -> list[float]:
+        """Per scored example: the attention's weight at its peak cell. 1 is all the attention
+        on one cell (a softmax that saturated there passes almost no gradient to move it)."""
+        return [float(m.max()) for m in self.maps]
 
     @property
     def chance(self) -> list[float]:
@@ -150,7 +153,6 @@ def evaluate_heldout(
             inside = box_mask(boxes, size, dm.longest_side, grid)
             a = att[j].float().cpu().numpy()
             out.peak_cells.append(int(a.argmax()))
-            out.peak_weights.append(float(a.max()))
             out.maps.append(a.reshape(-1))
             out.inside.append(inside.reshape(-1))
             if len(out.examples) < keep_examples:
@@ -251,7 +253,7 @@ def attention_object_share(held: HeldOut) -> dict[str, float]:
     return {
         "own": 100.0 * float(own.mean()),
         "position_prior": 100.0 * float(others.mean()),
-        "uniform": 100.0 * float(hits.mean()),
+        "uniform": 100.0 * float(np.mean(held.chance)),
     }
 
 
