@@ -63,14 +63,14 @@ class ModelConfig:
     # standardises each channel at each cell over the batch (running statistics in evaluation)
     # before the key projection, so that what one cell always holds (a border's zero padding, a
     # position the objects favour) cannot outweigh what the image holds there: the attention's
-    # scores then rank cells by their content (a small-image remedy, see the scenes README)
+    # scores then rank cells by their content (a small-image remedy: scenes_measurements.md)
     attfc_key_norm: str = "none"
     # our reading: att-fc scores a cell by the scaled dot product of query and key ("dot", as
     # the transformer's attention); "cosine" scores it by their cosine times a learned scale
     # (started at attfc_cosine_scale; Swin V2 also starts at 10), as Swin Transformer V2's
     # scaled cosine attention (Liu et al., CVPR 2022): unnormalised queries and keys can push
     # the softmax to one cell, where its gradient vanishes and the attention stays wherever it
-    # first settled (scenes README)
+    # first settled (benchmarks/sariyildiz2020/scenes_measurements.md)
     attfc_scores: str = "dot"
     attfc_cosine_scale: float = 10.0
     dropout: float = 0.1  # our reading: BERT's dropout
@@ -125,8 +125,8 @@ class ConceptsConfig:
     # object category (COCO's instance categories; on scenes the shapes) where the image's
     # captions have one. Most concept words (colours, places, backgrounds) can be read off any
     # part of the image, so the head has little reason to look at the object the caption names;
-    # a word that names the object can only be read off that object (scenes README, "Masking
-    # the words that name an object"). Evaluation masks as at 0
+    # a word that names the object can only be read off that object (scenes_measurements.md,
+    # "Masking the words that name an object"). Evaluation masks as at 0
     object_word_share: float = 0.0
 
     def __post_init__(self) -> None:
@@ -161,17 +161,19 @@ class TrainConfig:
     # random translations of the training images by up to this many pixels each way (reflected
     # edges; capbench.data.images.build_transform's shift), independent of the flips: 0 = none.
     # Without them a trunk trained from scratch memorises the 3,000 scenes training images
-    # after a few epochs instead of learning the shapes (scenes README, "Memorised, not learnt")
+    # after a few epochs instead of learning the shapes (benchmarks/sariyildiz2020/
+    # scenes_measurements.md, "Memorised, not learnt")
     shift: int = 0
     # epochs of the ICMLM head alone after the joint ones, on the frozen trunk's maps computed
-    # once (un-augmented): 0 = the paper's joint training only. A small-budget addition (the
-    # scenes README: the heads start to read the image after ~1,000 steps, the trunk's budget
+    # once (un-augmented): 0 = the paper's joint training only. A small-budget addition
+    # (scenes_measurements.md: the heads start to read the image after ~1,000 steps, the budget
     # gives ~280); the transferred trunk is the joint training's, untouched by this phase
     head_epochs: int = 0
     # the head-only epochs draw each image's masked caption from a fixed subset of this many of
     # its (caption, word) pairs, chosen by the seed (0: from all of them, anew each epoch). With
     # a subset the frozen encoder's cache serves every head step after the first few epochs, so
-    # thousands of head steps cost about what the head costs (scenes README, "Head-only steps")
+    # thousands of head steps cost about what the head costs (scenes_measurements.md,
+    # "Head-only steps")
     head_examples_per_image: int = 0
 
     def __post_init__(self) -> None:
