@@ -27,11 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from capbench.data.images import build_transform, load_rgb
+    from capbench.commands.user_image import readable_image
+    from capbench.data.images import build_transform
     from capbench.methods.caption_fusion.captioning import RegionCaptionerModule, load_captioner
 
-    if not args.image.is_file():
-        raise SystemExit(f"capbench caption: no such image file: {args.image}")
+    img = readable_image(args.image, "caption")
     if not args.checkpoint.is_file():
         raise SystemExit(f"capbench caption: no such checkpoint: {args.checkpoint}")
     model = load_captioner(args.checkpoint)
@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
         kind = "a region captioner" if is_regions else "a Show-and-Tell captioner"
         hint = "add --regions" if is_regions else "drop --regions"
         raise SystemExit(f"capbench caption: {args.checkpoint} is {kind}: {hint}")
-    img = load_rgb(str(args.image))
     side = model.cfg.image_size
     x = build_transform(longest_side=side, pad_to_square=not is_regions)(img)[None]
     with torch.no_grad():

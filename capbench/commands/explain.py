@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from capbench.commands.user_image import readable_image
     from capbench.methods.semantic_retrieval.figures import explain_pair
     from capbench.methods.semantic_retrieval.index import load_index
     from capbench.methods.semantic_retrieval.train import load_semantic_retrieval
@@ -40,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint is None:
         raise SystemExit("capbench explain: give --checkpoint CKPT (or --index DIR)")
     for path in (args.image_a, args.image_b):
-        if not Path(path).is_file():
-            raise SystemExit(f"capbench explain: no such image file: {path}")
+        readable_image(path, "explain")
     model = load_semantic_retrieval(checkpoint).eval()
     pair, g = explain_pair(model, args.image_a, args.image_b, side, k=args.k)
     args.out.parent.mkdir(parents=True, exist_ok=True)

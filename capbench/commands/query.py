@@ -149,12 +149,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import torch
 
+    from capbench.commands.user_image import readable_image
     from capbench.methods.semantic_retrieval.index import load_index
     from capbench.methods.semantic_retrieval.train import load_image_tensor, load_semantic_retrieval
 
-    if not Path(args.image).is_file():
-        print(f"capbench query: no such image file: {args.image}", file=sys.stderr)
-        return 1
+    readable_image(args.image, "query")
     try:
         index = load_index(args.index)
     except FileNotFoundError as err:

@@ -133,8 +133,9 @@ def test_explain_writes_the_pair(index_dir, tmp_path, capsys):
 def test_missing_image_or_index_is_one_clear_line(index_dir, tmp_path, capsys):
     out, query, _ = index_dir
     absent = tmp_path / "absent.jpg"
-    assert main(["query", str(absent), "--index", str(out)]) == 1
-    assert capsys.readouterr().err.strip() == f"capbench query: no such image file: {absent}"
+    with pytest.raises(SystemExit) as exc:
+        main(["query", str(absent), "--index", str(out)])
+    assert exc.value.code == f"capbench query: no such image file: {absent}"
     assert main(["query", str(query), "--index", str(tmp_path / "noindex")]) == 1
     err = capsys.readouterr().err
     assert "noindex" in err and "--build-index" in err and "Traceback" not in err
