@@ -431,19 +431,33 @@ def start_fresh(jobs: Iterable[RowJob]) -> None:
 
 def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     """Run jobs one after another in this process, with a progress line per row; a failing
-    row is reported (with its traceback) and the others still run. In a DDP run every rank runs
-    the rows; the lines of ranks other than 0 (which writes the records) say which rank."""
+    row is reported (with its traceback) and the others still run. A row of another table with
+    the same (profile, seed, config) as one that failed is reported as failed without running
+    it again: it is the same computation, so it would fail the same way, after the same
+    training time. In a DDP run every rank runs the rows; the lines of ranks other than 0
+    (which writes the records) say which rank."""
     out = out or sys.stdout
     rank = f"(rank {launch_rank()}) " if launch_rank() else ""
     jobs = list(jobs)
     start_fresh(jobs)
     outcomes: list[Outcome] = []
     shared: dict[tuple[str, int, str], _Done] = {}
+    failed: dict[tuple[str, int, str], Outcome] = {}
     t_start = time.perf_counter()
     for i, job in enumerate(jobs, 1):
         print(
             f"{rank}[{i}/{len(jobs)}] {job.name} ... (workdir {job.workdir})", file=out, flush=True
         )
+        earlier = failed.get(_shared_key(job))
+        if earlier is not None:
+            print(
+                f"{rank}[{i}/{len(jobs)}] FAILED {job.name}: not run again, its config is that "
+                f"of {earlier.job.name}, which failed above: {earlier.error}",
+                file=out,
+                flush=True,
+            )
+            outcomes.append(Outcome(job, False, 0.0, earlier.error))
+            continue
         t0 = time.perf_counter()
         try:
             rec = execute(job, shared)
@@ -456,6 +470,7 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
                 flush=True,
             )
             outcomes.append(Outcome(job, False, secs, f"{type(err).__name__}: {err}"))
+            failed[_shared_key(job)] = outcomes[-1]
             continue
         secs = time.perf_counter() - t0
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in rec.metrics.items())

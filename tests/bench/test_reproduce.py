@@ -157,6 +157,18 @@ def test_target_dataset_root_gets_a_fingerprint(cli, toy, results):
     assert len(rec.dataset["fingerprint"]["sha256"]) == 64
 
 
+def test_a_failed_config_is_not_run_again_for_another_table(cli, results):
+    # t1/a and t2/a2 share a config: when a fails, a2 is reported failed without a second try
+    rc, out, err = cli(
+        "reproduce", "toypaper", "--rows", "a,a2", "--set", "trainer.crash_once=true"
+    )
+    assert rc == 1
+    assert "FAILED toypaper/t1/a " in out and "FAILED toypaper/t2/a2 " in out
+    assert "not run again, its config is that of toypaper/t1/a " in out
+    assert err.count("Traceback") == 1 and "2 row(s) failed" in err
+    assert not iter_record_paths(results, "toypaper")
+
+
 def test_row_reuses_the_record_of_the_same_config_in_another_table(cli, results):
     assert cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")[0] == 0
     rc, out, _ = cli("reproduce", "toypaper", "--table", "t2", "--rows", "a2")
