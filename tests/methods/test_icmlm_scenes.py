@@ -91,7 +91,9 @@ def test_scenes_trunks_beat_random_init_and_tfm_beats_the_most_frequent_concept(
     "and ~6,000 head steps, att-fc's dot-product attention saturates on a left-column cell and "
     "its cosine option peaks 2.7-8.5 points above its position prior on 3 head seeds, and "
     "8.3-12.6 when every training draw masks a shape name (concepts.object_word_share: 1), "
-    "which does not help a trunk trained from scratch; benchmarks/sariyildiz2020/README.md and "
+    "which does not help a trunk trained from scratch; the captions do carry the shapes "
+    "(TP_Postag on the shape concepts alone learns them about as TP_Label does), but the other "
+    "concepts crowd them out; benchmarks/sariyildiz2020/README.md and "
     "scenes_measurements.md",
 )
 def test_scenes_masked_words_are_predicted_from_the_image(scenes_metrics):
