@@ -44,8 +44,13 @@ def main(argv: list[str]) -> int:
         "args": args,
         "save_config_kwargs": {"overwrite": True},
         "auto_configure_optimizers": False,
-        # checkpoints as every capbench fit writes them: atomically, beside their target
-        "trainer_defaults": {"callbacks": [RngState()], "plugins": [AtomicCheckpointIO()]},
+        # checkpoints as every capbench fit writes them: atomically, beside their target. Named
+        # by class path, not given as an instance: jsonargparse cannot write an instance back,
+        # so `--print_config` and the config.yaml saved with each fit would not load again
+        "trainer_defaults": {
+            "callbacks": [RngState()],
+            "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.AtomicCheckpointIO"}],
+        },
     }
     if name is None:
         LightningCLI(L.LightningModule, None, subclass_mode_model=True, **common)

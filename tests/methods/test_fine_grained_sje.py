@@ -183,12 +183,23 @@ def test_word2vec_and_attribute_encoders_get_their_tables_from_the_data(tiny_sce
             assert dm.word_vectors.abs().sum(1).gt(0).sum() > 10  # words with a vector
 
 
-def test_lightning_cli_fit_trains_on_the_fixed_features(tiny_scenes, tmp_path):
+def test_lightning_cli_fit_trains_on_the_fixed_features(tiny_scenes, tmp_path, monkeypatch):
     """``capbench fit --model fine_grained_sje``: the DataModule builds Reed's feature batches
     from the module's config sections, the module's encoder is sized by the data (linked at
-    instantiation), and training runs the linked number of epochs and saves a checkpoint."""
+    instantiation), and training runs the linked number of epochs and saves a checkpoint,
+    through capbench's atomic checkpoint writer."""
     from capbench.commands.lightning import main
+    from capbench.methods.checkpoint_io import AtomicCheckpointIO
     from capbench.methods.fine_grained_sje.module import FineGrainedSJE
+
+    saved: list[str] = []
+    real_save = AtomicCheckpointIO.save_checkpoint
+
+    def counted(self, checkpoint, path, storage_options=None):
+        saved.append(str(path))
+        return real_save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", counted)
 
     argv = ["fit", "--model", "fine_grained_sje",
             "--model.model", '{"encoder": "bow", "image_source": "backbone", "backbone": "timm::resnet18", "allow_random_init": true, "resize": 40, "crop": 32}',
@@ -199,6 +210,7 @@ def test_lightning_cli_fit_trains_on_the_fixed_features(tiny_scenes, tmp_path):
     assert main(argv) == 0
     ckpts = sorted((tmp_path / "run").rglob("*.ckpt"))
     assert ckpts, "LightningCLI saved no checkpoint"
+    assert str(ckpts[-1]) in saved
     ckpt = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
     dm = build_datamodule(
         _smoke_config(batch_size=8), {"source": "cub", "root": tiny_scenes / "cub"}

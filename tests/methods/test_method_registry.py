@@ -88,6 +88,29 @@ def test_lightning_cli_prints_the_config_fields(name, capsys):
 
 
 @pytest.mark.parametrize("name", METHODS)
+def test_a_printed_config_loads_again(name, capsys, tmp_path):
+    """``capbench fit --model NAME --print_config > cfg.yaml`` then ``--config cfg.yaml``: the
+    file parses back to the same config (LightningCLI saves the same file beside every fit)."""
+    from capbench.commands.lightning import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model", name, "--print_config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "Unable to serialize" not in printed
+    path = tmp_path / "cfg.yaml"
+    path.write_text(printed)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model", name, "--config", str(path), "--print_config"])
+    assert exit_info.value.code == 0
+    again = yaml.safe_load(capsys.readouterr().out)
+    assert again == yaml.safe_load(printed)
+    assert again["trainer"]["plugins"] == [
+        {"class_path": "capbench.methods.checkpoint_io.AtomicCheckpointIO"}
+    ]
+
+
+@pytest.mark.parametrize("name", METHODS)
 def test_trains_and_resumes_exactly_after_an_interruption(name, tiny_scenes, tmp_path):
     """A few steps from the smoke config; a run interrupted mid-epoch and started again ends
     with exactly the weights of an uninterrupted run."""
