@@ -87,6 +87,12 @@ def _user_encoder(args: argparse.Namespace) -> tuple[dict, str, str]:
         weights = Path(args.weights).resolve()
         if not weights.is_file():
             raise ValueError(f"--weights {weights}: not a file")
+        from capbench.models.backbones import BackboneWeightsError, create_backbone
+
+        try:  # here, not seconds later inside the row: a wrong file or trunk is the user's to fix
+            create_backbone(args.backbone, weights)
+        except (BackboneWeightsError, KeyError) as err:
+            raise ValueError(f"--weights with --backbone {args.backbone}: {err.args[0]}") from err
         encoder = {
             "kind": "pretrained",
             "backbone": args.backbone,
@@ -101,9 +107,14 @@ def _user_encoder(args: argparse.Namespace) -> tuple[dict, str, str]:
     from capbench.registry import import_object
 
     try:
-        import_object(args.encoder)
+        build = import_object(args.encoder)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"--encoder {args.encoder}: {err}") from err
+    if not callable(build):
+        raise ValueError(
+            f"--encoder {args.encoder}: a {type(build).__name__}, not a function that builds "
+            "the encoder"
+        )
     name = args.name or args.encoder.rsplit(":", 1)[1]
     return {"kind": "callable", "build": args.encoder}, name, args.label or args.encoder
 

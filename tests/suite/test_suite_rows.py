@@ -44,6 +44,8 @@ BYO = textwrap.dedent(
 
     def build_wrong():
         return "not a module"
+
+    NOT_A_FUNCTION = 3
     """
 )
 
@@ -120,6 +122,30 @@ def test_bad_user_encoders_are_refused_clearly(user_dir, capsys):
                  "--profile", "ci"]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert "returned str; expected an nn.Module" in err
+    assert main(["suite", "--encoder", "byo_encoder:NOT_A_FUNCTION", "--dry-run"]) == 2
+    assert "byo_encoder:NOT_A_FUNCTION: a int, not a function" in capsys.readouterr().err
+
+
+def test_bad_trunk_weights_are_refused_before_any_row(user_dir, capsys, tmp_path):
+    import torch
+
+    from capbench.models.backbones import create_backbone
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    assert main(["suite", "--weights", str(garbage), "--backbone", "timm::resnet18",
+                 "--dry-run"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert str(garbage) in err and "not a torch checkpoint" in err and "would write" not in err
+    trunk, _ = create_backbone("timm::resnet18")
+    weights = tmp_path / "r18.pth"
+    torch.save(trunk.state_dict(), weights)
+    assert main(["suite", "--weights", str(weights), "--backbone", "timm::resnet50",
+                 "--dry-run"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--backbone timm::resnet50" in err and "do not match" in err
+    assert main(["suite", "--weights", str(weights), "--backbone", "resnet18", "--dry-run"]) == 2
+    assert "must look like" in capsys.readouterr().err
 
 
 def test_a_paper_rows_encoder_is_that_rows_checkpoint(user_dir, capsys):
