@@ -108,6 +108,16 @@ def parse_name(name: str) -> tuple[str, str]:
     return family, arch
 
 
+def _load_failure(err: Exception) -> str:
+    """What ``torch.load(weights_only=True)`` found wrong, without its advice to retry with
+    ``weights_only=False`` (which would run whatever code the file holds)."""
+    text = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].split("Check the documentation", 1)[0]
+    return " ".join(text.split()) or type(err).__name__
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a local weights file: a state dict, or a checkpoint holding one."""
     path = Path(path)
@@ -116,7 +126,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise BackboneWeightsError(f"{path}: not a torch checkpoint ({err})") from err
+        raise BackboneWeightsError(
+            f"{path}: not a torch checkpoint of tensors ({_load_failure(err)}); capbench reads "
+            "weights without running pickled code: give a state dict saved with "
+            "torch.save(model.state_dict(), path), or a checkpoint holding one"
+        ) from err
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj.get(key), Mapping):
