@@ -40,10 +40,9 @@ def run(args: argparse.Namespace) -> int:
         side = side or index.longest_side
     if checkpoint is None:
         raise SystemExit("capbench explain: give --checkpoint CKPT (or --index DIR)")
-    for path in (args.image_a, args.image_b):
-        readable_image(path, "explain")
+    image_a, image_b = (readable_image(path, "explain") for path in (args.image_a, args.image_b))
     model = load_semantic_retrieval(checkpoint).eval()
-    pair, g = explain_pair(model, args.image_a, args.image_b, side, k=args.k)
+    pair, g = explain_pair(model, image_a, image_b, side, k=args.k)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pair.save(args.out)
     print(

@@ -49,7 +49,9 @@ def main(argv: list[str]) -> int:
         # so `--print_config` and the config.yaml saved with each fit would not load again
         "trainer_defaults": {
             "callbacks": [RngState()],
-            "plugins": [{"class_path": f"{AtomicCheckpointIO.__module__}.AtomicCheckpointIO"}],
+            "plugins": [
+                {"class_path": f"{AtomicCheckpointIO.__module__}.{AtomicCheckpointIO.__qualname__}"}
+            ],
         },
     }
     if name is None:

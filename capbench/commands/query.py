@@ -151,9 +151,9 @@ def run(args: argparse.Namespace) -> int:
 
     from capbench.commands.user_image import readable_image
     from capbench.methods.semantic_retrieval.index import load_index
-    from capbench.methods.semantic_retrieval.train import load_image_tensor, load_semantic_retrieval
+    from capbench.methods.semantic_retrieval.train import image_tensor, load_semantic_retrieval
 
-    readable_image(args.image, "query")
+    decoded = readable_image(args.image, "query")
     try:
         index = load_index(args.index)
     except FileNotFoundError as err:
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if not index.checkpoint:
         raise SystemExit(f"{args.index}: the index names no checkpoint to embed the query with")
     model = load_semantic_retrieval(index.checkpoint).eval()
-    image = load_image_tensor(args.image, index.longest_side, index.pad_to_square)
+    image = image_tensor(decoded, index.longest_side, index.pad_to_square)
     with torch.no_grad():
         phi = model.embed_images(image[None]).float().cpu().numpy()[0]
     try:

@@ -54,7 +54,9 @@ def test_heldout_metrics_by_hand():
     # two scored attention maps, both peaking on cell 0: on the object in the first (1 of 4
     # cells on it), off it in the second (2 of 4); the first's cell 0 is off the second's
     # object and the second's on the first's: a position prior of 1/2
-    held.peak_cells, held.inside = [0, 0], [np.array([1, 0, 0, 0]), np.array([0, 1, 1, 0])]
+    held.maps = [np.eye(4)[0], np.eye(4)[0]]  # attention maps whose peak cells are 0 and 0
+    held.inside = [np.array([1, 0, 0, 0]), np.array([0, 1, 1, 0])]
+    assert held.peak_cells == [0, 0]
     assert held.peaks == [True, False] and held.chance == [0.25, 0.5]
     held.correct_other_image = [False, False, True, False]
     held.own_image_preferred = [1.0, 0.5, 0.0, 1.0]  # a tie counts half
@@ -84,7 +86,7 @@ def test_position_prior_by_hand():
     with pytest.raises(ValueError, match="two scored examples"):
         position_prior([0], [np.array([1, 0])])
     held = HeldOut(correct=[True, True, True], targets=[0, 0, 0])
-    held.peak_cells, held.inside = [1, 1, 0], inside
+    held.maps, held.inside = [np.eye(4)[c] for c in (1, 1, 0)], inside  # peak cells 1, 1, 0
     assert heldout_metrics(held, 0)["mlm_attention_position_prior"] == pytest.approx(100 / 3)
 
 

@@ -43,15 +43,18 @@ class HeldOut:
     names_object: list[bool] = field(default_factory=list)
     # how many annotated object instances the image has (COCO instances; on scenes its shapes)
     n_objects: list[int] = field(default_factory=list)
-    # att-fc, category words with a box only: the arg-max cell of each attention map (row-major)
-    # and which cells lie on the named object (flattened); peaks and chance derive from them
-    peak_cells: list[int] = field(default_factory=list)
+    # att-fc, category words with a box only: each attention map (flattened row-major, summing
+    # to 1) and which cells lie on the named object (flattened); the peak cells, peaks, peak
+    # weights and chance derive from them
+    maps: list[np.ndarray] = field(default_factory=list)
     inside: list[np.ndarray] = field(default_factory=list)
     grid: tuple[int, int] | None = None  # the attention map's (h, w)
-    # the same examples' whole attention maps (flattened row-major, summing to 1): how much of
-    # the attention lies on the object, not only whether its arg-max cell does
-    maps: list[np.ndarray] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)  # for the figures
+
+    @property
+    def peak_cells(self) -> list[int]:
+        """Per scored example: the attention map's arg-max cell (row-major)."""
+        return [int(m.argmax()) for m in self.maps]
 
     @property
     def peaks(self) -> list[bool]:
@@ -152,7 +155,6 @@ def evaluate_heldout(
             grid = out.grid = (int(att.shape[1]), int(att.shape[2]))
             inside = box_mask(boxes, size, dm.longest_side, grid)
             a = att[j].float().cpu().numpy()
-            out.peak_cells.append(int(a.argmax()))
             out.maps.append(a.reshape(-1))
             out.inside.append(inside.reshape(-1))
             if len(out.examples) < keep_examples:

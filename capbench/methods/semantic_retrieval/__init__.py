@@ -43,7 +43,7 @@ _EXPORTS = {
     "build_datamodule": "train",
     "build_visual_baseline": "train",
     "embed_records": "train",
-    "load_image_tensor": "train",
+    "image_tensor": "train",
     "load_semantic_retrieval": "train",
     "train_semantic_retrieval": "train",
     "run_row": "rows",

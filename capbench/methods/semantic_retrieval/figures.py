@@ -12,20 +12,21 @@ from capbench.methods.protocol import RowContext
 
 
 def explain_pair(
-    model: Any, path_a: str | Path, path_b: str | Path, longest_side: int | None, k: int = 5
+    model: Any, image_a: Any, image_b: Any, longest_side: int | None, k: int = 5
 ) -> tuple[Any, Any]:
-    """Grad-CAM overlays of two image files side by side (PIL image) and the grounding itself.
+    """Grad-CAM overlays of two decoded RGB images (PIL) side by side (a PIL image) and the
+    grounding itself.
 
     Images are resized without padding, so the heat maps line up with the pictures.
     """
-    from capbench.data.images import build_transform, load_rgb
+    from capbench.data.images import build_transform
     from capbench.eval.grounding import ground_pair, overlay, side_by_side
 
     transform = build_transform(longest_side=longest_side, pad_to_square=False)
     model.eval()
-    a, b = (transform(load_rgb(p)) for p in (path_a, path_b))
+    a, b = (transform(img) for img in (image_a, image_b))
     g = ground_pair(model.conv_features, model.pool_features, a, b, k=k)
-    panels = [overlay(load_rgb(path_a), g.heat_a), overlay(load_rgb(path_b), g.heat_b)]
+    panels = [overlay(image_a, g.heat_a), overlay(image_b, g.heat_b)]
     return side_by_side(panels), g
 
 
@@ -49,6 +50,8 @@ def write_figure3(
     n_pairs: int,
 ) -> list[str]:
     """Grounded pairs (Figure 3): each of the first queries with its best database match."""
+    from capbench.data.images import load_rgb
+
     out_dir = figure_dir(ctx, "figure3")
     out_dir.mkdir(parents=True, exist_ok=True)
     db = ev.images[: ev.n_database]
@@ -57,7 +60,8 @@ def write_figure3(
         sims = db_emb[: ev.n_database] @ db_emb[qi]
         sims[qi] = -np.inf
         di = int(np.argmax(sims))
-        pair, _ = explain_pair(model, db[qi].image_path, db[di].image_path, longest_side)
+        images = (load_rgb(db[qi].image_path), load_rgb(db[di].image_path))
+        pair, _ = explain_pair(model, *images, longest_side)
         path = out_dir / f"{row_name}_{db[qi].image_id}_{db[di].image_id}.png"
         pair.save(path)
         written.append(str(path))

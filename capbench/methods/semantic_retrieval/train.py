@@ -52,12 +52,12 @@ def build_datamodule(
     return CaptionDataModule(**kwargs)
 
 
-def load_image_tensor(path: str | Path, longest_side: int | None, pad_to_square: bool) -> Tensor:
-    """One image file as the model sees it, ``(3, H, W)`` (the ``model`` section's sizes)."""
-    from capbench.data.images import build_transform, load_rgb
+def image_tensor(image: Any, longest_side: int | None, pad_to_square: bool) -> Tensor:
+    """A decoded RGB image (PIL) as the model sees it, ``(3, H, W)`` (the ``model`` section's
+    sizes)."""
+    from capbench.data.images import build_transform
 
-    transform = build_transform(longest_side=longest_side, pad_to_square=pad_to_square)
-    return transform(load_rgb(str(path)))
+    return build_transform(longest_side=longest_side, pad_to_square=pad_to_square)(image)
 
 
 def load_semantic_retrieval(path: str | Path, map_location: str = "cpu") -> SemanticRetrieval:
