@@ -203,7 +203,8 @@ def run_check(args: argparse.Namespace) -> int:
     if images is not None:
         _print_images(images)
     if not records:
-        print("error: no records read", file=sys.stderr)
+        where = f"{args.root}" + (f", split {args.split}" if args.split else "")
+        print(f"error: no records read from {where}", file=sys.stderr)
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 

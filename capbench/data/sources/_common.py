@@ -96,11 +96,31 @@ def load_json(path: Path) -> Any:
         ) from None
 
 
-def require_key(obj: dict, key: str, path: Path, record: str | int | None = None) -> Any:
-    """``obj[key]``, or a DatasetFormatError naming the file, the record and the missing key."""
+_KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
+
+
+def require_key(
+    obj: dict,
+    key: str,
+    path: Path,
+    record: str | int | None = None,
+    kind: type | tuple[type, ...] | None = None,
+) -> Any:
+    """``obj[key]``, or a DatasetFormatError naming the file, the record and the missing key.
+
+    With ``kind``, a value of another JSON type (``null`` where a file name belongs, a string
+    where a list does) is reported here too, instead of as a ``TypeError`` from the first line
+    that uses it, which would name neither the file nor the record."""
     if not isinstance(obj, dict) or key not in obj:
         raise DatasetFormatError(path, f"missing key {key!r}", record)
-    return obj[key]
+    value = obj[key]
+    if kind is not None:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # JSON true/false are Python bools, which isinstance() counts as int
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            expected = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+            raise DatasetFormatError(path, f"{key!r} must be {expected}, got {value!r:.80}", record)
+    return value
 
 
 def read_lines(path: Path) -> list[str]:

@@ -80,17 +80,17 @@ def _add_instances(root: Path, records: list[CaptionedImage]) -> None:
     for rel in INSTANCES_FILES:
         path = root / rel
         data = load_json(path)
-        for cat in require_key(data, "categories", path):
-            cat_id = require_key(cat, "id", path, "category ?")
+        for cat in require_key(data, "categories", path, kind=list):
+            cat_id = require_key(cat, "id", path, "category ?", kind=(int, str))
             name = require_key(cat, "name", path, f"category {cat_id}")
             if names.setdefault(cat_id, name) != name:
                 raise DatasetFormatError(
                     path, f"category {cat_id} is {name!r} here and {names[cat_id]!r} elsewhere"
                 )
-        for ann in require_key(data, "annotations", path):
+        for ann in require_key(data, "annotations", path, kind=list):
             where = f"annotation {ann.get('id', '?')}"
-            image_id = require_key(ann, "image_id", path, where)
-            cat_id = require_key(ann, "category_id", path, where)
+            image_id = require_key(ann, "image_id", path, where, kind=(int, str))
+            cat_id = require_key(ann, "category_id", path, where, kind=(int, str))
             bbox = require_key(ann, "bbox", path, where)
             if not isinstance(bbox, list) or len(bbox) != 4:
                 raise DatasetFormatError(path, f"bbox {bbox!r}: expected [x, y, w, h]", where)
@@ -118,23 +118,23 @@ def _read_official(root: Path, split: str | None, allow_missing: bool) -> ReadRe
             continue
         path = root / rel
         data = load_json(path)
-        images = require_key(data, "images", path)
-        annotations = require_key(data, "annotations", path)
+        images = require_key(data, "images", path, kind=list)
+        annotations = require_key(data, "annotations", path, kind=list)
         captions: dict[int, list[str]] = {}
         ann_ids: dict[int, list[int]] = {}
         seen: dict[int, tuple[int, str]] = {}  # annotation id -> (image id, caption as given)
         repeats: list[int] = []
         for img in images:
-            coco_id = require_key(img, "id", path)
-            require_key(img, "file_name", path, coco_id)
+            coco_id = require_key(img, "id", path, kind=(int, str))
+            require_key(img, "file_name", path, coco_id, kind=str)
             if coco_id in captions:
                 raise DatasetFormatError(path, "duplicate image id in 'images'", coco_id)
             captions[coco_id] = []
             ann_ids[coco_id] = []
         for ann in annotations:
-            ann_id = require_key(ann, "id", path, "annotation ?")
+            ann_id = require_key(ann, "id", path, "annotation ?", kind=(int, str))
             where = f"annotation {ann_id}"
-            image_id = require_key(ann, "image_id", path, where)
+            image_id = require_key(ann, "image_id", path, where, kind=(int, str))
             text = caption_text(require_key(ann, "caption", path, where), path, where)
             if image_id not in captions:
                 raise DatasetFormatError(
@@ -190,9 +190,11 @@ def _read_karpathy(root: Path, split: str | None, allow_missing: bool) -> ReadRe
     result = ReadResult()
     listing = FileListing()  # one folder listing instead of a stat per image
     seen: set[int] = set()
-    for entry in require_key(data, "images", path):
-        coco_id = require_key(entry, "cocoid", path, f"imgid {entry.get('imgid', '?')}")
-        raw_split = require_key(entry, "split", path, coco_id)
+    for entry in require_key(data, "images", path, kind=list):
+        coco_id = require_key(
+            entry, "cocoid", path, f"imgid {entry.get('imgid', '?')}", kind=(int, str)
+        )
+        raw_split = require_key(entry, "split", path, coco_id, kind=str)
         if raw_split not in KARPATHY_SPLITS:
             raise DatasetFormatError(
                 path,
@@ -205,9 +207,9 @@ def _read_karpathy(root: Path, split: str | None, allow_missing: bool) -> ReadRe
         ours = KARPATHY_SPLITS[raw_split]
         if split is not None and ours != split:
             continue
-        filepath = require_key(entry, "filepath", path, coco_id)
-        filename = require_key(entry, "filename", path, coco_id)
-        sentences = require_key(entry, "sentences", path, coco_id)
+        filepath = require_key(entry, "filepath", path, coco_id, kind=str)
+        filename = require_key(entry, "filename", path, coco_id, kind=str)
+        sentences = require_key(entry, "sentences", path, coco_id, kind=list)
         if not sentences:
             raise DatasetFormatError(path, "image has no sentences: expected 5-7", coco_id)
         captions = [

@@ -87,14 +87,14 @@ def read_karpathy_splits(path: Path) -> dict[str, tuple[str, list[str], dict]]:
     """Karpathy's ``dataset_flickr*.json`` -> {filename: (split, captions, meta)} in file order."""
     data = load_json(path)
     out: dict[str, tuple[str, list[str], dict]] = {}
-    for index, entry in enumerate(require_key(data, "images", path)):
-        filename = require_key(entry, "filename", path, f"images[{index}]")
-        split = require_key(entry, "split", path, filename)
+    for index, entry in enumerate(require_key(data, "images", path, kind=list)):
+        filename = require_key(entry, "filename", path, f"images[{index}]", kind=str)
+        split = require_key(entry, "split", path, filename, kind=str)
         if split not in SPLITS:
             raise DatasetFormatError(path, f"split {split!r} is not one of {SPLITS}", filename)
         if filename in out:
             raise DatasetFormatError(path, "image listed twice", filename)
-        sentences = require_key(entry, "sentences", path, filename)
+        sentences = require_key(entry, "sentences", path, filename, kind=list)
         captions = [
             caption_text(require_key(s, "raw", path, filename), path, filename) for s in sentences
         ]

@@ -75,13 +75,13 @@ def read_benchmark_json(root: Path, split: str | None, allow_missing_images: boo
             path, f"unsupported version {data['version']!r}; this reader reads {VERSION}"
         )
     files: dict[str, dict[str, Any]] = {}
-    for pos, entry in enumerate(require_key(data, "images", path)):
-        image_id = str(require_key(entry, "id", path, f"images[{pos}]"))
-        require_key(entry, "file", path, image_id)
+    for pos, entry in enumerate(require_key(data, "images", path, kind=list)):
+        image_id = str(require_key(entry, "id", path, f"images[{pos}]", kind=(int, str)))
+        require_key(entry, "file", path, image_id, kind=str)
         if image_id in files:
             raise DatasetFormatError(path, "duplicate image id", image_id)
         files[image_id] = entry
-    queries = [str(q) for q in require_key(data, "queries", path)]
+    queries = [str(q) for q in require_key(data, "queries", path, kind=list)]
     relevance = require_key(data, "relevance", path)
     if not isinstance(relevance, dict):
         raise DatasetFormatError(

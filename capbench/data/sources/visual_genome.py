@@ -128,7 +128,7 @@ def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[
         path = cached_split_file(root, seed)
     if path.is_file():
         data = load_json(path)
-        splits = require_key(data, "splits", path)
+        splits = require_key(data, "splits", path, kind=dict)
     else:
         splits = make_vg_split(image_ids, seed)
         try:
@@ -139,7 +139,11 @@ def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[
     for name in (*SPLITS, UNUSED):
         if name == UNUSED and name not in splits:
             continue
-        for image_id in require_key(splits, name, path):
+        for image_id in require_key(splits, name, path, kind=list):
+            if not _is_int(image_id):
+                raise DatasetFormatError(
+                    path, f"{name!r} must list integer image ids, got {image_id!r:.80}"
+                )
             if image_id in split_of:
                 raise DatasetFormatError(
                     path, f"image in both {split_of[image_id]!r} and {name!r}", image_id
@@ -286,11 +290,30 @@ def _number(obj: dict, key: str, path: Path, record: Any) -> float:
     return value
 
 
+def _is_int(value: Any) -> bool:
+    """A JSON integer (JSON true/false are Python bools, which isinstance() counts as int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _list_or_none(entry: dict, key: str, path: Path, record: Any) -> list:
+    """``entry[key]`` as a list; ``null`` is an empty one, as some real files have it."""
+    value = require_key(entry, key, path, record)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DatasetFormatError(path, f"{key!r} must be a list, got {value!r:.80}", record)
+    return value
+
+
 def _entry_id(entry: dict, keys: tuple[str, ...], path: Path, index: int) -> int:
     """The image id of a top-level entry, accepting the key variants real files use."""
     for key in keys:
         value = entry.get(key) if isinstance(entry, dict) else None
         if value is not None:
+            if not _is_int(value):
+                raise DatasetFormatError(
+                    path, f"{key!r} must be an integer, got {value!r:.80}", f"index {index}"
+                )
             return value
     raise DatasetFormatError(path, f"missing key {' or '.join(map(repr, keys))}", f"index {index}")
 
@@ -334,9 +357,13 @@ def _regions_from_json(source: JsonListSource, ids: list[int]) -> RegionColumns:
         leave=False,
     )
     for entry, image_id in entries:
-        for r in require_key(entry, "regions", path, image_id) or []:
+        for r in _list_or_none(entry, "regions", path, image_id):
             rid = r.get("region_id") if isinstance(r, dict) else None
             where = f"image {image_id} region {rid}"
+            if rid is not None and not _is_int(rid):
+                raise DatasetFormatError(
+                    path, f"'region_id' must be an integer, got {rid!r:.80}", f"image {image_id}"
+                )
             phrase = require_key(r, "phrase", path, where)
             if not isinstance(phrase, str):
                 raise DatasetFormatError(path, f"phrase must be a string, got {phrase!r}", where)
@@ -449,7 +476,7 @@ def _objects(source: JsonListSource, ids: list[int]) -> list[list[dict[str, Any]
     path = source.path
     for entry, image_id in zip(source.dicts(), ids):
         objects = []
-        for o in require_key(entry, "objects", path, image_id) or []:
+        for o in _list_or_none(entry, "objects", path, image_id):
             where = f"image {image_id} object {o.get('object_id') if isinstance(o, dict) else None}"
             box = {k: float(_number(o, k, path, where)) for k in ("x", "y", "w", "h")}
             names = o.get("names")
@@ -457,8 +484,14 @@ def _objects(source: JsonListSource, ids: list[int]) -> list[list[dict[str, Any]
                 names = o.get("name")
             if names is None:
                 raise DatasetFormatError(path, "missing key 'names' (or the older 'name')", where)
-            names = [names] if isinstance(names, str) else list(names)
-            objects.append({**box, "names": names, "synsets": list(o.get("synsets") or [])})
+            names = [names] if isinstance(names, str) else names
+            synsets = o.get("synsets") or []
+            for key, value in (("names", names), ("synsets", synsets)):
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise DatasetFormatError(
+                        path, f"{key!r} must be a list of strings, got {value!r:.80}", where
+                    )
+            objects.append({**box, "names": list(names), "synsets": list(synsets)})
         out.append(objects)
     return out
 
@@ -495,9 +528,11 @@ def load_annotations(root: Path, *, use_cache: bool = True) -> VGAnnotations:
     return VGAnnotations(ids, images, regions, objects, image_src.path, region_src.path, repeated)
 
 
-def _image_path(root: str, image: dict, image_id: int, listing: FileListing) -> str:
+def _image_path(root: str, image: dict, image_id: int, listing: FileListing, source: Path) -> str:
     """The image file: the url's folder (VG_100K or VG_100K_2), else whichever holds it."""
     url = image.get("url") or ""
+    if not isinstance(url, str):
+        raise DatasetFormatError(source, f"'url' must be a string, got {url!r:.80}", image_id)
     parts = url.rstrip("/").split("/")
     filename = parts[-1] if url else f"{image_id}.jpg"
     folders = list(IMAGE_FOLDERS)
@@ -542,7 +577,7 @@ def read_visual_genome(
             image_id, image = ann.ids[i], ann.images[i]
             if split is not None and split_of[image_id] != split:
                 continue
-            image_path = _image_path(root_str, image, image_id, listing)
+            image_path = _image_path(root_str, image, image_id, listing, ann.image_data_path)
             if not keep_image(  # the listing's answer again: no second stat
                 result, image_path, image_id, ann.image_data_path, allow_missing_images, listing
             ):
