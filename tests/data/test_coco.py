@@ -218,3 +218,25 @@ def test_instance_with_unknown_category_names_file_and_image(tmp_path, make_item
     path.write_text(json.dumps(doc))
     with pytest.raises(DatasetFormatError, match=r"instances_val2014.json.*category_id 7"):
         read("coco", root, instances=True)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["annotations"].__setitem__(0, None), "expected an object with key"),
+        (lambda d: d["categories"][0].__setitem__("id", "x"), "'id' must be an integer"),
+        (lambda d: d["annotations"][0]["bbox"].__setitem__(0, "x"), "expected [x, y, w, h]"),
+        (lambda d: d["annotations"][0]["bbox"].__setitem__(0, None), "expected [x, y, w, h]"),
+    ],
+)
+def test_instance_of_the_wrong_json_type_names_file(tmp_path, make_items, mutate, message):
+    """Found by mutating the instances file: these were an AttributeError, a sort of mixed ids
+    or a float() of a string, naming no file."""
+    root = write("coco", tmp_path / "c", make_items(_instance_specs()), categories=["cat", "dog"])
+    path = root / "annotations" / "instances_train2014.json"
+    doc = json.loads(path.read_text())
+    mutate(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DatasetFormatError) as err:
+        read("coco", root, instances=True)
+    assert err.value.path == str(path) and message in err.value.detail, str(err.value)

@@ -111,7 +111,11 @@ def require_key(
     With ``kind``, a value of another JSON type (``null`` where a file name belongs, a string
     where a list does) is reported here too, instead of as a ``TypeError`` from the first line
     that uses it, which would name neither the file nor the record."""
-    if not isinstance(obj, dict) or key not in obj:
+    if not isinstance(obj, dict):
+        raise DatasetFormatError(
+            path, f"expected an object with key {key!r}, got {obj!r:.80}", record
+        )
+    if key not in obj:
         raise DatasetFormatError(path, f"missing key {key!r}", record)
     value = obj[key]
     if kind is not None:

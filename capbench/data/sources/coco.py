@@ -72,6 +72,10 @@ def read_coco(
     return result
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _add_instances(root: Path, records: list[CaptionedImage]) -> None:
     """Set ``labels`` and ``meta["categories"/"instances"]`` from both instances files."""
     names: dict[int, str] = {}
@@ -81,18 +85,18 @@ def _add_instances(root: Path, records: list[CaptionedImage]) -> None:
         path = root / rel
         data = load_json(path)
         for cat in require_key(data, "categories", path, kind=list):
-            cat_id = require_key(cat, "id", path, "category ?", kind=(int, str))
+            cat_id = require_key(cat, "id", path, "category ?", kind=int)
             name = require_key(cat, "name", path, f"category {cat_id}")
             if names.setdefault(cat_id, name) != name:
                 raise DatasetFormatError(
                     path, f"category {cat_id} is {name!r} here and {names[cat_id]!r} elsewhere"
                 )
         for ann in require_key(data, "annotations", path, kind=list):
-            where = f"annotation {ann.get('id', '?')}"
+            where = f"annotation {ann.get('id', '?') if isinstance(ann, dict) else '?'}"
             image_id = require_key(ann, "image_id", path, where, kind=(int, str))
-            cat_id = require_key(ann, "category_id", path, where, kind=(int, str))
+            cat_id = require_key(ann, "category_id", path, where, kind=int)
             bbox = require_key(ann, "bbox", path, where)
-            if not isinstance(bbox, list) or len(bbox) != 4:
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
                 raise DatasetFormatError(path, f"bbox {bbox!r}: expected [x, y, w, h]", where)
             raw.append((path, image_id, cat_id, bbox))
     order = {cat_id: i for i, cat_id in enumerate(sorted(names))}
