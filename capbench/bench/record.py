@@ -35,6 +35,7 @@ class RecordError(ValueError):
 
     def __init__(self, path: Path | str | None, message: str) -> None:
         self.path = None if path is None else Path(path)
+        self.detail = message  # without the file, for a caller that names it itself
         super().__init__(f"{path or '<record>'}: {message}")
 
 

@@ -75,6 +75,7 @@ class RowJob:
     wandb: bool = False
     progress: bool = True
     force: bool = False
+    table_metrics: tuple[str, ...] = ()  # the metrics its table shows (paper.yaml)
 
     @property
     def name(self) -> str:
@@ -233,6 +234,7 @@ def plan(
                 wandb=options.wandb,
                 progress=options.progress,
                 force=options.force,
+                table_metrics=tuple(ref.table.metrics),
             )
             try:
                 done = not options.force and job.is_done(fingerprints)
@@ -372,7 +374,25 @@ def execute(job: RowJob, shared: dict[tuple[str, int, str], _Done] | None = None
     else:
         extra["result_from"] = done.name
     result = done.result
-    record = RunRecord(
+    try:
+        record = _record(job, done, extra)
+        record.validate(job.record_path)
+    except RecordError as err:
+        raise RecordError(
+            job.record_path,
+            f"{row_target_name(job.config)} returned an invalid result: {err.detail}",
+        ) from err
+    if launch_rank() == 0:
+        if not extra:
+            _log_final(job, result)
+        write_record(record, Path(job.results))
+    return record
+
+
+def _record(job: RowJob, done: _Done, extra: dict[str, Any]) -> RunRecord:
+    """The run record of ``job`` from its target's result (validated as it is built)."""
+    result = done.result
+    return RunRecord(
         paper=job.paper,
         table=job.table,
         row=job.row,
@@ -397,18 +417,6 @@ def execute(job: RowJob, shared: dict[tuple[str, int, str], _Done] | None = None
         checkpoint=result.checkpoint,
         extra=_jsonable({**result.extra, **extra}),
     )
-    try:
-        record.validate(job.record_path)
-    except RecordError as err:
-        raise RecordError(
-            job.record_path,
-            f"{row_target_name(job.config)} returned an invalid result: {err}",
-        ) from err
-    if launch_rank() == 0:
-        if not extra:
-            _log_final(job, result)
-        write_record(record, Path(job.results))
-    return record
 
 
 @dataclass
@@ -482,6 +490,14 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
             flush=True,
         )
         outcomes.append(Outcome(job, True, secs))
+        if job.table_metrics and not set(job.table_metrics) & set(rec.metrics):
+            print(
+                f"{rank}warning: {job.name} returned none of the metrics its table shows "
+                f"({', '.join(job.table_metrics)}): its cells stay empty; check the metric "
+                f"names its target returns ({', '.join(rec.metrics) or 'none'})",
+                file=out,
+                flush=True,
+            )
     return outcomes
 
 

@@ -281,3 +281,21 @@ def test_a_non_zero_rank_runs_the_rows_says_its_rank_and_writes_no_record(
     assert lines and all(line.startswith("(rank 1) ") for line in lines if "[1/1]" in line)
     assert any(line.startswith("(rank 1) 1/1 row run(s) succeeded") for line in lines)
     assert not list(iter_record_paths(results, "toypaper"))
+
+
+def test_a_row_returning_none_of_its_tables_metrics_is_warned_about(cli, results):
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a", "--set", "trainer.metric_prefix=my_")
+    assert rc == 0  # the record is written: the numbers are real, only their names are off
+    assert "warning: toypaper/t1/a " in out
+    assert "returned none of the metrics its table shows (mean, max)" in out
+    assert "(my_mean, my_max)" in out
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a", "--force")
+    assert rc == 0 and "warning" not in out
+
+
+def test_a_non_finite_metric_fails_the_row_naming_its_target(cli, results):
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a", "--set", "data.values=[.nan]")
+    assert rc == 1
+    assert "returned an invalid result: metrics.mean: must be a finite number, got nan" in out
+    assert "toy_target:run" in out
+    assert not iter_record_paths(results, "toypaper")

@@ -3,7 +3,8 @@
 ``metrics.mean`` / ``metrics.max`` are the mean / max of ``data.values`` after adding
 ``model.noise * uniform(-1, 1)`` noise from ``random.Random(seed)``, so the tests can
 recompute them independently. A "checkpoint" in the work dir counts attempts; with
-``trainer.crash_once`` the first attempt dies after writing it (an interrupted run).
+``trainer.crash_once`` the first attempt dies after writing it (an interrupted run);
+``trainer.metric_prefix`` renames the metrics (a target whose names are not its table's).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def run(config: dict, ctx: RowContext) -> RowResult:
     rng = random.Random(ctx.seed)
     xs = [v + noise * rng.uniform(-1.0, 1.0) for v in values]
     prefix = [s / (i + 1) for i, s in enumerate(accumulate(xs))]
+    prefix_ = config["trainer"].get("metric_prefix", "")
     return RowResult(
-        metrics={"mean": sum(xs) / len(xs), "max": max(xs)},
+        metrics={f"{prefix_}mean": sum(xs) / len(xs), f"{prefix_}max": max(xs)},
         n_scored=len(xs),
         curves={"prefix_mean": {"x": list(range(1, len(xs) + 1)), "y": prefix}},
         checkpoint=str(ckpt),
