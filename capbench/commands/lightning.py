@@ -67,5 +67,41 @@ def main(argv: list[str]) -> int:
         def add_arguments_to_parser(self, parser: Any) -> None:
             configure(parser)
 
+        def parse_arguments(self, parser: Any, args: Any) -> None:
+            given = sys.argv[1:] if args is None else args
+            if isinstance(given, list):
+                refuse_linked_options(self.parser, given)
+            super().parse_arguments(parser, args)
+
     MethodCLI(spec.load("module"), datamodule, **common)
     return 0
+
+
+def linked_options(parser: Any) -> dict[str, list[str]]:
+    """{target: its sources} for every ``link_arguments`` of the subcommand parsers (the method's
+    config fields that set Trainer or DataModule arguments)."""
+    from jsonargparse._link_arguments import ActionLink
+
+    out: dict[str, list[str]] = {}
+    subcommands = getattr(parser, "_subcommands_action", None)
+    parsers = list(subcommands.choices.values()) if subcommands is not None else [parser]
+    for sub in parsers:
+        for action in sub._actions:
+            if isinstance(action, ActionLink):
+                out[action.target[0]] = [key for key, _ in action.source]
+    return out
+
+
+def refuse_linked_options(parser: Any, argv: list[str]) -> None:
+    """A linked target given on the command line (``--trainer.max_epochs 1``) stops with a line
+    naming the option to give instead. jsonargparse would print the whole usage, then "argument
+    model.train.max_epochs --> trainer.max_epochs: invalid Optional value: '1'"."""
+    links = linked_options(parser)
+    for arg in argv:
+        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
+        if key in links:
+            sources = " and ".join(f"--{s}" for s in links[key])
+            raise SystemExit(
+                f"capbench {argv[0]}: --{key} is set from {sources} (the method's config, whose "
+                f"defaults are the paper's): give {sources} instead"
+            )

@@ -111,6 +111,29 @@ def test_a_printed_config_loads_again(name, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("form", ["--model.seed=5", "--data.seed=5"])
+def test_a_linked_option_names_the_one_to_give(name, form, capsys):
+    """The method's config sets the DataModule's seed (and the Trainer's epochs): giving the
+    linked target stops with one line naming its source, instead of jsonargparse's whole
+    usage and "argument model.seed --> data.seed: invalid ... value"."""
+    from capbench.commands.lightning import main
+
+    if form.startswith("--model."):  # the source itself is accepted
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "--model", name, form, "--print_config"])
+        assert exit_info.value.code == 0
+        assert yaml.safe_load(capsys.readouterr().out)["model"]["seed"] == 5
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model", name, *form.split("=")])
+    assert exit_info.value.code == (
+        "capbench fit: --data.seed is set from --model.seed (the method's config, whose "
+        "defaults are the paper's): give --model.seed instead"
+    )
+    assert "usage:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", METHODS)
 def test_trains_and_resumes_exactly_after_an_interruption(name, tiny_scenes, tmp_path):
     """A few steps from the smoke config; a run interrupted mid-epoch and started again ends
     with exactly the weights of an uninterrupted run."""
