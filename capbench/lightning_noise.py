@@ -1,7 +1,8 @@
 """Lightning's messages that say nothing about a capbench run, kept out of its output.
 
 A ``capbench reproduce`` of thirty rows builds thirty Trainers, and each printed the same three
-lines that no user can act on: an advertisement for a cloud logger, a deprecation inside
+lines that no user can act on: an advertisement for a cloud logger (and, once per process, one
+for a cloud model registry), a deprecation inside
 Lightning's own pytree helper (Lightning calling a torch API that torch has deprecated), and a
 note that the data module has a validation loader the module does not use (capbench fits with
 ``limit_val_batches=0`` on purpose; the CaptionDataModule serves every method). A resumed fit
@@ -22,7 +23,10 @@ _WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
 )
 # the start of the log records dropped from Lightning's rank-zero logger
-_LOG_PREFIXES = ("💡 Tip: For seamless cloud logging",)
+_LOG_PREFIXES = (
+    "💡 Tip: For seamless cloud logging",  # a cloud logger (every Trainer)
+    "💡 Tip: For seamless cloud uploads",  # litmodels (a Trainer that checkpoints, once)
+)
 _RANK_ZERO_LOGGER = "lightning.pytorch.utilities.rank_zero"
 
 

@@ -27,6 +27,22 @@ def _method_name(argv: list[str]) -> tuple[str | None, list[str]]:
     return None, argv
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from capbench.data.errors import DatasetFormatError
+    from capbench.data.images import CorruptImageError
+    from capbench.methods.training import WeightsNotGiven
+    from capbench.models.backbones import BackboneWeightsError
+
+    # FileNotFoundError: a data.root or weights path the user gave that is not there
+    return (
+        DatasetFormatError,
+        CorruptImageError,
+        WeightsNotGiven,
+        BackboneWeightsError,
+        FileNotFoundError,
+    )
+
+
 def main(argv: list[str]) -> int:
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
@@ -73,7 +89,11 @@ def main(argv: list[str]) -> int:
                 refuse_linked_options(self.parser, given)
             super().parse_arguments(parser, args)
 
-    MethodCLI(spec.load("module"), datamodule, **common)
+    try:
+        MethodCLI(spec.load("module"), datamodule, **common)
+    except _user_errors() as err:  # the user's data or setting: one line, not a traceback
+        print(f"capbench {argv[0]}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -103,11 +103,21 @@ def resolve_backbone_weights(
             raise FileNotFoundError(f"model.backbone_weights: {backbone_weights} is not a file")
         return str(backbone_weights)
     if not allow_random_init:
-        raise ValueError(
-            "model.backbone_weights is not set: give a local ImageNet checkpoint "
-            "(--backbone-weights PATH) or set model.allow_random_init: true (--allow-random-init)"
-        )
+        raise WeightsNotGiven()
     return None
+
+
+class WeightsNotGiven(ValueError):
+    """No weights file for a trunk that the paper initialises from ImageNet: a user's setting
+    to make, so the message says how with each command, and ``capbench fit`` prints it alone."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "model.backbone_weights is not set: give a local ImageNet checkpoint "
+            "(capbench reproduce: --backbone-weights PATH; capbench fit: "
+            "--model.model.backbone_weights PATH) or allow a random-init trunk "
+            "(--allow-random-init; --model.model.allow_random_init true)"
+        )
 
 
 @contextmanager

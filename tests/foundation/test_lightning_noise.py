@@ -36,6 +36,10 @@ def test_the_cloud_logger_advert_is_dropped_from_a_real_trainer(caplog):
     with caplog.at_level(logging.INFO, logger=RANK_ZERO):
         L.Trainer(logger=False, enable_progress_bar=False, accelerator="cpu")
         logger.info("GPU available: something worth saying")
+        logger.info(  # what Lightning 2.6's callback connector says once per process
+            "💡 Tip: For seamless cloud uploads and versioning, try installing "
+            "[litmodels](https://pypi.org/project/litmodels/) to enable LitModelCheckpoint, ..."
+        )
     said = [r.getMessage() for r in caplog.records if r.name == RANK_ZERO]
-    assert said and not any("litlogger" in m for m in said)
+    assert said and not any("litlogger" in m or "litmodels" in m for m in said)
     assert "GPU available: something worth saying" in said

@@ -134,6 +134,30 @@ def test_a_linked_option_names_the_one_to_give(name, form, capsys):
 
 
 @pytest.mark.parametrize("name", METHODS)
+def test_fit_on_a_missing_data_root_says_so_in_one_line(name, tmp_path, capsys):
+    """The user's path, not a bug: one line naming it, no traceback."""
+    from capbench.commands.lightning import main
+
+    root = tmp_path / "not_here"
+    argv = ["fit", "--model", name, "--data.root", str(root)]
+    if name in ("quantized_embedding", "semantic_retrieval"):  # else: no ImageNet weights given
+        argv += ["--model.model.allow_random_init", "true"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("capbench fit: error: ") and str(root) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_fit_without_imagenet_weights_says_how_to_give_them(tmp_path, capsys):
+    from capbench.commands.lightning import main
+
+    assert main(["fit", "--model", "semantic_retrieval", "--data.root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "capbench fit: error: model.backbone_weights is not set" in err
+    assert "--model.model.backbone_weights PATH" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", METHODS)
 def test_trains_and_resumes_exactly_after_an_interruption(name, tiny_scenes, tmp_path):
     """A few steps from the smoke config; a run interrupted mid-epoch and started again ends
     with exactly the weights of an uninterrupted run."""
