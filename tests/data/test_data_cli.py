@@ -220,3 +220,19 @@ def test_fingerprint_remembers_settled_files_only(tmp_path, monkeypatch):
     reads.clear()
     assert dataset_fingerprint(root)["sha256"] != first["sha256"]
     assert sorted(reads) == ["fresh.json", "old.json"]
+
+
+@pytest.mark.parametrize("kind", ["file", "unwritable"])
+def test_scenes_to_a_place_it_cannot_write_is_one_line(tmp_path, capsys, kind):
+    """An --out that is a file, or under one, stops before rendering with the folder named."""
+    if kind == "file":
+        out = tmp_path / "scenes"
+        out.write_text("")
+        expected = f"error: {out} is a file: expected a folder"
+    else:
+        (tmp_path / "blocker").write_text("")
+        out = tmp_path / "blocker" / "scenes"
+        expected = f"error: cannot create the scenes folder {out}: "
+    assert cli.main(["data", "scenes", "--out", str(out), "--size", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and "Traceback" not in err

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             formats=args.formats,
             force=getattr(args, "force", False),
         )
-    except (ValueError, FileExistsError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:  # OSError: an --out it cannot write
         print(f"error: {err}", file=sys.stderr)
         return 2
     if manifest["skipped"]:

@@ -597,7 +597,12 @@ def generate(
                 f"{out} holds {', '.join(clash)} but no {MANIFEST}: not a scenes directory; "
                 "refusing to overwrite (pass force=True / --force)"
             )
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file: expected a folder to write the scenes data in")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a read-only or impossible place: say which, not where it broke
+        raise OSError(f"cannot create the scenes folder {out}: {err.strerror}") from None
     # Marks the directory as ours at once, and as unfinished until the end: an interrupted run
     # is redone (never skipped), and a rerun may overwrite its folders.
     _write_json(out / MANIFEST, {"request": request, "complete": False})
