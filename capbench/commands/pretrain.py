@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     for key in ("arch", "epochs", "image_size"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
+    problem = _bad_option(opts)
+    if problem:  # before reading the data or building anything
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         path = pretrain_backbone(
             data=args.data,
@@ -69,3 +73,29 @@ def run(args: argparse.Namespace) -> int:
         pass
     print(path)
     return 0
+
+
+def _bad_option(opts: dict) -> str | None:
+    """What is wrong with the options, or None. A trunk name is checked against the model
+    libraries here, so a typo is one line, not a traceback from timm after the data is read."""
+    from capbench.models.backbones import parse_name
+
+    if opts["epochs"] < 1:
+        return f"--epochs must be at least 1, got {opts['epochs']}"
+    if opts["image_size"] < 16:
+        return f"--image-size must be at least 16 pixels, got {opts['image_size']}"
+    try:
+        family, arch = parse_name(opts["arch"])
+    except KeyError as err:
+        return str(err.args[0])
+    if family == "timm":
+        import timm
+
+        if not timm.is_model(arch):
+            return f"--arch {opts['arch']}: timm has no model {arch!r}"
+    else:
+        import torchvision
+
+        if arch not in torchvision.models.list_models():
+            return f"--arch {opts['arch']}: torchvision has no model {arch!r}"
+    return None

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ class BackbonePretrainer(L.LightningModule):
         # scenes, the colours) carries it while another (the shapes) stays at chance.
         self.val_ap = MultilabelAveragePrecision(num_labels=n_classes, average=None)
         self.val_ap_per_class: list[float] = []
+        # held-out positives per class: torchmetrics 1.9 scores a class without any as AP -0.0
+        # (recall set to one, with a warning), which would pull the mAP down as a zero
+        self.register_buffer("val_positives", torch.zeros(n_classes), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.head(self.trunk(images).mean(dim=(2, 3)))
@@ -96,12 +100,17 @@ class BackbonePretrainer(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self.val_ap.update(torch.sigmoid(self(batch["image"])), batch["target"].long())
+        self.val_positives += batch["target"].sum(dim=0)
 
     def on_validation_epoch_end(self) -> None:
-        per_class = self.val_ap.compute()
+        with warnings.catch_warnings():  # the classes it warns about are set to NaN below
+            warnings.filterwarnings("ignore", message="No positive samples found in target")
+            per_class = self.val_ap.compute().float()
+        per_class[self.val_positives == 0] = float("nan")
         self.val_ap.reset()
+        self.val_positives.zero_()
         self.val_ap_per_class = [float(x) for x in per_class.tolist()]
-        # macro mAP over the classes that have positives (torchmetrics leaves the others NaN)
+        # macro mAP over the classes that have held-out positives
         self.log("val/mAP", per_class.nanmean(), prog_bar=True)
 
     def configure_optimizers(self) -> Any:

@@ -120,3 +120,38 @@ def test_gordo_scenes_rows_pretrain_with_the_command_profile():
         pre = dict(resolve_config(path)["pretrain"])
         assert pre.pop("data") == "scenes_pretrain", path.name
         assert pre == backbone_pretrain.SCENES_PROFILE, path.name
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--arch", "nope::x"], "backbone name 'nope::x' must look like"),
+        (["--arch", "timm::notamodel"], "timm has no model 'notamodel'"),
+        (["--arch", "torchvision::resnet5"], "torchvision has no model 'resnet5'"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--image-size", "2"], "--image-size must be at least 16 pixels"),
+    ],
+)
+def test_cli_verb_refuses_a_bad_option_in_one_line(tmp_path, capsys, option, message):
+    """Checked before the data is read: these used to train on nothing (epochs 0, a 2-pixel
+    image) or end in a KeyError / timm RuntimeError traceback."""
+    from capbench.cli import main
+
+    assert main(["pretrain-backbone", "--data", str(tmp_path / "unused"), *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_a_class_without_held_out_positives_is_left_out_of_the_map(tmp_path):
+    """torchmetrics 1.9 scores such a class as AP -0.0; counted, it pulled the mAP towards 0."""
+    root = _voc(tmp_path, n_train=12, n_val=6)
+    val = root / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "triangle_val.txt"
+    val.write_text("".join(f"{line.split()[0]} -1\n" for line in val.read_text().splitlines()))
+    path = pretrain_backbone(
+        root, arch="timm::resnet18", epochs=1, image_size=32, batch_size=8, progress=False
+    )
+    info = pretrain_info(path)
+    per_class = info["held_out_AP"]
+    assert per_class["triangle"] is None  # n/a, not 0
+    scored = [per_class["circle"], per_class["square"]]
+    assert info["held_out_mAP"] == pytest.approx(np.mean(scored), abs=1e-3)
