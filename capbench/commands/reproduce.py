@@ -15,6 +15,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,37 @@ def _devices(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
+_DEVICES = re.compile(r"auto|-1|[1-9]\d*|\d+(,\d+)*,?")  # Lightning's forms: N, -1, "0,1"
+
+
+def hardware_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--accelerator`` / ``--devices`` for a local run, or None: found here,
+    before any row, instead of once per row when each row's Trainer refuses it. A SLURM job runs
+    elsewhere, so only the spelling is checked for it."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    names = {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}
+    if args.accelerator not in names:
+        return f"--accelerator {args.accelerator!r}: expected one of {', '.join(sorted(names))}"
+    devices = str(args.devices)
+    if not _DEVICES.fullmatch(devices) or devices == "0":
+        return (
+            f"--devices {devices!r}: expected a count (1, 2, ...), -1 (all), auto, "
+            "or GPU indices such as 0,1"
+        )
+    if args.launcher != "local":
+        return None
+    import torch
+
+    gpu = torch.cuda.is_available()
+    if args.accelerator in ("gpu", "cuda") and not gpu:
+        return f"--accelerator {args.accelerator}: no CUDA GPU is visible on this machine"
+    on_cpu = args.accelerator == "cpu" or (args.accelerator == "auto" and not gpu)
+    if on_cpu and not (devices == "auto" or devices.isdigit()):
+        return f"--devices {devices}: on the CPU, give a number of processes (1, 2, ...) or auto"
+    return None
+
+
 def _print_list(catalog, results: Path, paper: str | None = None) -> None:
     """Papers, tables, rows and their record counts; ``paper`` (not 'all') lists only that one
     (an unknown name is a ``KeyError``); a malformed record raises ``RecordError`` naming it."""
@@ -216,6 +248,10 @@ def run(args: argparse.Namespace) -> int:
     if args.write_golden and args.seeds < GOLDEN_MIN_SEEDS:
         print(f"--write-golden: running {GOLDEN_MIN_SEEDS} seeds (tolerances need a spread)")
         args.seeds = GOLDEN_MIN_SEEDS
+    problem = hardware_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     missing = missing_extras(args)
     if missing:
         print(f"error: {missing}", file=sys.stderr)

@@ -299,3 +299,26 @@ def test_a_non_finite_metric_fails_the_row_naming_its_target(cli, results):
     assert "returned an invalid result: metrics.mean: must be a finite number, got nan" in out
     assert "toy_target:run" in out
     assert not iter_record_paths(results, "toypaper")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--devices", "abc"], "--devices 'abc': expected a count"),
+        (["--devices", "0"], "--devices '0': expected a count"),
+        (["--accelerator", "tpux"], "--accelerator 'tpux': expected one of auto, cpu"),
+        (["--accelerator", "cpu", "--devices", "0,1"], "--devices 0,1: on the CPU, give a number"),
+    ],
+)
+def test_a_bad_accelerator_or_devices_stops_before_any_row(cli, results, option, message):
+    """Each row's Trainer used to refuse it in turn, after its imports: one failure per row."""
+    rc, out, err = cli("reproduce", "toypaper", *option)
+    assert rc == 2 and err.startswith(f"error: {message}") and "[1/" not in out
+
+
+def test_a_gpu_asked_for_where_none_is_stops_before_any_row(cli, results, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, _, err = cli("reproduce", "toypaper", "--accelerator", "gpu")
+    assert rc == 2 and "no CUDA GPU is visible on this machine" in err
