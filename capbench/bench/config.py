@@ -89,8 +89,15 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"--set {item!r} conflicts with another override")
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"--set {item!r}: the value is not YAML ({_one_line(err)})") from None
     return out
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str, Any]:

@@ -46,7 +46,10 @@ def default_plan_path() -> Path:
 
 def load_plan(path: Path) -> DemoPlan:
     """The plan at ``path``; a malformed one is an error naming the file and the entry."""
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("papers"), dict):
         raise ValueError(f"{path}: expected a mapping with 'papers: {{paper: [row, ...]}}'")
     papers: dict[str, list[str]] = {}
@@ -95,6 +98,11 @@ def _importable(builder: str) -> bool:
 
 def _steps(plan: DemoPlan, args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """(label, capbench argv) of every step, the page last."""
+    from capbench.bench.config import parse_overrides
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    parse_overrides(args.overrides)  # a malformed --set: one error, before any step
     only = {s.strip() for s in args.only.split(",") if s.strip()} if args.only else None
     known = set(plan.papers) | {"user_rows"}
     if only and not only <= known:

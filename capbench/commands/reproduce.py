@@ -113,7 +113,10 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     """The ``--set`` items plus the ones ``--backbone-weights`` / ``--allow-random-init`` stand
     for. The weights path is checked here, made absolute (the same file gives the same config
     hash from any folder) and JSON-quoted, so a path that YAML would misread stays a string."""
+    from capbench.bench.config import parse_overrides
+
     out = list(args.overrides)
+    parse_overrides(out)  # a malformed item is one error now, not one per row
     if args.backbone_weights is not None:
         path = args.backbone_weights.expanduser().resolve()
         if not path.is_file():

@@ -83,6 +83,7 @@ def test_steps_run_in_order_past_a_failure(tmp_path, monkeypatch, capsys):
         ("rows: [a]\n", "expected a mapping with 'papers"),
         ("papers:\n  gordo2017: []\n", "papers.gordo2017: expected a non-empty list"),
         ("papers:\n  gordo2017: [a]\nuser_rows:\n  - {name: x}\n", r"user_rows\[0\]"),
+        ("papers: [\n", "not valid YAML"),  # was the parser's message, without the file
     ],
 )
 def test_a_malformed_plan_names_the_file_and_the_entry(tmp_path, text, match):
@@ -112,3 +113,18 @@ def test_a_user_row_whose_module_is_not_importable_is_skipped_with_the_reason(
     out = capsys.readouterr().out
     assert "skip mine: no_such_pkg.enc is not importable" in out
     assert "would write the row" not in out
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--seeds", "0"], "error: --seeds must be >= 1, got 0"),
+        (["--set", "x"], "error: --set expects key=value (dotted key), got 'x'"),
+        (["--set", "a=["], "error: --set 'a=[': the value is not YAML"),
+    ],
+)
+def test_a_bad_option_stops_the_demo_before_any_step(capsys, option, message):
+    """--seeds 0 used to run nothing and render the page; a bad --set, one error per row."""
+    assert main(["demo", "--dry-run", *option]) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith(message) and "capbench demo:" not in out.out

@@ -322,3 +322,11 @@ def test_a_gpu_asked_for_where_none_is_stops_before_any_row(cli, results, monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rc, _, err = cli("reproduce", "toypaper", "--accelerator", "gpu")
     assert rc == 2 and "no CUDA GPU is visible on this machine" in err
+
+
+def test_a_malformed_set_is_one_error_before_any_row(cli, results):
+    """It used to be an ERROR line per row (and a YAML value error, a traceback per row)."""
+    for item, message in (("x", "expects key=value"), ("a=[", "the value is not YAML")):
+        rc, out, err = cli("reproduce", "toypaper", "--set", item)
+        assert rc == 2 and err.count("error: --set") == 1 and message in err
+        assert "ERROR toypaper" not in out + err
