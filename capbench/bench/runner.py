@@ -414,7 +414,9 @@ def _record(job: RowJob, done: _Done, extra: dict[str, Any]) -> RunRecord:
         wall_time_s=round(done.wall, 3),
         started=done.started,
         finished=done.finished,
-        checkpoint=result.checkpoint,
+        # absolute: a cache under ./.capbench_cache gives a path relative to where the row ran,
+        # which `capbench caption --checkpoint` or a linked row elsewhere would not find
+        checkpoint=None if result.checkpoint is None else str(Path(result.checkpoint).absolute()),
         extra=_jsonable({**result.extra, **extra}),
     )
 

@@ -330,3 +330,12 @@ def test_a_malformed_set_is_one_error_before_any_row(cli, results):
         rc, out, err = cli("reproduce", "toypaper", "--set", item)
         assert rc == 2 and err.count("error: --set") == 1 and message in err
         assert "ERROR toypaper" not in out + err
+
+
+def test_a_relative_checkpoint_is_recorded_absolute(cli, results, toy):
+    """A record is read from other folders (capbench caption --checkpoint, a linked row)."""
+    rc, _, _ = cli("reproduce", "toypaper", "--rows", "a", "--set", "trainer.relative_checkpoint=1")
+    assert rc == 0
+    (path,) = iter_record_paths(results, "toypaper")
+    checkpoint = Path(read_record(path).checkpoint)
+    assert checkpoint.is_absolute() and checkpoint.is_file()

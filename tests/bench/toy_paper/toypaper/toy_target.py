@@ -4,12 +4,15 @@
 ``model.noise * uniform(-1, 1)`` noise from ``random.Random(seed)``, so the tests can
 recompute them independently. A "checkpoint" in the work dir counts attempts; with
 ``trainer.crash_once`` the first attempt dies after writing it (an interrupted run);
-``trainer.metric_prefix`` renames the metrics (a target whose names are not its table's).
+``trainer.metric_prefix`` renames the metrics (a target whose names are not its table's);
+``trainer.relative_checkpoint`` returns the checkpoint relative to the current directory (as a
+cache under ``./.capbench_cache`` gives it).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from itertools import accumulate
 
@@ -35,7 +38,9 @@ def run(config: dict, ctx: RowContext) -> RowResult:
         metrics={f"{prefix_}mean": sum(xs) / len(xs), f"{prefix_}max": max(xs)},
         n_scored=len(xs),
         curves={"prefix_mean": {"x": list(range(1, len(xs) + 1)), "y": prefix}},
-        checkpoint=str(ckpt),
+        checkpoint=os.path.relpath(ckpt)
+        if config["trainer"].get("relative_checkpoint")
+        else str(ckpt),
         # with data.root the runner fingerprints that folder; without, the toy names its own
         dataset={
             "name": "toy",
