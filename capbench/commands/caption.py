@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from capbench.commands.user_checkpoint import load_user_checkpoint
     from capbench.commands.user_image import readable_image
     from capbench.data.images import build_transform
     from capbench.methods.caption_fusion.captioning import RegionCaptionerModule, load_captioner
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     img = readable_image(args.image, "caption")
     if not args.checkpoint.is_file():
         raise SystemExit(f"capbench caption: no such checkpoint: {args.checkpoint}")
-    model = load_captioner(args.checkpoint)
+    model = load_user_checkpoint(load_captioner, args.checkpoint, "caption")
     is_regions = isinstance(model, RegionCaptionerModule)
     if args.regions != is_regions:
         kind = "a region captioner" if is_regions else "a Show-and-Tell captioner"

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from capbench.commands.user_checkpoint import load_user_checkpoint
     from capbench.commands.user_image import readable_image
     from capbench.methods.semantic_retrieval.figures import explain_pair
     from capbench.methods.semantic_retrieval.index import load_index
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if checkpoint is None:
         raise SystemExit("capbench explain: give --checkpoint CKPT (or --index DIR)")
     image_a, image_b = (readable_image(path, "explain") for path in (args.image_a, args.image_b))
-    model = load_semantic_retrieval(checkpoint).eval()
+    model = load_user_checkpoint(load_semantic_retrieval, checkpoint, "explain").eval()
     pair, g = explain_pair(model, image_a, image_b, side, k=args.k)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pair.save(args.out)

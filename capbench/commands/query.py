@@ -113,6 +113,7 @@ def write_grid(query_path: str, result_paths: list[str], out: Path, thumb: int =
 
 
 def _build_index(args: argparse.Namespace) -> int:
+    from capbench.commands.user_checkpoint import load_user_checkpoint
     from capbench.data import read
     from capbench.data.tfidf import StemmedTfidf, record_document
     from capbench.methods.semantic_retrieval.index import save_index
@@ -120,7 +121,7 @@ def _build_index(args: argparse.Namespace) -> int:
 
     if not (args.checkpoint and args.data and args.index):
         raise SystemExit("capbench query --build-index needs --checkpoint, --data and --index")
-    model = load_semantic_retrieval(args.checkpoint).eval()
+    model = load_user_checkpoint(load_semantic_retrieval, args.checkpoint, "query").eval()
     records = read("visual_genome", args.data, args.split)
     if args.limit:
         records = records[: args.limit]
@@ -149,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     import torch
 
+    from capbench.commands.user_checkpoint import load_user_checkpoint
     from capbench.commands.user_image import readable_image
     from capbench.methods.semantic_retrieval.index import load_index
     from capbench.methods.semantic_retrieval.train import image_tensor, load_semantic_retrieval
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not index.checkpoint:
         raise SystemExit(f"{args.index}: the index names no checkpoint to embed the query with")
-    model = load_semantic_retrieval(index.checkpoint).eval()
+    model = load_user_checkpoint(load_semantic_retrieval, index.checkpoint, "query").eval()
     image = image_tensor(decoded, index.longest_side, index.pad_to_square)
     with torch.no_grad():
         phi = model.embed_images(image[None]).float().cpu().numpy()[0]

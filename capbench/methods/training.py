@@ -169,15 +169,28 @@ def finished_checkpoint(workdir: str | Path) -> Path | None:
     return last if last.is_file() and (last.parent / FINISHED).is_file() else None
 
 
-def load_trained(cls: type[L.LightningModule], path: str | Path, map_location: str = "cpu") -> Any:
+def load_trained(
+    cls: type[L.LightningModule],
+    path: str | Path,
+    map_location: str = "cpu",
+    expected: str | None = None,
+) -> Any:
     """A module of class ``cls`` from its checkpoint, without re-reading the trunk's weights
-    file (the checkpoint holds the weights): ``model.backbone_weights`` is cleared on load."""
-    ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=False)
+    file (the checkpoint holds the weights): ``model.backbone_weights`` is cleared on load.
+
+    A file that is not such a checkpoint is a ``CheckpointKindError`` naming what it holds
+    instead (``expected`` says what was wanted, e.g. "a Show-and-Tell captioner")."""
+    from capbench.methods.checkpoint_kind import read_checkpoint, wrong_kind
+
+    ckpt = read_checkpoint(path)
     model_cfg = dict(ckpt["hyper_parameters"]["model"])
     model_cfg.update(backbone_weights=None, allow_random_init=True)
-    return cls.load_from_checkpoint(
-        str(path), map_location=map_location, model=model_cfg, weights_only=False
-    )
+    try:
+        return cls.load_from_checkpoint(
+            str(path), map_location=map_location, model=model_cfg, weights_only=False
+        )
+    except (ValueError, TypeError) as err:  # another model's config: unknown keys
+        raise wrong_kind(path, ckpt, expected or f"a {cls.__name__} checkpoint") from err
 
 
 def fit_resumable(

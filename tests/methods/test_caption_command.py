@@ -112,3 +112,21 @@ def test_caption_command_errors_name_the_problem(captioners, photo, tmp_path):
         main(["caption", str(photo), "--checkpoint", str(captioners["rc"][1])])
     with pytest.raises(SystemExit, match="no such image file"):
         main(["caption", str(tmp_path / "none.jpg"), "--checkpoint", str(captioners["sat"][1])])
+
+
+def test_a_captioner_given_to_the_retrieval_commands_is_named(captioners, photo, tmp_path):
+    """explain and query load a gordo2017 model: given a captioner they used to fail on its
+    config ("model: unknown key(s) batch_size, beam_size, ...")."""
+    from capbench.cli import main
+
+    sat, rc = str(captioners["sat"][1]), str(captioners["rc"][1])
+    out = str(tmp_path / "e.png")
+    with pytest.raises(SystemExit) as err:
+        main(["explain", str(photo), str(photo), "--checkpoint", sat, "--out", out])
+    assert str(err.value) == (
+        f"capbench explain: {sat}: not a semantic_retrieval model (gordo2017): it holds a "
+        "Show-and-Tell captioner (mopuri2017)"
+    )
+    argv = ["query", "--build-index", "--checkpoint", rc, "--data", str(tmp_path)]
+    with pytest.raises(SystemExit, match=r"it holds a region captioner \(mopuri2017\)"):
+        main([*argv, "--index", str(tmp_path / "idx")])

@@ -264,10 +264,11 @@ CAPTIONERS: dict[str, type[_CaptionerBase]] = {
 def load_captioner(path: str | Path, map_location: str = "cpu") -> Any:
     """A trained captioner (either kind, told by its hyperparameters) in eval mode; the trunk's
     weights file is not re-read (the checkpoint holds the weights)."""
-    ckpt = torch.load(str(path), map_location="cpu", mmap=True, weights_only=False)
-    model = ckpt["hyper_parameters"]["model"]
+    from capbench.methods.checkpoint_kind import read_checkpoint
+
+    model = read_checkpoint(path)["hyper_parameters"]["model"]
     kind = "region_captioner" if "anchor_sizes" in model else "show_and_tell"
-    return load_trained(CAPTIONERS[kind], path, map_location).eval()
+    return load_trained(CAPTIONERS[kind], path, map_location, "a captioner (mopuri2017)").eval()
 
 
 def show_and_tell_datamodule(

@@ -63,7 +63,9 @@ def image_tensor(image: Any, longest_side: int | None, pad_to_square: bool) -> T
 def load_semantic_retrieval(path: str | Path, map_location: str = "cpu") -> SemanticRetrieval:
     """A trained (or baseline) model from its checkpoint; the backbone file is not re-read (the
     checkpoint holds the weights)."""
-    return load_trained(SemanticRetrieval, path, map_location)
+    return load_trained(
+        SemanticRetrieval, path, map_location, "a semantic_retrieval model (gordo2017)"
+    )
 
 
 def build_visual_baseline(
