@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"held-out mAP {info['held_out_mAP']:.3f} ({info['n_train']} train / {info['n_held_out']} held-out images)"
         )
+        skipped = info.get("skipped_images") or []
+        if skipped:
+            print(f"skipped {len(skipped)} corrupt image(s): " + "; ".join(skipped[:3]))
         per_class = info.get("held_out_AP") or {}
         if per_class:
             print(

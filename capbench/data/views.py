@@ -63,7 +63,9 @@ def drain_skipped() -> list[str]:
     return skipped
 
 
-def _load_image(record: CaptionedImage, transform: Transform) -> torch.Tensor | None:
+def load_image_or_none(record: CaptionedImage, transform: Transform) -> torch.Tensor | None:
+    """The record's image through ``transform``, or None for a corrupt one (noted for the
+    batch's ``collate_skip_none``), so a Dataset never raises on a bad file in a worker."""
     try:
         img = load_rgb(record.image_path)
     except CorruptImageError as err:
@@ -94,7 +96,7 @@ class ImagesDataset(Dataset):
         record = self.records[index]
         if not self.load_images:
             return {"index": index, "image_id": record.image_id}
-        image = _load_image(record, self.transform)
+        image = load_image_or_none(record, self.transform)
         if image is None:
             return None
         return {"image": image, "index": index, "image_id": record.image_id}

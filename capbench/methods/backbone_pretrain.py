@@ -36,7 +36,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from capbench.atomic import atomic_path, atomic_write_text
 from capbench.data.records import CaptionedImage
@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 
 class LabelledImages(Dataset):
-    """``{"image": tensor, "target": multi-hot float (n_classes,)}`` of VOC-style records."""
+    """``{"image": tensor, "target": multi-hot float (n_classes,)}`` of VOC-style records; None
+    for a corrupt image, which ``collate_skip_none`` drops and the loader counts."""
 
     def __init__(self, records: Sequence[CaptionedImage], n_classes: int, transform: Any) -> None:
         self.records = list(records)
@@ -56,13 +57,16 @@ class LabelledImages(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        from capbench.data.images import load_rgb
+    def __getitem__(self, i: int) -> dict[str, Tensor] | None:
+        from capbench.data.views import load_image_or_none
 
         rec = self.records[i]
+        image = load_image_or_none(rec, self.transform)
+        if image is None:
+            return None
         target = torch.zeros(self.n_classes)
         target[list(rec.labels)] = 1.0
-        return {"image": self.transform(load_rgb(rec.image_path)), "target": target}
+        return {"image": image, "target": target}
 
 
 class BackbonePretrainer(L.LightningModule):
@@ -93,12 +97,16 @@ class BackbonePretrainer(L.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.head(self.trunk(images).mean(dim=(2, 3)))
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        if "image" not in batch:  # every image of the batch was corrupt: no step
+            return None
         loss = F.binary_cross_entropy_with_logits(self(batch["image"]), batch["target"])
         self.log("train/bce", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        if "image" not in batch:
+            return
         self.val_ap.update(torch.sigmoid(self(batch["image"])), batch["target"].long())
         self.val_positives += batch["target"].sum(dim=0)
 
@@ -195,6 +203,8 @@ def pretrain_backbone(
         log.info("cached scenes backbone: %s", target)
         return target
 
+    from capbench.data.datamodule import CountingDataLoader, SkipCounter
+    from capbench.data.views import collate_skip_none
     from capbench.methods.training import keep_random_streams
 
     # training reseeds and draws; the caller's streams are put back, so a row that pretrains its
@@ -203,12 +213,15 @@ def pretrain_backbone(
         L.seed_everything(seed, workers=True, verbose=False)
         t_train = build_transform(longest_side=image_size, pad_to_square=True, hflip=True)
         t_eval = build_transform(longest_side=image_size, pad_to_square=True)
+        skipped = SkipCounter()  # corrupt images: dropped from their batch, counted
         loaders = [
-            DataLoader(
+            CountingDataLoader(
                 LabelledImages(recs, n_classes, t),
                 batch_size=batch_size,
                 shuffle=shuffle,
                 num_workers=num_workers,
+                collate_fn=collate_skip_none,
+                skip_counter=skipped,
             )
             for recs, t, shuffle in ((train, t_train, True), (held_out, t_eval, False))
         ]
@@ -238,6 +251,7 @@ def pretrain_backbone(
             },
             "n_train": len(train),
             "n_held_out": len(held_out),
+            "skipped_images": sorted(skipped.messages),  # corrupt files, each named once
             "classes": classes,
         }
         atomic_write_text(target.with_suffix(".json"), json.dumps(info, indent=2))

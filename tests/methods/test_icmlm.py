@@ -175,14 +175,40 @@ def test_layer_features_are_average_pooled_stages(tiny_scenes):
 
     trunk, _ = create_backbone("torchvision::resnet18")
     records = read("voc2007", tiny_scenes / "voc2007", "test")[:5]
-    feats = layer_features(trunk, record_images(records, 64, True), ["layer3", "layer4"], 4)
+    feats, unreadable = layer_features(
+        trunk, record_images(records, 64, True), ["layer3", "layer4"], 4
+    )
     assert feats["layer3"].shape == (5, 256) and feats["layer4"].shape == (5, 512)
+    assert unreadable == 0
     with torch.no_grad():
         x = record_images(records, 64, True)[0]["image"][None]
         full = trunk.eval()(x).mean(dim=(2, 3))  # the features are taken in eval mode
     np.testing.assert_allclose(feats["layer4"][0], full[0].numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(KeyError, match=r"layer9.*stages are"):
         layer_features(trunk, record_images(records, 64, True), ["layer9"])
+
+
+def test_an_unreadable_image_keeps_a_row_of_zeros_and_is_counted(tiny_scenes, tmp_path):
+    """It used to stop the probe ("unreadable image(s) in the probe's set"), so a row's training
+    was lost to one bad file of the evaluation set; the suite's probes already zeroed such rows."""
+    import dataclasses
+
+    from capbench.data import read
+    from capbench.data.datamodule import record_images
+    from capbench.models.backbones import create_backbone
+
+    trunk, _ = create_backbone("torchvision::resnet18")
+    records = read("voc2007", tiny_scenes / "voc2007", "test")[:5]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    records[1] = dataclasses.replace(records[1], image_path=str(bad))
+    for batch_size in (4, 1):  # the bad image in a batch with others, and alone
+        feats, unreadable = layer_features(
+            trunk, record_images(records, 64, True), ["layer3", "layer4"], batch_size
+        )
+        assert unreadable == 1
+        assert not feats["layer4"][1].any() and feats["layer4"][[0, 2, 3, 4]].any(axis=1).all()
+        assert feats["layer3"].shape == (5, 256)
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def _features(trunk: nn.Module, seen: list[int]) -> dict:
     from capbench.methods.icmlm.features import layer_features
 
     trunk.register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].shape[0])))
-    feats = layer_features(trunk, _Images(), ["layer1", "layer2"], batch_size=2)
+    feats, _ = layer_features(trunk, _Images(), ["layer1", "layer2"], batch_size=2)
     return {k: v.tolist() for k, v in feats.items()}
 
 

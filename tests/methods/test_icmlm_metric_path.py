@@ -36,7 +36,7 @@ def test_voc07_metrics_are_the_protocols_on_the_rows_trunk(tiny_scenes, tmp_path
     model = load_icmlm(result.checkpoint).cpu().eval()
     side = cfg.model.image_size
     feats = {
-        split: layer_features(model.trunk, record_images(recs, side, True), v.layers, v.batch_size, "cpu")
+        split: layer_features(model.trunk, record_images(recs, side, True), v.layers, v.batch_size, "cpu")[0]
         for split, recs in (("train", voc.train), ("test", voc.test))
     }  # fmt: skip
     ev = EvalConfig(c_grid=tuple(v.c_grid), n_folds=v.n_folds, metric=v.metric, seed=0)

@@ -155,3 +155,19 @@ def test_a_class_without_held_out_positives_is_left_out_of_the_map(tmp_path):
     assert per_class["triangle"] is None  # n/a, not 0
     scored = [per_class["circle"], per_class["square"]]
     assert info["held_out_mAP"] == pytest.approx(np.mean(scored), abs=1e-3)
+
+
+def test_a_corrupt_image_is_skipped_and_named_in_the_info(tmp_path, capsys):
+    """It used to stop the pretraining with a CorruptImageError, and with it every scenes row
+    whose trunk it makes."""
+    from capbench.cli import main
+
+    root = _voc(tmp_path, n_train=8, n_val=4)
+    images = sorted((root / "VOCdevkit" / "VOC2007" / "JPEGImages").glob("*.jpg"))
+    images[2].write_bytes(b"not a jpeg")
+    out = tmp_path / "trunk.pt"
+    argv = ["pretrain-backbone", "--data", str(root), "--epochs", "2", "--image-size", "32"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    skipped = pretrain_info(out)["skipped_images"]
+    assert len(skipped) == 1 and images[2].name in skipped[0]  # once, though met every epoch
+    assert "skipped 1 corrupt image(s): record 000002" in capsys.readouterr().out

@@ -177,3 +177,22 @@ def test_transformer_text_tower_trains_only_its_map_and_stays_out_of_checkpoints
     )
     with pytest.raises(RuntimeError, match="embed_texts"):
         model.embed_tokens(_batch()["tokens"])
+
+
+def test_a_pair_whose_image_has_no_cached_feature_is_left_out_of_the_step():
+    """A training image that could not be read leaves a NaN row in the cached frozen features;
+    a cached-feature batch carries only its index, so the row reached the loss and, at the
+    first step, made every weight NaN (found with a corrupt file in the tiny scenes COCO)."""
+    model = _model(finetune=False)
+    feats = torch.randn(10, model.image.fc.in_features)
+    feats[3] = float("nan")  # the unreadable image
+    model._train_features = feats
+    batch = _batch()  # indices 0, 3, 7, 9
+    batch["caption"] = ["a", "b", "c", "d"]
+    kept = model._without_unreadable(batch)
+    assert kept["index"].tolist() == [0, 7, 9] and kept["caption"] == ["a", "c", "d"]
+    assert kept["tokens"].shape[0] == 3 and kept["length"].tolist() == [6, 5, 2]
+    losses = model.batch_losses(kept)
+    assert torch.isfinite(losses["loss"])
+    clean = _batch(1)  # index 0 only: the batch itself comes back
+    assert model._without_unreadable(clean) is clean

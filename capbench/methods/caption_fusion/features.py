@@ -99,8 +99,14 @@ def extract(
         batch = []
         for i in idx:
             item = images[i]
-            if item is None:
-                raise ValueError(f"record {records[i].image_id}: unreadable image {records[i]}")
+            if item is None:  # the messages of why, noted by the dataset
+                from capbench.data.views import drain_skipped
+
+                why = "; ".join(drain_skipped())
+                raise ValueError(
+                    f"unreadable image: {why or f'record {records[i].image_id}'}"
+                    f"{'' if why else f': {records[i].image_path}'}"
+                )
             batch.append(item["image"])
         return embed(batch).float().cpu()
 

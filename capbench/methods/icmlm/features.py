@@ -31,16 +31,18 @@ def layer_features(
     layers: Sequence[str],
     batch_size: int = 64,
     device: str | torch.device = "cpu",
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], int]:
     """``{layer: (N, C_layer)}`` average-pooled features of ``images`` (dicts with ``image``),
-    in order, in eval mode and fp32. An unreadable image is an error: a probe needs every row.
+    in order, in eval mode and fp32, and how many images could not be read. An unreadable image
+    keeps its row, as zeros (the suite's probes do the same): the test set stays whole, so the
+    mAP stays over the split's images, and the count goes in the row's record.
 
     After a DDP fit every rank runs the row's evaluation: each rank then runs the trunk on its
     share of the images only and the ranks exchange the pooled rows
     (:func:`capbench.eval.extract.embed_in_order`), so every image goes through the trunk once
     in the whole job and every rank gets the same arrays; in one process it is a plain batched
     loop over the images in order."""
-    from capbench.data.views import collate_skip_none
+    from capbench.data.views import collate_skip_none, report_skipped
     from capbench.eval.extract import embed_in_order
 
     modules = named_layers(trunk, layers)
@@ -52,28 +54,50 @@ def layer_features(
     was_training = trunk.training
     trunk.eval().to(device)
 
+    if len(images) == 0:  # type: ignore[arg-type]
+        raise ValueError("layer_features: no images to probe")
     widths: dict[str, int] = {}
 
-    def pooled(idx: Sequence[int]) -> torch.Tensor:
-        batch = collate_skip_none([images[i] for i in idx])
-        if batch["n_skipped"]:
-            raise ValueError(f"unreadable image(s) in the probe's set: {batch['skipped']}")
-        trunk(batch["image"].to(device))
+    def run(batch_images: torch.Tensor) -> torch.Tensor:
+        trunk(batch_images.to(device))
         widths.update((n, int(grabbed[n].shape[1])) for n in layers)
         return torch.cat([grabbed[n].float().mean(dim=(2, 3)) for n in layers], dim=1)
 
-    if len(images) == 0:  # type: ignore[arg-type]
-        raise ValueError("layer_features: no images to probe")
+    def learn_widths() -> None:
+        """The channel widths from one small blank image, for rows that no image gave: a batch
+        of unreadable images only, or a DDP rank with no share (fewer images than ranks)."""
+        if not widths:
+            run(torch.zeros(1, 3, 64, 64))
+
+    def pooled(idx: Sequence[int]) -> torch.Tensor:
+        items = [images[i] for i in idx]
+        batch = collate_skip_none(items)
+        if not batch["n_skipped"]:
+            return run(batch["image"])
+        report_skipped(batch["skipped"])
+        learn_widths()  # NaN rows for the unreadable images, zeroed once gathered
+        out = torch.full((len(items), sum(widths.values())), float("nan"))
+        if "image" in batch:
+            out[torch.tensor([it is not None for it in items])] = run(batch["image"])
+        return out
+
     try:
         rows = embed_in_order(pooled, len(images), batch_size).numpy()
-        if not widths:  # a DDP rank with no share (fewer images than ranks) splits the rows too
-            pooled([0])
+        learn_widths()
     finally:
         for h in hooks:
             h.remove()
         trunk.train(was_training)
+    bad = ~np.isfinite(rows).all(axis=1)
+    if bad.all():
+        raise ValueError(
+            "layer_features: no image of the probe's set could be read (or every feature is "
+            "non-finite)"
+        )
+    rows[bad] = 0.0
     ends = np.cumsum([widths[n] for n in layers])
-    return {
+    feats = {
         name: np.ascontiguousarray(rows[:, end - widths[name] : end])
         for name, end in zip(layers, ends)
     }
+    return feats, int(bad.sum())

@@ -85,13 +85,14 @@ def _svm_probe(
 
     v = cfg.voc07
     side = cfg.model.image_size
-    feats = {
-        split: layer_features(
+    feats, unreadable = {}, {}
+    for split, recs in (("train", data.train), ("test", data.test)):
+        feats[split], unreadable[split] = layer_features(
             model.trunk, record_images(recs, side, True), v.layers, v.batch_size, model.device
         )
-        for split, recs in (("train", data.train), ("test", data.test))
-    }
-    return computed_on_rank_zero(lambda: _fit_svms(cfg, ctx, data, feats, prefix))
+    metrics, details = computed_on_rank_zero(lambda: _fit_svms(cfg, ctx, data, feats, prefix))
+    # unreadable images keep a row of zeros (the split stays whole); how many, per split
+    return metrics, {**details, "unreadable": unreadable}
 
 
 def _fit_svms(
@@ -175,12 +176,13 @@ def _in1k(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float],
     if c.max_train_per_class:
         train = _first_per_class(train, c.max_train_per_class)
     side, bs = cfg.model.image_size, cfg.voc07.batch_size
-    feats = [
-        layer_features(model.trunk, record_images(recs, side, True), [c.layer], bs, model.device)[
-            c.layer
-        ]
-        for recs in (train, val)
-    ]
+    feats, unreadable = [], []
+    for recs in (train, val):
+        found, bad = layer_features(
+            model.trunk, record_images(recs, side, True), [c.layer], bs, model.device
+        )
+        feats.append(found[c.layer])
+        unreadable.append(bad)
     n_classes = len(train[0].meta["classes"])
     # the ranks shared the features; the probe is trained once, on rank 0
     result = computed_on_rank_zero(lambda: softmax_probe(
@@ -188,7 +190,8 @@ def _in1k(cfg: IcmlmRow, ctx: RowContext, model: Any) -> tuple[dict[str, float],
         epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, batch_size=c.batch_size,
         seed=int(ctx.seed), device=str(model.device),
     ))  # fmt: skip
-    extra = {"in1k": {**result, "layer": c.layer, "train_images": len(train), "classes": n_classes}}
+    extra = {"in1k": {**result, "layer": c.layer, "train_images": len(train), "classes": n_classes,
+                      "unreadable": {"train": unreadable[0], "val": unreadable[1]}}}  # fmt: skip
     return {"in1k_top1": result["top1"], "in1k_top5": result["top5"]}, extra
 
 

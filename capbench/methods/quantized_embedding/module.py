@@ -296,6 +296,25 @@ class QuantizedEmbedding(L.LightningModule):
             self.cfg.train.num_workers,
         )
 
+    def _without_unreadable(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """``batch`` without the pairs whose image has no cached feature (a NaN row: the file
+        could not be read when the features were cached, and was counted then). Batches that
+        load their images already lack them (``collate_skip_none``); a cached-feature batch
+        carries only indices, and one NaN row would make every weight NaN at the first step."""
+        feats = getattr(self, "_train_features", None)
+        if feats is None or not len(batch["index"]):
+            return batch
+        keep = ~torch.isnan(feats[batch["index"].to(feats.device)]).any(dim=1).cpu()
+        if bool(keep.all()):
+            return batch
+        n = len(keep)
+        return {
+            k: v[keep] if isinstance(v, Tensor) and v.shape[:1] == (n,)
+            else [x for x, ok in zip(v, keep.tolist()) if ok] if isinstance(v, list) and len(v) == n
+            else v
+            for k, v in batch.items()
+        }  # fmt: skip
+
     def _train_image_embeddings(self, batch: dict[str, Any]) -> Tensor:
         feats = getattr(self, "_train_features", None)
         if feats is None:
@@ -358,6 +377,7 @@ class QuantizedEmbedding(L.LightningModule):
         return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        batch = self._without_unreadable(batch)
         if not len(batch["index"]):  # every image of this batch was unreadable
             return empty_batch_loss(self)
         losses = self.batch_losses(batch)
