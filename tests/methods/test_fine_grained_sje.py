@@ -242,3 +242,22 @@ def test_train_sentences_rows_need_their_counts():
     for bad in ((), (0, 5)):
         with pytest.raises(ValueError, match=r"row\.train_sentences"):
             RowConfig(kind="train_sentences", train_sentences=bad)
+
+
+def test_an_unreadable_training_image_is_left_out_and_a_test_image_stops_the_row(
+    tiny_scenes, tmp_path
+):
+    """Found by corrupting a CUB file of the tiny scenes data: the fixed-feature extraction
+    stopped every one of the 22 CUB rows, whatever split the file was in."""
+
+    cfg = _smoke_config(batch_size=8)
+    root = tiny_scenes / "cub"
+    records = read_records("cub", root, ("train",))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    records[1] = replace(records[1], image_path=str(bad))
+    dm = build_datamodule(cfg, {"source": "cub", "root": root, "records": records})
+    assert len(dm.items) == len(records) - 1
+    assert torch.isfinite(dm.items.features).all()
+    with pytest.raises(ValueError, match=r"1 test image\(s\) cannot be read.*bad\.jpg"):
+        zero_shot_side(cfg, dm, "cub", root, records[:4])

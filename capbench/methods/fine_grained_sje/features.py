@@ -21,7 +21,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from capbench.data.images import MultiViewTransform, build_transform, load_rgb
+from capbench.data.images import (
+    CorruptImageError,
+    MultiViewTransform,
+    build_transform,
+    load_rgb,
+)
 from capbench.data.records import CaptionedImage
 from capbench.methods.fine_grained_sje.config import ModelConfig
 
@@ -36,15 +41,17 @@ class _Images(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> Tensor:
+    def __getitem__(self, i: int) -> Tensor | None:
+        """The image's views ``(V, C, H, W)``, or None when the file cannot be decoded: its
+        feature row is then NaN (training drops the image, the test set stops on it)."""
+        from capbench.data.views import note_corrupt
+
         record = self.records[i]
         try:
             img = load_rgb(record.image_path)
-        except Exception as err:  # a fixed feature is needed for every image: say which failed
-            raise ValueError(
-                f"record {record.image_id} ({record.image_path}): cannot read the image for its "
-                f"fixed features: {err}"
-            ) from err
+        except CorruptImageError as err:
+            note_corrupt(record, err)
+            return None
         out = self.transform(img)  # type: ignore[operator]
         return out if out.dim() == 4 else out.unsqueeze(0)  # (V, C, H, W)
 
@@ -60,13 +67,34 @@ def _fingerprint(records: Sequence[CaptionedImage]) -> str:
 def _extract(
     trunk: torch.nn.Module, records: Sequence[CaptionedImage], transform: object, batch: int
 ) -> Tensor:
+    from capbench.data.views import drain_skipped, report_skipped
+
     trunk.eval()
     out = []
-    for views in DataLoader(_Images(records, transform), batch_size=batch):
+    for items in DataLoader(_Images(records, transform), batch_size=batch, collate_fn=list):
+        report_skipped(drain_skipped())
+        kept = [x for x in items if x is not None]
+        if not kept:  # every image of the batch unreadable: a blank one for the widths
+            kept = [torch.zeros_like(_first_readable(records, transform))]
+        views = torch.stack(kept)
         b, v = views.shape[:2]
-        fmap = trunk(views.flatten(0, 1))
-        out.append(fmap.mean(dim=(2, 3)).view(b, v, -1).float())
+        pooled = trunk(views.flatten(0, 1)).mean(dim=(2, 3)).view(b, v, -1).float()
+        rows = torch.full((len(items), *pooled.shape[1:]), float("nan"))
+        ok = torch.tensor([x is not None for x in items])
+        if ok.any():
+            rows[ok] = pooled[: int(ok.sum())]
+        out.append(rows)
     return torch.cat(out)
+
+
+def _first_readable(records: Sequence[CaptionedImage], transform: object) -> Tensor:
+    """One readable image's views (a shape to run the trunk on when a whole batch is not)."""
+    dataset = _Images(records, transform)
+    for i in range(len(records)):
+        views = dataset[i]
+        if views is not None:
+            return views
+    raise ValueError(f"none of the {len(records)} images could be read for its fixed features")
 
 
 def backbone_features(

@@ -3,6 +3,7 @@ encoder tables), a resumable fit, and the test-side embeddings the zero-shot pro
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from capbench.methods.training import (
     resolve_backbone_weights,
     save_untrained,
 )
+
+log = logging.getLogger(__name__)
 
 
 def read_records(
@@ -128,6 +131,12 @@ def build_datamodule(
         raise ValueError(f"{root}: no training records for {source!r}")
     if shuffle_labels:
         records = shuffle_class_captions(records, seed)
+    features = image_features(cfg, source, root, records, train=True, seed=seed)
+    readable = torch.isfinite(features).flatten(1).all(dim=1)
+    if not bool(readable.all()):  # a training image that cannot be read: skipped, counted
+        log.warning("%d unreadable training image(s) left out", int((~readable).sum()))
+        records = [r for r, ok in zip(records, readable.tolist(), strict=True) if ok]
+        features = features[readable]
     m, t = cfg.model, cfg.train
     level = encoder_level(m.encoder)
     captions = [c for r in records for c in r.captions]
@@ -138,7 +147,7 @@ def build_datamodule(
     if m.encoder == "word2vec_avg":
         vectors = _word_vectors(cfg, tokenizer, captions, seed)
     return SJEFeatureData(
-        features=image_features(cfg, source, root, records, train=True, seed=seed),
+        features=features,
         tokens=caption_tokens(records, tokenizer, level, t.captions_per_image),
         labels=torch.tensor([int(r.label) for r in records], dtype=torch.long),  # type: ignore[arg-type]
         tokenizer=tokenizer,
@@ -230,6 +239,12 @@ def zero_shot_side(
     feats = computed_on_rank_zero(
         lambda: image_features(cfg, source, root, records, train=False, seed=seed)
     )[:, 0]
+    unreadable = [r.image_path for r, row in zip(records, feats) if not bool(row.isfinite().all())]
+    if unreadable:  # every test image is scored: one that cannot be read stops the row here
+        raise ValueError(
+            f"{len(unreadable)} test image(s) cannot be read, and zero-shot scoring needs every "
+            f"one: {', '.join(unreadable[:3])}"
+        )
     labels = [int(r.label) for r in records]  # type: ignore[arg-type]
     if dm.level == "class":  # one "caption" per class: its attribute vector
         classes = sorted(set(labels))
