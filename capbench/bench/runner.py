@@ -295,6 +295,7 @@ class _Done:
     started: str
     finished: str
     name: str
+    skipped_images: list[str] = field(default_factory=list)  # corrupt files the row skipped
 
 
 def _shared_key(job: RowJob) -> tuple[str, int, str]:
@@ -319,8 +320,10 @@ def _call_target(job: RowJob) -> _Done:
         progress=job.progress,
         results=Path(job.results),
     )
+    from capbench.data.views import skipped_mark, skipped_since
+
     with row_run(job, enabled=job.wandb and launch_rank() == 0) as run:  # one wandb run per row
-        started, t0 = _now(), time.perf_counter()
+        started, t0, mark = _now(), time.perf_counter(), skipped_mark()
         result = target(dict(job.config), ctx)
         wall = time.perf_counter() - t0
         if not isinstance(result, RowResult):
@@ -329,7 +332,7 @@ def _call_target(job: RowJob) -> _Done:
             )
         if run is not None:
             log_final(run, result.metrics)
-    return _Done(result, wall, started, _now(), job.name)
+    return _Done(result, wall, started, _now(), job.name, skipped_since(mark))
 
 
 def _sibling_result(job: RowJob) -> _Done | None:
@@ -367,12 +370,15 @@ def execute(job: RowJob, shared: dict[tuple[str, int, str], _Done] | None = None
     if done is None and not job.force:
         done = _sibling_result(job)
     extra: dict[str, Any] = {}
+    reused = done is not None
     if done is None:
         done = _call_target(job)
         if shared is not None:
             shared[_shared_key(job)] = done
     else:
         extra["result_from"] = done.name
+    if done.skipped_images:  # corrupt files met in this row's data, skipped (logged once each)
+        extra["skipped_images"] = done.skipped_images
     result = done.result
     try:
         record = _record(job, done, extra)
@@ -383,7 +389,7 @@ def execute(job: RowJob, shared: dict[tuple[str, int, str], _Done] | None = None
             f"{row_target_name(job.config)} returned an invalid result: {err.detail}",
         ) from err
     if launch_rank() == 0:
-        if not extra:
+        if not reused:
             _log_final(job, result)
         write_record(record, Path(job.results))
     return record

@@ -38,14 +38,29 @@ _MAX_PENDING = 10_000  # bound the list when a Dataset is used without collate_s
 
 # Files already logged as corrupt by this process: each is logged once, not once per epoch.
 _REPORTED: set[str] = set()
+# Every report, in order, so that a caller can take the ones made during its work (the runner:
+# the files a row skipped, for its record); bounded like the pending list.
+_MET: list[str] = []
 
 
 def report_skipped(messages: Iterable[str]) -> None:
     """Log each corrupt-image message once per process (called in the main process)."""
     for msg in messages:
+        if len(_MET) < _MAX_PENDING:
+            _MET.append(msg)
         if msg not in _REPORTED:
             _REPORTED.add(msg)
             log.warning("skipping corrupt image: %s", msg)
+
+
+def skipped_mark() -> int:
+    """A mark in the reports, for :func:`skipped_since`."""
+    return len(_MET)
+
+
+def skipped_since(mark: int) -> list[str]:
+    """The distinct corrupt-image messages reported since ``mark``, sorted."""
+    return sorted(set(_MET[mark:]))
 
 
 def note_corrupt(record: CaptionedImage, err: CorruptImageError) -> None:

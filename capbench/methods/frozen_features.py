@@ -37,6 +37,7 @@ def frozen_features(
     embeds its share of the items and every rank gets all rows
     (``capbench.eval.extract.rows_in_order``): each image goes through the trunk once in the job,
     not once per rank. Outside DDP it is one loop over every item."""
+    from capbench.data.views import report_skipped
     from capbench.eval.extract import rows_in_order, world_size
 
     n = len(dataset)  # type: ignore[arg-type]
@@ -53,6 +54,7 @@ def frozen_features(
         )
         out = torch.full((len(share), dim), float("nan"), device=device)
         for batch in loader:
+            report_skipped(batch["skipped"])  # their rows stay NaN
             if "image" in batch:
                 rows = row_of[batch["index"]].to(device)
                 out[rows] = embed(batch["image"].to(device)).float()

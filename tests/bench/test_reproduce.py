@@ -339,3 +339,21 @@ def test_a_relative_checkpoint_is_recorded_absolute(cli, results, toy):
     (path,) = iter_record_paths(results, "toypaper")
     checkpoint = Path(read_record(path).checkpoint)
     assert checkpoint.is_absolute() and checkpoint.is_file()
+
+
+def test_the_corrupt_images_a_row_skipped_are_named_in_its_record(cli, results):
+    """Skipped and counted: each file once, though a loader meets it at every epoch."""
+    files = '["record 7: b.jpg: cannot decode", "record 3: a.jpg: cannot decode", ' \
+            '"record 7: b.jpg: cannot decode"]'  # fmt: skip
+    rc, _, _ = cli(
+        "reproduce", "toypaper", "--rows", "a", "--set", f"trainer.corrupt_files={files}"
+    )
+    assert rc == 0
+    (path,) = iter_record_paths(results, "toypaper")
+    assert read_record(path).extra["skipped_images"] == [
+        "record 3: a.jpg: cannot decode",
+        "record 7: b.jpg: cannot decode",
+    ]
+    rc, _, _ = cli("reproduce", "toypaper", "--rows", "b")
+    (path,) = [p for p in iter_record_paths(results, "toypaper") if "/b/" in str(p)]
+    assert "skipped_images" not in read_record(path).extra  # a row with none says nothing

@@ -63,3 +63,25 @@ def test_ddp_ranks_embed_each_image_once_and_all_get_every_row():
         torch.testing.assert_close(rows, single, equal_nan=True)
     for rows in (one0, one1):
         torch.testing.assert_close(rows, _features(n=1))
+
+
+class _NotedImages(_Images):
+    """As a real images view does: the corrupt item is noted for its batch's collate."""
+
+    def __getitem__(self, i: int) -> dict | None:
+        if i == UNREADABLE:
+            from capbench.data.records import CaptionedImage
+            from capbench.data.views import note_corrupt
+
+            note_corrupt(CaptionedImage(str(i), "x.jpg", "train"), OSError("bad"))
+        return super().__getitem__(i)
+
+
+def test_the_unreadable_image_is_reported_for_the_record():
+    """Its row stays NaN, and the runner's record names it (``skipped_images``)."""
+    from capbench.data.views import skipped_mark, skipped_since
+
+    mark = skipped_mark()
+    rows = frozen_features(lambda x: x.flatten(1)[:, :2], _NotedImages(), dim=2, batch_size=2)
+    assert torch.isnan(rows[UNREADABLE]).all()
+    assert skipped_since(mark) == [f"record {UNREADABLE}: bad"]

@@ -226,6 +226,7 @@ class SemanticRetrieval(L.LightningModule):
         Evaluation passes True; None (mining) shares when this module's fit is distributed,
         which also hands every rank the same features, so all ranks mine the same triplets
         (each rank embedding the whole pool could round differently on different devices)."""
+        from capbench.data.views import report_skipped
         from capbench.eval.extract import rows_in_order
 
         if shared is None:
@@ -241,6 +242,7 @@ class SemanticRetrieval(L.LightningModule):
                 loader = tqdm(loader, desc=desc, unit="batch", leave=False)
             out = torch.full((len(share), self.out_dim), float("nan"), device=self.device)
             for batch in loader:
+                report_skipped(batch["skipped"])  # their rows stay NaN
                 if "image" in batch:
                     with self._autocast(precision):
                         out[batch["position"].to(self.device)] = self.embed_images(

@@ -6,7 +6,8 @@ recompute them independently. A "checkpoint" in the work dir counts attempts; wi
 ``trainer.crash_once`` the first attempt dies after writing it (an interrupted run);
 ``trainer.metric_prefix`` renames the metrics (a target whose names are not its table's);
 ``trainer.relative_checkpoint`` returns the checkpoint relative to the current directory (as a
-cache under ``./.capbench_cache`` gives it).
+cache under ``./.capbench_cache`` gives it); ``trainer.corrupt_files`` reports those names as
+corrupt images met (as a data loader does for a file it cannot decode).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def run(config: dict, ctx: RowContext) -> RowResult:
     ckpt.write_text(json.dumps(state))
     if config["trainer"].get("crash_once") and state["attempts"] == 1:
         raise RuntimeError("simulated interruption after the first checkpoint")
+    if config["trainer"].get("corrupt_files"):
+        from capbench.data.views import report_skipped
+
+        report_skipped(config["trainer"]["corrupt_files"])
     root = config["data"].get("root")
     rng = random.Random(ctx.seed)
     xs = [v + noise * rng.uniform(-1.0, 1.0) for v in values]
