@@ -167,6 +167,30 @@ def test_model_rows_wiring(semantic_eval_data, ctx, monkeypatch, tmp_path):
     assert index.longest_side == 576 and not index.pad_to_square  # the paper: aspect kept
 
 
+def test_an_unreadable_test_image_stops_the_row_naming_it(
+    semantic_eval_data, ctx, monkeypatch, tmp_path
+):
+    """Its embedding row is NaN: the retrieval code stopped on "embeddings contain nan or inf",
+    which named no file."""
+    from capbench.methods.semantic_retrieval import train
+
+    ev = semantic_eval_data
+    phi = torch.nn.functional.normalize(torch.ones(len(ev.images), 8), dim=-1)
+    phi[2] = float("nan")
+
+    def fake_train(cfg, datamodule, workdir, train_mode="V", seed=0, **kw):
+        ckpt = tmp_path / "fake.ckpt"
+        ckpt.write_bytes(b"x")
+        return _StandInModel(), ckpt
+
+    monkeypatch.setattr(train, "train_semantic_retrieval", fake_train)
+    monkeypatch.setattr(train, "embed_records", lambda m, recs, progress=False: phi[: len(recs)])
+    config = row_config({"train": {"share_checkpoint": False}, "row": {"kind": "trained"}})
+    with pytest.raises(ValueError, match="1 test image\\(s\\) cannot be read") as err:
+        rows._row_model(config, ctx, ev)
+    assert ev.images[2].image_path in str(err.value)
+
+
 def test_shared_training_folder(tmp_path):
     ctx = RowContext(workdir=tmp_path / "w", seed=0, profile="scenes", data_root=tmp_path)
     cfg = {"model": {"backbone": "x"}}
