@@ -55,6 +55,17 @@ from capbench.methods.training import resolve_backbone_weights
 from capbench.models.quantizers import SoftProductQuantizer
 
 
+def _kept_rows(value: Any, keep: Tensor) -> Any:
+    """The rows ``keep`` of a batch field with one row per pair (a tensor or a list); any other
+    field (a count, the skipped-file messages) as it is."""
+    n = len(keep)
+    if isinstance(value, Tensor) and value.shape[:1] == (n,):
+        return value[keep]
+    if isinstance(value, list) and len(value) == n:
+        return [x for x, ok in zip(value, keep.tolist(), strict=True) if ok]
+    return value
+
+
 class QuantizedEmbedding(L.LightningModule):
     """Image tower + text tower into one space, optionally quantized (see the module docstring).
 
@@ -307,13 +318,7 @@ class QuantizedEmbedding(L.LightningModule):
         keep = ~torch.isnan(feats[batch["index"].to(feats.device)]).any(dim=1).cpu()
         if bool(keep.all()):
             return batch
-        n = len(keep)
-        return {
-            k: v[keep] if isinstance(v, Tensor) and v.shape[:1] == (n,)
-            else [x for x, ok in zip(v, keep.tolist()) if ok] if isinstance(v, list) and len(v) == n
-            else v
-            for k, v in batch.items()
-        }  # fmt: skip
+        return {k: _kept_rows(v, keep) for k, v in batch.items()}
 
     def _train_image_embeddings(self, batch: dict[str, Any]) -> Tensor:
         feats = getattr(self, "_train_features", None)
