@@ -19,6 +19,7 @@ The current directory is importable, so ``mymodule:build`` works for a file besi
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -115,6 +116,14 @@ def _user_encoder(args: argparse.Namespace) -> tuple[dict, str, str]:
             f"--encoder {args.encoder}: a {type(build).__name__}, not a function that builds "
             "the encoder"
         )
+    try:  # the suite calls it with no argument
+        inspect.signature(build).bind()
+    except TypeError as err:
+        raise ValueError(
+            f"--encoder {args.encoder}: the suite calls it with no argument, but {err}"
+        ) from None
+    except ValueError:  # a builtin without a signature: found out when it is called
+        pass
     name = args.name or args.encoder.rsplit(":", 1)[1]
     return {"kind": "callable", "build": args.encoder}, name, args.label or args.encoder
 

@@ -46,6 +46,9 @@ BYO = textwrap.dedent(
         return "not a module"
 
     NOT_A_FUNCTION = 3
+
+    def build_with_args(size):
+        return MeanColour()
     """
 )
 
@@ -124,6 +127,11 @@ def test_bad_user_encoders_are_refused_clearly(user_dir, capsys):
     assert "returned str; expected an nn.Module" in err
     assert main(["suite", "--encoder", "byo_encoder:NOT_A_FUNCTION", "--dry-run"]) == 2
     assert "byo_encoder:NOT_A_FUNCTION: a int, not a function" in capsys.readouterr().err
+    # called with no argument: one that needs some is refused before any row, not in it
+    assert main(["suite", "--encoder", "byo_encoder:build_with_args", "--dry-run"]) == 2
+    assert "calls it with no argument, but missing a required argument: 'size'" in (
+        capsys.readouterr().err
+    )
 
 
 def test_bad_trunk_weights_are_refused_before_any_row(user_dir, capsys, tmp_path):
