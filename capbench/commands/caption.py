@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from capbench.commands.arg_types import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", type=Path, help="image file")
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--regions", action="store_true", help="describe regions (a region-captioner checkpoint)"
     )
-    parser.add_argument("--top", type=int, default=5, help="regions described (5)")
+    parser.add_argument("--top", type=positive_int, default=5, help="regions described (5)")
     parser.add_argument("--out", type=Path, help="PNG to write: the image with the caption(s)")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from capbench.commands.arg_types import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image_a", help="first image file")
@@ -19,10 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--index", type=Path, help="a query index: its checkpoint and image size are used"
     )
     parser.add_argument("--out", type=Path, required=True, help="PNG to write (the two overlays)")
-    parser.add_argument("--k", type=int, default=5, help="signature dimensions explained (5)")
+    parser.add_argument(
+        "--k", type=positive_int, default=5, help="signature dimensions explained (5)"
+    )
     parser.add_argument(
         "--longest-side",
-        type=int,
+        type=positive_int,
         help="resize before the model (default: the index's, else the image's own size)",
     )
 

@@ -21,13 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from capbench.commands.arg_types import finite_float, positive_int
+
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=Path, help="index folder (index.json, embeddings.npy, ...)")
-    parser.add_argument("--top", type=int, default=10, help="number of results (default 10)")
+    parser.add_argument(
+        "--top", type=positive_int, default=10, help="number of results (default 10)"
+    )
     parser.add_argument("--out", type=Path, help="write the query and its results as a PNG grid")
     parser.add_argument(
-        "--alpha", type=float, default=1.0, help="weight of each word's theta (default 1)"
+        "--alpha", type=finite_float, default=1.0, help="weight of each word's theta (default 1)"
     )
     parser.add_argument(
         "--keep-self", action="store_true", help="do not drop the query image from its results"
@@ -36,9 +40,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="(--build-index) model checkpoint")
     parser.add_argument("--data", type=Path, help="(--build-index) Visual Genome folder")
     parser.add_argument("--split", default="test", help="(--build-index) split to index")
-    parser.add_argument("--limit", type=int, help="(--build-index) index only the first N images")
     parser.add_argument(
-        "--longest-side", type=int, help="(--build-index) image resize (default: the model's)"
+        "--limit", type=positive_int, help="(--build-index) index only the first N images"
+    )
+    parser.add_argument(
+        "--longest-side",
+        type=positive_int,
+        help="(--build-index) image resize (default: the model's)",
     )
 
 
@@ -52,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_terms(args: argparse.Namespace) -> tuple[argparse.Namespace, list[tuple[int, str]]]:
     """Split what followed IMAGE into options (set on ``args``) and signed words."""
-    extra = argparse.ArgumentParser(add_help=False)
+    extra = argparse.ArgumentParser(prog="capbench query", add_help=False)
     _add_options(extra)
     defaults = {a.dest: a.default for a in extra._actions}
     opts, rest = extra.parse_known_args(list(args.terms or []))

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from capbench.bench.paper import PROFILES
+from capbench.commands.arg_types import positive_int
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="timm::resnet50", help="the trunk of --weights")
     p.add_argument("--name", help="the row id of --encoder (default: the function's name)")
     p.add_argument("--label", help="the row label on the leaderboard (default: --encoder)")
-    p.add_argument("--image-size", type=int, default=None, help="input size (default 224)")
+    p.add_argument("--image-size", type=positive_int, default=None, help="input size (default 224)")
     p.add_argument(
         "--profile",
         choices=list(PROFILES),
