@@ -22,7 +22,7 @@ from pathlib import Path
 
 from capbench.bench.golden import GOLDEN_MIN_SEEDS
 from capbench.bench.paper import GOLDEN_PROFILES, PROFILES
-from capbench.commands.arg_types import positive_int
+from capbench.commands.arg_types import non_negative_int, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -98,7 +98,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--partition", help="SLURM partition")
     s.add_argument("--account", help="SLURM account")
     s.add_argument("--qos", help="SLURM quality of service")
-    s.add_argument("--gpus-per-node", type=positive_int, help="GPUs per node (one task per GPU)")
+    s.add_argument(
+        "--gpus-per-node", type=non_negative_int, help="GPUs per node (one task per GPU)"
+    )
     s.add_argument("--nodes", type=positive_int, help="nodes per row")
     s.add_argument("--cpus-per-task", type=positive_int, help="CPU cores per task")
     s.add_argument("--mem-gb", type=positive_int, help="memory per node in GB")

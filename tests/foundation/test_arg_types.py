@@ -9,11 +9,14 @@ import argparse
 import pytest
 
 from capbench.cli import main
-from capbench.commands.arg_types import finite_float, positive_int
+from capbench.commands.arg_types import finite_float, non_negative_int, positive_int
 
 
 def test_the_types():
     assert positive_int("3") == 3 and finite_float("-0.5") == -0.5
+    assert non_negative_int("0") == 0  # --gpus-per-node 0: a CPU partition
+    with pytest.raises(argparse.ArgumentTypeError):
+        non_negative_int("-1")
     for bad in ("0", "-3", "x", "2.5"):
         with pytest.raises(argparse.ArgumentTypeError):
             positive_int(bad)
