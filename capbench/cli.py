@@ -20,8 +20,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("data", "dataset tools: check, fixture, scenes"),
     "methods": ("methods", "list the registered methods (capbench fit --model NAME)"),
     "fit": ("lightning", "train a method (--model NAME) with LightningCLI"),
-    "validate": ("lightning", "validate a method from a LightningCLI config"),
-    "test": ("lightning", "test a method from a LightningCLI config"),
+    "validate": (
+        "lightning",
+        "Lightning's validation loop (--model package.Class with a validation_step)",
+    ),
+    "test": ("lightning", "Lightning's test loop (--model package.Class with a test_step)"),
     "pretrain-backbone": ("pretrain", "pretrain the scenes stand-in for an ImageNet backbone"),
     "reproduce": ("reproduce", "reproduce a paper's tables (local or SLURM)"),
     "demo": ("demo", "the headline rows of every paper, the suite and the page, on scenes data"),

@@ -74,6 +74,17 @@ def main(argv: list[str]) -> int:
         LightningCLI(L.LightningModule, None, subclass_mode_model=True, **common)
         return 0
     spec = get_method(name)
+    module = spec.load("module")
+    step = {"validate": "validation_step", "test": "test_step"}.get(argv[0])
+    if step and getattr(module, step) is getattr(L.LightningModule, step):
+        print(
+            f"capbench {argv[0]}: the {name} method has no {step}: it is evaluated by its "
+            f"benchmark rows, with the paper's protocol (capbench reproduce {spec.paper} "
+            f"--rows ROW); `capbench {argv[0]}` is for a LightningModule named by class path "
+            "that defines one",
+            file=sys.stderr,
+        )
+        return 2
     configure = spec.load("cli")
     # a method whose training data needs more than the CaptionDataModule names its subclass as
     # ``DATAMODULE`` beside its ``configure`` function
@@ -90,7 +101,7 @@ def main(argv: list[str]) -> int:
             super().parse_arguments(parser, args)
 
     try:
-        MethodCLI(spec.load("module"), datamodule, **common)
+        MethodCLI(module, datamodule, **common)
     except _user_errors() as err:  # the user's data or setting: one line, not a traceback
         print(f"capbench {argv[0]}: error: {err}", file=sys.stderr)
         return 1

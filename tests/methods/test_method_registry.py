@@ -148,6 +148,19 @@ def test_fit_on_a_missing_data_root_says_so_in_one_line(name, tmp_path, capsys):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize(("verb", "step"), [("validate", "validation_step"), ("test", "test_step")])
+def test_validate_and_test_say_how_a_method_is_evaluated(name, verb, step, capsys):
+    """No registered method has a validation or test step (its rows evaluate it with the
+    paper's protocol): the verbs said so in a MisconfigurationException traceback."""
+    from capbench.commands.lightning import main
+
+    assert main([verb, "--model", name]) == 2
+    err = capsys.readouterr().err
+    assert f"capbench {verb}: the {name} method has no {step}" in err
+    assert f"capbench reproduce {get_method(name).paper} --rows ROW" in err
+
+
 def test_fit_without_imagenet_weights_says_how_to_give_them(tmp_path, capsys):
     from capbench.commands.lightning import main
 
