@@ -11,6 +11,7 @@ argv starting with the verb, which LightningCLI reads as its subcommand.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -124,15 +125,51 @@ def linked_options(parser: Any) -> dict[str, list[str]]:
 
 
 def refuse_linked_options(parser: Any, argv: list[str]) -> None:
-    """A linked target given on the command line (``--trainer.max_epochs 1``) stops with a line
-    naming the option to give instead. jsonargparse would print the whole usage, then "argument
-    model.train.max_epochs --> trainer.max_epochs: invalid Optional value: '1'"."""
+    """A linked target given on the command line (``--trainer.max_epochs 1``) or in a
+    ``--config`` file stops with a line naming the option to give instead. On the command line
+    jsonargparse printed the whole usage, then "argument model.train.max_epochs -->
+    trainer.max_epochs: invalid Optional value: '1'"; in a config file it dropped the value
+    without a word (the fit ran the paper's 200 epochs)."""
     links = linked_options(parser)
-    for arg in argv:
+    for i, arg in enumerate(argv):
         key = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
         if key in links:
-            sources = " and ".join(f"--{s}" for s in links[key])
-            raise SystemExit(
-                f"capbench {argv[0]}: --{key} is set from {sources} (the method's config, whose "
-                f"defaults are the paper's): give {sources} instead"
+            _refuse(argv[0], f"--{key}", links[key])
+        if key == "config":
+            path = (
+                arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
             )
+            for target in _keys_in_config(path, links):
+                _refuse(argv[0], f"{target} in {path}", links[target], path)
+
+
+def _refuse(verb: str, given: str, sources: list[str], where: str = "") -> None:
+    """Stop: ``given`` (an option, or a key of the config file ``where``) is a link target."""
+    options = " and ".join(f"--{s}" for s in sources)
+    instead = f"give {options}" if not where else f"set {' and '.join(sources)} in {where}"
+    raise SystemExit(
+        f"capbench {verb}: {given} is set from {options} (the method's config, whose defaults "
+        f"are the paper's): {instead} instead"
+    )
+
+
+def _keys_in_config(path: str, keys: dict[str, list[str]]) -> list[str]:
+    """The dotted ``keys`` that the YAML file ``path`` sets (none when it cannot be read: then
+    LightningCLI reports the file)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    found = []
+    for key in keys:
+        node: Any = doc
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            found.append(key)
+    return found
+
+
+_MISSING = object()

@@ -134,6 +134,22 @@ def test_a_linked_option_names_the_one_to_give(name, form, capsys):
 
 
 @pytest.mark.parametrize("name", METHODS)
+def test_a_linked_key_in_a_config_file_is_refused_not_dropped(name, tmp_path, capsys):
+    """``data: {seed: 5}`` in a ``--config`` file was dropped without a word (the link sets it
+    from ``model.seed``); a printed config, which leaves link targets out, still loads."""
+    from capbench.commands.lightning import main
+
+    cfg = tmp_path / "mine.yaml"
+    cfg.write_text("data:\n  seed: 5\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model", name, "--config", str(cfg)])
+    assert exit_info.value.code == (
+        f"capbench fit: data.seed in {cfg} is set from --model.seed (the method's config, whose "
+        f"defaults are the paper's): set model.seed in {cfg} instead"
+    )
+
+
+@pytest.mark.parametrize("name", METHODS)
 def test_fit_on_a_missing_data_root_says_so_in_one_line(name, tmp_path, capsys):
     """The user's path, not a bug: one line naming it, no traceback."""
     from capbench.commands.lightning import main
