@@ -5,7 +5,9 @@
 Trainer's and the DataModule's arguments, so ``--print_config`` shows the fields a row config
 sets (``model.model``, ``model.train``, ``model.mining``, ...). Any other LightningModule can be
 named by class path (``--model package.module.Class``). The dispatcher in ``capbench.cli`` passes
-argv starting with the verb, which LightningCLI reads as its subcommand.
+argv starting with the verb, which LightningCLI reads as its subcommand. ``validate`` and
+``test`` are for such a module: the registered methods have no validation or test step, their
+rows evaluate them with the paper's protocol, and the verbs say so.
 """
 
 from __future__ import annotations
