@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capbench.commands.arg_types import positive_int
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage
 from capbench.data.verify_images import DEFAULT_WORKERS, ImageCheck
@@ -47,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     check.add_argument(
         "--workers",
-        type=positive_int,
+        type=int,
         default=DEFAULT_WORKERS,
         metavar="N",
         help=f"threads decoding images with --verify-images (default {DEFAULT_WORKERS})",

@@ -38,7 +38,6 @@ def test_the_types():
         ),
         (["caption", "im.jpg", "--checkpoint", "c", "--top", "0"], "argument --top: must be at"),
         (["explain", "a.jpg", "b.jpg", "--out", "o.png", "--k", "0"], "argument --k: must be at"),
-        (["data", "check", "coco", "root", "--workers", "0"], "argument --workers: must be at"),
     ],
 )
 def test_commands_refuse_out_of_range_numbers(argv, message, capsys):
