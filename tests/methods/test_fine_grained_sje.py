@@ -261,3 +261,15 @@ def test_an_unreadable_training_image_is_left_out_and_a_test_image_stops_the_row
     assert torch.isfinite(dm.items.features).all()
     with pytest.raises(ValueError, match=r"1 test image\(s\) cannot be read.*bad\.jpg"):
         zero_shot_side(cfg, dm, "cub", root, records[:4])
+
+
+@pytest.mark.parametrize(("name", "what"), [("cub", "CUB-200-2011"), ("flowers", "Flowers-102")])
+def test_a_missing_dataset_folder_names_its_data_card(tmp_path, name, what):
+    """As the other papers' rows do; it was the reader's error on the first file it opened."""
+    from capbench.methods.fine_grained_sje.rows import run_row
+    from capbench.methods.protocol import RowContext
+
+    ctx = RowContext(workdir=tmp_path / "w", seed=0, profile="paper", data_root=tmp_path / "d")
+    config = {"data": {"name": name, "root": name}, "row": {"kind": "untrained"}}
+    with pytest.raises(FileNotFoundError, match=rf"{what} not found at .*data_cards/{name}\.md"):
+        run_row(config, ctx)

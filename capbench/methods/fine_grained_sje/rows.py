@@ -26,10 +26,17 @@ from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
 from capbench.methods.training import resolve_pretrain_data
 
+_DATASETS = {"cub": "CUB-200-2011", "flowers": "Oxford Flowers-102"}
+
 
 def _data_root(cfg: FineGrainedSJERow, ctx: RowContext) -> Path:
-    root = Path(cfg.data.root)
-    return root if root.is_absolute() else Path(ctx.data_root) / root
+    """The dataset folder; a missing one names the data card (as every paper's rows do), not
+    the first file the reader would have opened in it."""
+    from capbench.eval.protocols._common import resolve_dataset_root
+
+    name = cfg.data.name
+    what = _DATASETS.get(name, name)
+    return resolve_dataset_root(cfg.data.root, Path(ctx.data_root), what, f"data_cards/{name}.md")
 
 
 def _fit(cfg: FineGrainedSJERow, ctx: RowContext, data: dict[str, Any], workdir: Path) -> Any:
