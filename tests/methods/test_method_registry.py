@@ -150,9 +150,11 @@ def test_a_linked_key_in_a_config_file_is_refused_not_dropped(name, tmp_path, ca
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_fit_on_a_missing_data_root_says_so_in_one_line(name, tmp_path, capsys):
+def test_fit_on_a_missing_data_root_says_so_in_one_line(name, tmp_path, capsys, monkeypatch):
     """The user's path, not a bug: one line naming it, no traceback."""
     from capbench.commands.lightning import main
+
+    monkeypatch.chdir(tmp_path)  # the Trainer is built first: its logger folder goes here
 
     root = tmp_path / "not_here"
     argv = ["fit", "--model", name, "--data.root", str(root)]
@@ -177,8 +179,10 @@ def test_validate_and_test_say_how_a_method_is_evaluated(name, verb, step, capsy
     assert f"capbench reproduce {get_method(name).paper} --rows ROW" in err
 
 
-def test_fit_without_imagenet_weights_says_how_to_give_them(tmp_path, capsys):
+def test_fit_without_imagenet_weights_says_how_to_give_them(tmp_path, capsys, monkeypatch):
     from capbench.commands.lightning import main
+
+    monkeypatch.chdir(tmp_path)
 
     assert main(["fit", "--model", "semantic_retrieval", "--data.root", str(tmp_path)]) == 1
     err = capsys.readouterr().err
