@@ -35,8 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from capbench.methods.caption_fusion.captioning import RegionCaptionerModule, load_captioner
 
     img = readable_image(args.image, "caption")
-    if not args.checkpoint.is_file():
-        raise SystemExit(f"capbench caption: no such checkpoint: {args.checkpoint}")
     model = load_user_checkpoint(load_captioner, args.checkpoint, "caption")
     is_regions = isinstance(model, RegionCaptionerModule)
     if args.regions != is_regions:

@@ -55,19 +55,16 @@ TRAIN = "train"  # the name under which the concatenated ``train_splits`` are kn
 
 
 class SkipCounter:
-    """Thread-safe running total of skipped (corrupt) items, and the distinct messages (one
-    per corrupt file) met: ``total`` counts a file again at every epoch that meets it."""
+    """Thread-safe running total of skipped (corrupt) items."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.total = 0
-        self.messages: set[str] = set()
 
-    def add(self, n: int, messages: Iterable[str] = ()) -> None:
+    def add(self, n: int) -> None:
         if n:
             with self._lock:
                 self.total += int(n)
-                self.messages.update(messages)
 
 
 class CountingDataLoader(DataLoader):
@@ -86,7 +83,7 @@ class CountingDataLoader(DataLoader):
         for batch in super().__iter__():
             if isinstance(batch, dict):
                 if self.skip_counter is not None:
-                    self.skip_counter.add(batch.get("n_skipped", 0), batch.get("skipped", ()))
+                    self.skip_counter.add(batch.get("n_skipped", 0))
                 report_skipped(batch.get("skipped", ()))
             yield batch
 

@@ -203,8 +203,8 @@ def pretrain_backbone(
         log.info("cached scenes backbone: %s", target)
         return target
 
-    from capbench.data.datamodule import CountingDataLoader, SkipCounter
-    from capbench.data.views import collate_skip_none
+    from capbench.data.datamodule import CountingDataLoader
+    from capbench.data.views import collate_skip_none, skipped_mark, skipped_since
     from capbench.methods.training import keep_random_streams
 
     # training reseeds and draws; the caller's streams are put back, so a row that pretrains its
@@ -213,7 +213,7 @@ def pretrain_backbone(
         L.seed_everything(seed, workers=True, verbose=False)
         t_train = build_transform(longest_side=image_size, pad_to_square=True, hflip=True)
         t_eval = build_transform(longest_side=image_size, pad_to_square=True)
-        skipped = SkipCounter()  # corrupt images: dropped from their batch, counted
+        mark = skipped_mark()  # the loaders drop corrupt images from their batch and report them
         loaders = [
             CountingDataLoader(
                 LabelledImages(recs, n_classes, t),
@@ -221,7 +221,6 @@ def pretrain_backbone(
                 shuffle=shuffle,
                 num_workers=num_workers,
                 collate_fn=collate_skip_none,
-                skip_counter=skipped,
             )
             for recs, t, shuffle in ((train, t_train, True), (held_out, t_eval, False))
         ]
@@ -251,7 +250,7 @@ def pretrain_backbone(
             },
             "n_train": len(train),
             "n_held_out": len(held_out),
-            "skipped_images": sorted(skipped.messages),  # corrupt files, each named once
+            "skipped_images": skipped_since(mark),  # corrupt files, each named once
             "classes": classes,
         }
         atomic_write_text(target.with_suffix(".json"), json.dumps(info, indent=2))

@@ -42,8 +42,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def _model_sections() -> list[tuple[str, set[str]]]:
-    """(what the checkpoint is, the keys of its ``model`` hyperparameters) of every model."""
+def _models() -> list[tuple[str, set[str], type]]:
+    """(what the checkpoint is, the keys of its ``model`` hyperparameters, the LightningModule
+    class) of every model."""
+    from capbench.methods.caption_fusion.captioning import CAPTIONERS
     from capbench.methods.caption_fusion.config import RegionCaptionerConfig, ShowAndTellConfig
     from capbench.methods.registry import discover_methods, get_method
 
@@ -52,9 +54,21 @@ def _model_sections() -> list[tuple[str, set[str]]]:
         spec = get_method(name)
         section = typing.get_type_hints(spec.load("config")).get("model")
         if dataclasses.is_dataclass(section):
-            out.append((f"a {name} model ({spec.paper})", _fields(section)))
-    out.append(("a Show-and-Tell captioner (mopuri2017)", _fields(ShowAndTellConfig)))
-    out.append(("a region captioner (mopuri2017)", _fields(RegionCaptionerConfig)))
+            out.append((f"a {name} model ({spec.paper})", _fields(section), spec.load("module")))
+    out.append(
+        (
+            "a Show-and-Tell captioner (mopuri2017)",
+            _fields(ShowAndTellConfig),
+            CAPTIONERS["show_and_tell"],
+        )
+    )
+    out.append(
+        (
+            "a region captioner (mopuri2017)",
+            _fields(RegionCaptionerConfig),
+            CAPTIONERS["region_captioner"],
+        )
+    )
     return out
 
 
@@ -67,12 +81,15 @@ def checkpoint_kind(ckpt: dict[str, Any]) -> str | None:
     hyperparameters are no capbench model's (this version's): the model whose ``model`` section
     has exactly its keys, else the one that holds them all with the fewest others."""
     keys = set(ckpt["hyper_parameters"]["model"])
-    fits = [(len(fields - keys), what) for what, fields in _model_sections() if keys <= fields]
+    fits = [(len(fields - keys), what) for what, fields, _ in _models() if keys <= fields]
     return min(fits)[1] if fits else None
 
 
-def wrong_kind(path: str | Path, ckpt: dict[str, Any], expected: str) -> CheckpointKindError:
-    """The error for a checkpoint that is not ``expected`` ("a Show-and-Tell captioner")."""
+def check_kind(path: str | Path, ckpt: dict[str, Any], cls: type, expected: str) -> None:
+    """CheckpointKindError when ``ckpt`` is not a checkpoint of ``cls``, saying what it holds;
+    ``expected`` is what the caller wanted, in words ("a captioner (mopuri2017)")."""
+    wanted = next((what for what, _, model in _models() if model is cls), None)
     found = checkpoint_kind(ckpt)
-    what = f"it holds {found}" if found else "its hyperparameters are no capbench model's"
-    return CheckpointKindError(f"{path}: not {expected}: {what}")
+    if wanted is not None and found != wanted:
+        what = f"it holds {found}" if found else "its hyperparameters are no capbench model's"
+        raise CheckpointKindError(f"{path}: not {expected}: {what}")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from capbench.data.views import collate_skip_none
 
@@ -37,7 +37,7 @@ def frozen_features(
     embeds its share of the items and every rank gets all rows
     (``capbench.eval.extract.rows_in_order``): each image goes through the trunk once in the job,
     not once per rank. Outside DDP it is one loop over every item."""
-    from capbench.data.views import report_skipped
+    from capbench.data.datamodule import CountingDataLoader
     from capbench.eval.extract import rows_in_order, world_size
 
     n = len(dataset)  # type: ignore[arg-type]
@@ -46,7 +46,7 @@ def frozen_features(
         # an item's "index" is its place in ``dataset``; its row is its place in ``share``
         row_of = torch.full((n,), -1, dtype=torch.long)
         row_of[torch.as_tensor(share, dtype=torch.long)] = torch.arange(len(share))
-        loader = DataLoader(
+        loader = CountingDataLoader(  # reports each corrupt file (its row stays NaN)
             Subset(dataset, share),
             batch_size=batch_size,
             num_workers=num_workers,
@@ -54,7 +54,6 @@ def frozen_features(
         )
         out = torch.full((len(share), dim), float("nan"), device=device)
         for batch in loader:
-            report_skipped(batch["skipped"])  # their rows stay NaN
             if "image" in batch:
                 rows = row_of[batch["index"]].to(device)
                 out[rows] = embed(batch["image"].to(device)).float()

@@ -178,19 +178,19 @@ def load_trained(
     """A module of class ``cls`` from its checkpoint, without re-reading the trunk's weights
     file (the checkpoint holds the weights): ``model.backbone_weights`` is cleared on load.
 
-    A file that is not such a checkpoint is a ``CheckpointKindError`` naming what it holds
-    instead (``expected`` says what was wanted, e.g. "a Show-and-Tell captioner")."""
-    from capbench.methods.checkpoint_kind import read_checkpoint, wrong_kind
+    With ``expected`` (what the caller wants, in words: "a captioner (mopuri2017)"), a file a
+    user named is checked first: one that is not such a checkpoint is a ``CheckpointKindError``
+    saying what it holds instead."""
+    from capbench.methods.checkpoint_kind import check_kind, read_checkpoint
 
     ckpt = read_checkpoint(path)
+    if expected is not None:
+        check_kind(path, ckpt, cls, expected)
     model_cfg = dict(ckpt["hyper_parameters"]["model"])
     model_cfg.update(backbone_weights=None, allow_random_init=True)
-    try:
-        return cls.load_from_checkpoint(
-            str(path), map_location=map_location, model=model_cfg, weights_only=False
-        )
-    except (ValueError, TypeError) as err:  # another model's config: unknown keys
-        raise wrong_kind(path, ckpt, expected or f"a {cls.__name__} checkpoint") from err
+    return cls.load_from_checkpoint(
+        str(path), map_location=map_location, model=model_cfg, weights_only=False
+    )
 
 
 def fit_resumable(

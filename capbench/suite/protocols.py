@@ -30,12 +30,10 @@ class ColumnResult:
 
 def _finite(x: Tensor, what: str) -> tuple[np.ndarray, int]:
     """Features as float64 with unreadable images (NaN rows) zeroed, and how many there were."""
+    from capbench.eval.unreadable import zero_unreadable_rows
+
     arr = np.asarray(x.detach().cpu().double())
-    bad = ~np.isfinite(arr).all(1)
-    if bad.all():
-        raise ValueError(f"{what}: no image could be embedded")
-    arr[bad] = 0.0
-    return arr, int(bad.sum())
+    return arr, zero_unreadable_rows(arr, what)
 
 
 def _unit(arr: np.ndarray) -> np.ndarray:

@@ -96,7 +96,23 @@ def load_json(path: Path) -> Any:
         ) from None
 
 
-_KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
+_KIND_NAMES = {
+    str: "a string",
+    int: "an integer",
+    list: "a list",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def is_json_int(value: Any) -> bool:
+    """A JSON integer (JSON true/false are Python bools, which isinstance() counts as int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_json_number(value: Any) -> bool:
+    """A JSON number, integer or not (not true/false)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def require_key(

@@ -31,6 +31,7 @@ from capbench.data.sources._common import (
     ReadResult,
     caption_text,
     check_split,
+    is_json_number,
     keep_image,
     load_json,
     require_key,
@@ -72,10 +73,6 @@ def read_coco(
     return result
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _add_instances(root: Path, records: list[CaptionedImage]) -> None:
     """Set ``labels`` and ``meta["categories"/"instances"]`` from both instances files."""
     names: dict[int, str] = {}
@@ -96,7 +93,7 @@ def _add_instances(root: Path, records: list[CaptionedImage]) -> None:
             image_id = require_key(ann, "image_id", path, where, kind=(int, str))
             cat_id = require_key(ann, "category_id", path, where, kind=int)
             bbox = require_key(ann, "bbox", path, where)
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_json_number, bbox))):
                 raise DatasetFormatError(path, f"bbox {bbox!r}: expected [x, y, w, h]", where)
             raw.append((path, image_id, cat_id, bbox))
     order = {cat_id: i for i, cat_id in enumerate(sorted(names))}

@@ -45,6 +45,8 @@ from capbench.data.sources._common import (
     FileListing,
     ReadResult,
     check_split,
+    is_json_int,
+    is_json_number,
     keep_image,
     load_json,
     require_key,
@@ -53,6 +55,7 @@ from capbench.paths import cache_root
 
 log = logging.getLogger("capbench.data")
 
+NONE = type(None)  # a JSON null, where a file may have one for an empty list
 IMAGE_DATA = "image_data.json"
 REGIONS = "region_descriptions.json"
 OBJECTS = "objects.json"
@@ -140,7 +143,7 @@ def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[
         if name == UNUSED and name not in splits:
             continue
         for image_id in require_key(splits, name, path, kind=list):
-            if not _is_int(image_id):
+            if not is_json_int(image_id):
                 raise DatasetFormatError(
                     path, f"{name!r} must list integer image ids, got {image_id!r:.80}"
                 )
@@ -285,23 +288,8 @@ def _number(obj: dict, key: str, path: Path, record: Any) -> float:
     value = obj.get(key) if isinstance(obj, dict) else None
     if value is None:
         raise DatasetFormatError(path, f"missing key {key!r}", record)
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not is_json_number(value):
         raise DatasetFormatError(path, f"{key!r} must be a number, got {value!r}", record)
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    """A JSON integer (JSON true/false are Python bools, which isinstance() counts as int)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _list_or_none(entry: dict, key: str, path: Path, record: Any) -> list:
-    """``entry[key]`` as a list; ``null`` is an empty one, as some real files have it."""
-    value = require_key(entry, key, path, record)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise DatasetFormatError(path, f"{key!r} must be a list, got {value!r:.80}", record)
     return value
 
 
@@ -310,7 +298,7 @@ def _entry_id(entry: dict, keys: tuple[str, ...], path: Path, index: int) -> int
     for key in keys:
         value = entry.get(key) if isinstance(entry, dict) else None
         if value is not None:
-            if not _is_int(value):
+            if not is_json_int(value):
                 raise DatasetFormatError(
                     path, f"{key!r} must be an integer, got {value!r:.80}", f"index {index}"
                 )
@@ -357,10 +345,11 @@ def _regions_from_json(source: JsonListSource, ids: list[int]) -> RegionColumns:
         leave=False,
     )
     for entry, image_id in entries:
-        for r in _list_or_none(entry, "regions", path, image_id):
+        # null is no region, as some real files have it
+        for r in require_key(entry, "regions", path, image_id, kind=(list, NONE)) or []:
             rid = r.get("region_id") if isinstance(r, dict) else None
             where = f"image {image_id} region {rid}"
-            if rid is not None and not _is_int(rid):
+            if rid is not None and not is_json_int(rid):
                 raise DatasetFormatError(
                     path, f"'region_id' must be an integer, got {rid!r:.80}", f"image {image_id}"
                 )
@@ -476,7 +465,7 @@ def _objects(source: JsonListSource, ids: list[int]) -> list[list[dict[str, Any]
     path = source.path
     for entry, image_id in zip(source.dicts(), ids):
         objects = []
-        for o in _list_or_none(entry, "objects", path, image_id):
+        for o in require_key(entry, "objects", path, image_id, kind=(list, NONE)) or []:
             where = f"image {image_id} object {o.get('object_id') if isinstance(o, dict) else None}"
             box = {k: float(_number(o, k, path, where)) for k in ("x", "y", "w", "h")}
             names = o.get("names")

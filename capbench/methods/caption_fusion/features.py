@@ -102,11 +102,9 @@ def extract(
             if item is None:  # the messages of why, noted by the dataset
                 from capbench.data.views import drain_skipped
 
-                why = "; ".join(drain_skipped())
-                raise ValueError(
-                    f"unreadable image: {why or f'record {records[i].image_id}'}"
-                    f"{'' if why else f': {records[i].image_path}'}"
-                )
+                record = records[i]
+                why = "; ".join(drain_skipped()) or f"record {record.image_id}: {record.image_path}"
+                raise ValueError(f"unreadable image: {why}")
             batch.append(item["image"])
         return embed(batch).float().cpu()
 

@@ -67,34 +67,30 @@ def _fingerprint(records: Sequence[CaptionedImage]) -> str:
 def _extract(
     trunk: torch.nn.Module, records: Sequence[CaptionedImage], transform: object, batch: int
 ) -> Tensor:
+    """``(N, V, D)`` pooled features in record order; an unreadable image's row is NaN."""
     from capbench.data.views import drain_skipped, report_skipped
 
     trunk.eval()
-    out = []
+    parts: list[tuple[list[bool], Tensor | None]] = []  # per batch: readable?, their features
     for items in DataLoader(_Images(records, transform), batch_size=batch, collate_fn=list):
         report_skipped(drain_skipped())
         kept = [x for x in items if x is not None]
-        if not kept:  # every image of the batch unreadable: a blank one for the widths
-            kept = [torch.zeros_like(_first_readable(records, transform))]
-        views = torch.stack(kept)
-        b, v = views.shape[:2]
-        pooled = trunk(views.flatten(0, 1)).mean(dim=(2, 3)).view(b, v, -1).float()
-        rows = torch.full((len(items), *pooled.shape[1:]), float("nan"))
-        ok = torch.tensor([x is not None for x in items])
-        if ok.any():
-            rows[ok] = pooled[: int(ok.sum())]
-        out.append(rows)
-    return torch.cat(out)
-
-
-def _first_readable(records: Sequence[CaptionedImage], transform: object) -> Tensor:
-    """One readable image's views (a shape to run the trunk on when a whole batch is not)."""
-    dataset = _Images(records, transform)
-    for i in range(len(records)):
-        views = dataset[i]
-        if views is not None:
-            return views
-    raise ValueError(f"none of the {len(records)} images could be read for its fixed features")
+        pooled = None
+        if kept:
+            views = torch.stack(kept)
+            b, v = views.shape[:2]
+            pooled = trunk(views.flatten(0, 1)).mean(dim=(2, 3)).view(b, v, -1).float()
+        parts.append(([x is not None for x in items], pooled))
+    shape = next((p.shape[1:] for _, p in parts if p is not None), None)
+    if shape is None:
+        raise ValueError(f"none of the {len(records)} images could be read for fixed features")
+    rows = []
+    for ok, pooled in parts:
+        block = torch.full((len(ok), *shape), float("nan"))
+        if pooled is not None:
+            block[torch.tensor(ok)] = pooled
+        rows.append(block)
+    return torch.cat(rows)
 
 
 def backbone_features(

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from capbench.data.records import CaptionedImage
 from capbench.eval.protocols.zero_shot import DataConfig
+from capbench.eval.unreadable import require_every_image, unreadable_rows
 from capbench.methods.fine_grained_sje.config import FineGrainedSJEConfig
 from capbench.methods.fine_grained_sje.data import (
     SJEFeatureData,
@@ -132,11 +133,11 @@ def build_datamodule(
     if shuffle_labels:
         records = shuffle_class_captions(records, seed)
     features = image_features(cfg, source, root, records, train=True, seed=seed)
-    readable = torch.isfinite(features).flatten(1).all(dim=1)
-    if not bool(readable.all()):  # a training image that cannot be read: skipped, counted
-        log.warning("%d unreadable training image(s) left out", int((~readable).sum()))
-        records = [r for r, ok in zip(records, readable.tolist(), strict=True) if ok]
-        features = features[readable]
+    bad = set(unreadable_rows(features).tolist())
+    if bad:  # a training image that cannot be read: left out (its file was reported)
+        log.warning("%d unreadable training image(s) left out", len(bad))
+        keep = [i for i in range(len(records)) if i not in bad]
+        records, features = [records[i] for i in keep], features[keep]
     m, t = cfg.model, cfg.train
     level = encoder_level(m.encoder)
     captions = [c for r in records for c in r.captions]
@@ -239,12 +240,7 @@ def zero_shot_side(
     feats = computed_on_rank_zero(
         lambda: image_features(cfg, source, root, records, train=False, seed=seed)
     )[:, 0]
-    unreadable = [r.image_path for r, row in zip(records, feats) if not bool(row.isfinite().all())]
-    if unreadable:  # every test image is scored: one that cannot be read stops the row here
-        raise ValueError(
-            f"{len(unreadable)} test image(s) cannot be read, and zero-shot scoring needs every "
-            f"one: {', '.join(unreadable[:3])}"
-        )
+    require_every_image(feats, records, "zero-shot scoring")
     labels = [int(r.label) for r in records]  # type: ignore[arg-type]
     if dm.level == "class":  # one "caption" per class: its attribute vector
         classes = sorted(set(labels))

@@ -44,6 +44,7 @@ def layer_features(
     loop over the images in order."""
     from capbench.data.views import collate_skip_none, report_skipped
     from capbench.eval.extract import embed_in_order
+    from capbench.eval.unreadable import zero_unreadable_rows
 
     modules = named_layers(trunk, layers)
     grabbed: dict[str, torch.Tensor] = {}
@@ -88,16 +89,10 @@ def layer_features(
         for h in hooks:
             h.remove()
         trunk.train(was_training)
-    bad = ~np.isfinite(rows).all(axis=1)
-    if bad.all():
-        raise ValueError(
-            "layer_features: no image of the probe's set could be read (or every feature is "
-            "non-finite)"
-        )
-    rows[bad] = 0.0
+    n_unreadable = zero_unreadable_rows(rows, "layer_features: the probe's set")
     ends = np.cumsum([widths[n] for n in layers])
     feats = {
         name: np.ascontiguousarray(rows[:, end - widths[name] : end])
         for name, end in zip(layers, ends)
     }
-    return feats, int(bad.sum())
+    return feats, n_unreadable

@@ -201,7 +201,9 @@ class SemanticRetrieval(L.LightningModule):
         return F.normalize(phi + alpha * theta.to(phi.dtype), dim=-1)
 
     def _loader(self, dataset: Dataset) -> DataLoader:
-        return DataLoader(
+        from capbench.data.datamodule import CountingDataLoader
+
+        return CountingDataLoader(  # reports each corrupt file (its row stays NaN)
             dataset,
             batch_size=self.cfg.train.embed_batch_size,
             num_workers=self.cfg.train.num_workers,
@@ -226,7 +228,6 @@ class SemanticRetrieval(L.LightningModule):
         Evaluation passes True; None (mining) shares when this module's fit is distributed,
         which also hands every rank the same features, so all ranks mine the same triplets
         (each rank embedding the whole pool could round differently on different devices)."""
-        from capbench.data.views import report_skipped
         from capbench.eval.extract import rows_in_order
 
         if shared is None:
@@ -242,7 +243,6 @@ class SemanticRetrieval(L.LightningModule):
                 loader = tqdm(loader, desc=desc, unit="batch", leave=False)
             out = torch.full((len(share), self.out_dim), float("nan"), device=self.device)
             for batch in loader:
-                report_skipped(batch["skipped"])  # their rows stay NaN
                 if "image" in batch:
                     with self._autocast(precision):
                         out[batch["position"].to(self.device)] = self.embed_images(

@@ -35,6 +35,7 @@ from capbench.eval.protocols.semantic_retrieval import (
     score_sparse,
     user_agreement_of,
 )
+from capbench.eval.unreadable import require_every_image
 from capbench.methods.config import config_dict
 from capbench.methods.loggers import make_loggers
 from capbench.methods.protocol import RowContext, RowResult
@@ -227,12 +228,8 @@ def _row_model(cfg: SemanticRetrievalRow, ctx: RowContext, ev: EvalData) -> RowR
     extra.update(model.provenance)
     model = model.to(ctx.eval_device()).eval()  # Lightning hands the model back on the CPU
     db_emb = _to_numpy(embed_records(model, ev.images, progress=ctx.progress))
-    unreadable = [ev.images[i].image_path for i in np.flatnonzero(~np.isfinite(db_emb).all(1))]
-    if unreadable:  # every test image is a query and in the database: say which, not "nan"
-        raise ValueError(
-            f"{len(unreadable)} test image(s) cannot be read, and the ranking needs every one: "
-            f"{', '.join(unreadable[:3])}"
-        )
+    # every test image is a query and in the database: say which cannot be read, not "nan"
+    require_every_image(db_emb, ev.images, "the ranking")
     if row.query_mode.upper() == "V+T":  # phi(image) with theta(its own text); database image-only
         with torch.no_grad():
             query_emb = _to_numpy(model.embed_query(db_emb, ev.tfidf_images))
