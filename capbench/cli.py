@@ -85,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    return int(args._run(args) or 0)
+    from capbench.commands.user_errors import user_error_types
+
+    try:
+        return int(args._run(args) or 0)
+    except user_error_types() as err:  # the user's input: one line naming it, no traceback
+        print(f"capbench {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -34,13 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from capbench.commands.user_checkpoint import load_user_checkpoint
     from capbench.commands.user_image import readable_image
+    from capbench.commands.user_index import load_user_index
     from capbench.methods.semantic_retrieval.figures import explain_pair
-    from capbench.methods.semantic_retrieval.index import load_index
     from capbench.methods.semantic_retrieval.train import load_semantic_retrieval
 
     checkpoint, side = args.checkpoint, args.longest_side
     if args.index is not None:
-        index = load_index(args.index)
+        index = load_user_index(args.index, "explain")
         checkpoint = checkpoint or index.checkpoint
         side = side or index.longest_side
     if checkpoint is None:

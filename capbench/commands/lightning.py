@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from capbench.commands.user_errors import user_error_types
+
 
 def _method_name(argv: list[str]) -> tuple[str | None, list[str]]:
     """The registered method named by ``--model NAME`` / ``--model=NAME`` and argv without it."""
@@ -28,22 +30,6 @@ def _method_name(argv: list[str]) -> tuple[str | None, list[str]]:
         if arg.startswith("--model=") and arg.split("=", 1)[1] in known:
             return arg.split("=", 1)[1], argv[:i] + argv[i + 1 :]
     return None, argv
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from capbench.data.errors import DatasetFormatError
-    from capbench.data.images import CorruptImageError
-    from capbench.methods.training import WeightsNotGiven
-    from capbench.models.backbones import BackboneWeightsError
-
-    # FileNotFoundError: a data.root or weights path the user gave that is not there
-    return (
-        DatasetFormatError,
-        CorruptImageError,
-        WeightsNotGiven,
-        BackboneWeightsError,
-        FileNotFoundError,
-    )
 
 
 def main(argv: list[str]) -> int:
@@ -105,7 +91,7 @@ def main(argv: list[str]) -> int:
 
     try:
         MethodCLI(module, datamodule, **common)
-    except _user_errors() as err:  # the user's data or setting: one line, not a traceback
+    except user_error_types() as err:  # the user's data or setting: one line, not a traceback
         print(f"capbench {argv[0]}: error: {err}", file=sys.stderr)
         return 1
     return 0

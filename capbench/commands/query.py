@@ -160,17 +160,15 @@ def run(args: argparse.Namespace) -> int:
 
     from capbench.commands.user_checkpoint import load_user_checkpoint
     from capbench.commands.user_image import readable_image
-    from capbench.methods.semantic_retrieval.index import load_index
+    from capbench.commands.user_index import load_user_index
     from capbench.methods.semantic_retrieval.train import image_tensor, load_semantic_retrieval
 
     decoded = readable_image(args.image, "query")
-    try:
-        index = load_index(args.index)
-    except FileNotFoundError as err:
-        print(f"capbench query: {err}", file=sys.stderr)
-        return 1
+    index = load_user_index(args.index, "query")
     if not index.checkpoint:
-        raise SystemExit(f"{args.index}: the index names no checkpoint to embed the query with")
+        raise SystemExit(
+            f"capbench query: {args.index}: the index names no checkpoint to embed the query with"
+        )
     model = load_user_checkpoint(load_semantic_retrieval, index.checkpoint, "query").eval()
     image = image_tensor(decoded, index.longest_side, index.pad_to_square)
     with torch.no_grad():

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -130,12 +132,71 @@ def test_explain_writes_the_pair(index_dir, tmp_path, capsys):
     assert pixels.std() > 5.0  # an overlay, not a blank canvas
 
 
-def test_missing_image_or_index_is_one_clear_line(index_dir, tmp_path, capsys):
+def test_missing_image_or_index_is_one_clear_line(index_dir, tmp_path):
     out, query, _ = index_dir
     absent = tmp_path / "absent.jpg"
     with pytest.raises(SystemExit) as exc:
         main(["query", str(absent), "--index", str(out)])
     assert exc.value.code == f"capbench query: no such image file: {absent}"
-    assert main(["query", str(query), "--index", str(tmp_path / "noindex")]) == 1
+    explain = ["explain", str(query), str(query), "--out", str(tmp_path / "pair.png")]
+    for command in (["query", str(query)], explain):
+        with pytest.raises(SystemExit) as exc:
+            main([*command, "--index", str(tmp_path / "noindex")])
+        assert exc.value.code.startswith(f"capbench {command[0]}: ")
+        assert "noindex" in exc.value.code and "--build-index" in exc.value.code
+
+
+def _damage(index: Path, part: str) -> str:
+    """Damage one file of a copied index; returns the file name the error must name."""
+    if part == "json":
+        (index / "index.json").write_text("{")
+        return "index.json"
+    if part == "format":
+        (index / "index.json").write_text('{"format": "something else"}')
+        return "index.json"
+    if part == "ids":
+        meta = json.loads((index / "index.json").read_text())
+        meta["ids"] = None
+        (index / "index.json").write_text(json.dumps(meta))
+        return "index.json"
+    if part == "npy-truncated":
+        data = (index / "embeddings.npy").read_bytes()
+        (index / "embeddings.npy").write_bytes(data[:100])
+        return "embeddings.npy"
+    if part == "npy-rows":
+        np.save(index / "embeddings.npy", np.zeros((3, 4), np.float32))
+        return "embeddings.npy"
+    if part == "npy-missing":
+        (index / "embeddings.npy").unlink()
+        return "embeddings.npy"
+    if part == "tfidf":
+        (index / "tfidf.joblib").write_bytes(b"not a pickle")
+        return "tfidf.joblib"
+    (index / "tfidf.joblib").unlink()
+    return "tfidf.joblib"
+
+
+@pytest.mark.parametrize(
+    "part",
+    ["json", "format", "ids", "npy-truncated", "npy-rows", "npy-missing", "tfidf", "tfidf-missing"],
+)
+def test_a_damaged_index_is_one_line_naming_the_file(index_dir, tmp_path, part):
+    out, query, _ = index_dir
+    index = tmp_path / "index"
+    shutil.copytree(out, index)
+    name = _damage(index, part)
+    with pytest.raises(SystemExit) as exc:
+        main(["query", str(query), "--index", str(index)])
+    message = exc.value.code
+    assert isinstance(message, str) and message.startswith("capbench query: "), message
+    assert str(index / name) in message, message
+
+
+def test_build_index_on_a_missing_dataset_is_one_line(index_dir, tmp_path, capsys):
+    out, _, _ = index_dir
+    ckpt = out.parent / "model.ckpt"
+    argv = ["query", "--build-index", "--checkpoint", str(ckpt), "--index", str(tmp_path / "i")]
+    assert main([*argv, "--data", str(tmp_path / "no_vg")]) == 1
     err = capsys.readouterr().err
-    assert "noindex" in err and "--build-index" in err and "Traceback" not in err
+    assert err.startswith("capbench query: error: ") and "no_vg" in err, err
+    assert "Traceback" not in err and err.count("\n") == 1, err

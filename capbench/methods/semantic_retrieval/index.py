@@ -63,8 +63,14 @@ def save_index(
     return out_dir
 
 
+class IndexFileError(ValueError):
+    """A query index whose files exist but cannot be read as one (damaged, or not an index):
+    the message names the file, so ``capbench query`` can print it as one line."""
+
+
 def load_index(index_dir: Path) -> Index:
-    """Read an index written by :func:`save_index`; errors name the file and what is wrong."""
+    """Read an index written by :func:`save_index`; errors name the file and what is wrong
+    (``FileNotFoundError`` for a missing file, :class:`IndexFileError` for a damaged one)."""
     from capbench.data.tfidf import StemmedTfidf
     from capbench.methods.semantic_retrieval.config import ModelConfig
 
@@ -75,12 +81,26 @@ def load_index(index_dir: Path) -> Index:
             f"{meta_path}: no index here (build one with a gordo2017 row or "
             "`capbench query --build-index`)"
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path}: not a {FORMAT} file")
-    emb = np.load(index_dir / meta["embeddings"])
-    if emb.shape[0] != len(meta["ids"]):
-        raise ValueError(f"{meta_path}: {len(meta['ids'])} ids but {emb.shape[0]} embeddings")
+    meta = _read_meta(meta_path)
+    emb_path = index_dir / meta["embeddings"]
+    if not emb_path.is_file():
+        raise FileNotFoundError(f"{emb_path}: the index's embeddings file is missing")
+    try:
+        emb = np.load(emb_path)
+    except (ValueError, OSError, EOFError) as err:
+        raise IndexFileError(f"{emb_path}: not a readable .npy array ({err})") from None
+    if emb.ndim != 2 or emb.shape[0] != len(meta["ids"]):
+        raise IndexFileError(
+            f"{emb_path}: expected {len(meta['ids'])} embeddings (one row per id of "
+            f"{meta_path.name}), found an array of shape {emb.shape}"
+        )
+    tfidf_path = index_dir / meta["tfidf"]
+    if not tfidf_path.is_file():
+        raise FileNotFoundError(f"{tfidf_path}: the index's tf-idf model is missing")
+    try:
+        tfidf = StemmedTfidf.load(tfidf_path)
+    except Exception as err:  # a damaged pickle raises nearly anything (UnpicklingError, KeyError..)
+        raise IndexFileError(f"{tfidf_path}: not a readable tf-idf model ({err})") from None
     image = dict(meta.get("image_config") or {})
     defaults = ModelConfig()
     return Index(
@@ -88,7 +108,23 @@ def load_index(index_dir: Path) -> Index:
         paths=list(meta["paths"]),
         embeddings=emb,
         checkpoint=meta.get("checkpoint"),
-        tfidf=StemmedTfidf.load(index_dir / meta["tfidf"]),
+        tfidf=tfidf,
         longest_side=image.get("longest_side", defaults.longest_side),
         pad_to_square=bool(image.get("pad_to_square", defaults.pad_to_square)),
     )
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """``index.json``, checked for the keys :func:`load_index` reads."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IndexFileError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise IndexFileError(f"{path}: not a {FORMAT} file")
+    for key, kind in (("ids", list), ("paths", list), ("embeddings", str), ("tfidf", str)):
+        if not isinstance(meta.get(key), kind):
+            raise IndexFileError(f"{path}: {key!r} must be a {kind.__name__}")
+    if len(meta["paths"]) != len(meta["ids"]):
+        raise IndexFileError(f"{path}: {len(meta['ids'])} ids but {len(meta['paths'])} paths")
+    return meta

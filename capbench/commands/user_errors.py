@@ -1,0 +1,24 @@
+"""The errors that are the user's to fix (a malformed dataset, a corrupt image, weights not
+given or not loadable, a path that is not there): every command prints them as one line
+``capbench <verb>: error: ...``, not as a traceback. Each one's message already names the file,
+the record and what was expected."""
+
+from __future__ import annotations
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """The exception classes a command reports as one line (imported lazily: ``capbench --help``
+    must not import torch)."""
+    from capbench.data.errors import DatasetFormatError
+    from capbench.data.images import CorruptImageError
+    from capbench.methods.training import WeightsNotGiven
+    from capbench.models.backbones import BackboneWeightsError
+
+    # FileNotFoundError: a data root, checkpoint or weights path the user gave that is not there
+    return (
+        DatasetFormatError,
+        CorruptImageError,
+        WeightsNotGiven,
+        BackboneWeightsError,
+        FileNotFoundError,
+    )
