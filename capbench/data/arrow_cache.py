@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capbench.atomic import atomic_path
+from capbench.cache_entry import read_cached
 from capbench.data.errors import DatasetFormatError
 from capbench.data.sources._common import load_json, require_file
 from capbench.paths import cache_root
@@ -55,18 +56,6 @@ def cache_file_for(path: Path) -> Path:
     return cache_root() / "arrow" / f"{path_hash}-{state_hash}.arrow"
 
 
-def _read(cache_file: Path) -> pa.Table | None:
-    """The cached table, memory-mapped (nothing is copied until a column is used), or ``None``
-    when the file cannot be read back (the reason is logged)."""
-    import pyarrow as pa
-
-    try:
-        return pa.ipc.open_file(pa.memory_map(str(cache_file), "r")).read_all()
-    except (OSError, pa.ArrowException) as err:
-        log.debug("cannot read %s: %s: %s", cache_file, type(err).__name__, err)
-        return None
-
-
 def lookup(path: Path) -> tuple[Path, pa.Table | None]:
     """``(cache_file, table)`` for ``path``: the table if cached, else ``None`` (a miss).
 
@@ -74,15 +63,14 @@ def lookup(path: Path) -> tuple[Path, pa.Table | None]:
     being parsed is then never cached under its new state.
     """
     cache_file = cache_file_for(path)
-    if not cache_file.is_file():
-        return cache_file, None
-    table = _read(cache_file)
-    if table is None:
-        log.warning(
-            "damaged Arrow cache %s (for %s): deleting it, it will be rebuilt", cache_file, path
-        )
-        cache_file.unlink(missing_ok=True)
-    return cache_file, table
+    return cache_file, read_cached(cache_file, lambda: _open(cache_file))
+
+
+def _open(cache_file: Path) -> pa.Table:
+    """The cached table, memory-mapped: nothing is copied until a column is used."""
+    import pyarrow as pa
+
+    return pa.ipc.open_file(pa.memory_map(str(cache_file), "r")).read_all()
 
 
 def to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
@@ -134,13 +122,7 @@ def store(cache_file: Path, rows: list[dict[str, Any]]) -> pa.Table | None:
     for old in cache_file.parent.glob(prefix + "*"):
         if old != cache_file:
             old.unlink(missing_ok=True)
-    table = _read(cache_file)
-    if table is None:
-        log.warning(
-            "the Arrow cache %s cannot be read back; reading without it (delete that file)",
-            cache_file,
-        )
-    return table
+    return read_cached(cache_file, lambda: _open(cache_file))  # None: read without it
 
 
 def load_json_list(path: Path, *, use_cache: bool = True) -> pa.Table | list[Any]:

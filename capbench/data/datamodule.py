@@ -272,6 +272,7 @@ class CaptionDataModule(L.LightningDataModule):
                 captions, min_count=self.min_count, max_size=self.vocab_size_option
             )
         # sentencepiece, cached by a hash of the training text and options
+        from capbench.cache_entry import read_cached
         from capbench.paths import cache_root
 
         size = self.vocab_size_option or 8000
@@ -280,8 +281,10 @@ class CaptionDataModule(L.LightningDataModule):
             h.update(c.encode("utf-8") + b"\n")
         folder = self.tokenizer_dir or cache_root() / "tokenizers"
         prefix = folder / f"spm-{self.sp_model_type}-{size}-{h.hexdigest()[:16]}"
-        if Path(f"{prefix}.model").is_file():
-            return SentencePieceTokenizer.load(f"{prefix}.model")
+        model_file = Path(f"{prefix}.model")
+        cached = read_cached(model_file, lambda: SentencePieceTokenizer.load(model_file))
+        if cached is not None:
+            return cached
         return SentencePieceTokenizer.train(
             captions, model_prefix=prefix, vocab_size=size, model_type=self.sp_model_type
         )

@@ -345,6 +345,7 @@ def cached_tfidf(
     all), so any change to the data or options recomputes. Default folder:
     ``capbench.paths.cache_root() / "tfidf"``.
     """
+    from capbench.cache_entry import read_cached
     from capbench.paths import cache_root
 
     cache = Path(cache_dir) if cache_dir is not None else cache_root() / "tfidf"
@@ -357,8 +358,12 @@ def cached_tfidf(
     key = h.hexdigest()[:24]
     model_path = cache / f"tfidf-{key}.joblib"
     matrix_path = cache / f"tfidf-{key}.npz"
-    if model_path.is_file() and matrix_path.is_file():
-        return StemmedTfidf.load(model_path), sp.csr_matrix(sp.load_npz(matrix_path))
+    cached = read_cached(
+        (model_path, matrix_path),
+        lambda: (StemmedTfidf.load(model_path), sp.csr_matrix(sp.load_npz(matrix_path))),
+    )
+    if cached is not None:
+        return cached
     # object annotations are a histogram of whole synsets, never split into words
     model = StemmedTfidf(**tfidf_options, symbols=field == "objects").fit(fit_docs)
     X = model.transform(all_docs)

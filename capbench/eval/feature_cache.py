@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 
 from capbench import paths
 from capbench.atomic import atomic_path
+from capbench.cache_entry import read_cached
 from capbench.eval.extract import Embeddings
 
 REQUIRED_PARTS = ("checkpoint", "preprocessing", "split", "data_fingerprint")
@@ -67,16 +67,10 @@ class FeatureCache:
         return self.root / f"{cache_key(key_parts)}.pt"
 
     def get(self, key_parts: Mapping[str, Any]) -> Any | None:
-        p = self.path(key_parts)
-        if not p.exists():
-            return None
-        try:
-            return _from_payload(torch.load(p, map_location="cpu", weights_only=True))
-        except Exception as err:  # a corrupt entry is a miss: recompute and overwrite it
-            warnings.warn(
-                f"feature cache entry {p} is unreadable ({err}); recomputing", stacklevel=2
-            )
-            return None
+        p = self.path(key_parts)  # a damaged entry is a miss: recomputed and written again
+        return read_cached(
+            p, lambda: _from_payload(torch.load(p, map_location="cpu", weights_only=True))
+        )
 
     def put(self, key_parts: Mapping[str, Any], value: Any) -> Path:
         p = self.path(key_parts)

@@ -188,7 +188,9 @@ def pretrain_backbone(
     progress: bool = True,
 ) -> Path:
     """Train (or find cached) the scenes backbone; returns the trunk state-dict file."""
+    from capbench.cache_entry import json_object, read_cached
     from capbench.data.images import build_transform
+    from capbench.models.backbones import read_state_dict
 
     root, train, held_out, classes, options = _pretrain_plan(
         data, arch, epochs, image_size, batch_size, lr, weight_decay, seed, train_split, eval_split
@@ -199,7 +201,8 @@ def pretrain_backbone(
         if out is not None
         else cached_path(arch, _fingerprint([*train, *held_out], options))
     )
-    if target.is_file():
+    info = target.with_suffix(".json")
+    if read_cached((target, info), lambda: (read_state_dict(target), json_object(info))):
         log.info("cached scenes backbone: %s", target)
         return target
 

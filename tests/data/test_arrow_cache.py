@@ -157,7 +157,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, caplog, damage):
     entry = arrow_cache.cache_file_for(path)
     damage(entry)
     assert arrow_cache.load_json_list(path).to_pylist() == rows
-    assert f"damaged Arrow cache {entry}" in caplog.text
+    assert f"damaged cache entry {entry}" in caplog.text
     caplog.clear()
     assert arrow_cache.load_json_list(path).to_pylist() == rows  # rebuilt: a clean hit again
     assert "damaged" not in caplog.text

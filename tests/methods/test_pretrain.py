@@ -79,6 +79,21 @@ def test_pretrain_caches_and_loads(tmp_path, monkeypatch):
         pretrain_backbone(root, **{**kw, "epochs": 3})
 
 
+@pytest.mark.parametrize("part", [".pt", ".json"])
+def test_a_damaged_cached_trunk_is_trained_again(tmp_path, caplog, part):
+    """A cut trunk file (or its info beside it) is a cache miss: trained again, not handed to
+    every row that loads it."""
+    root = _voc(tmp_path)
+    kw = {"epochs": 1, "image_size": 32, "batch_size": 8, "progress": False}
+    path = pretrain_backbone(root, **kw)
+    damaged = path.with_suffix(part)
+    damaged.write_bytes(damaged.read_bytes()[:50])
+    assert pretrain_backbone(root, **kw) == path
+    assert f"damaged cache entry {path}, {path.with_suffix('.json')}" in caplog.text
+    create_backbone("timm::resnet18", path)  # a whole trunk again
+    assert pretrain_info(path)["n_train"] == 24
+
+
 def test_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="capbench data scenes"):
         pretrain_backbone(tmp_path / "nowhere")

@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from capbench.atomic import atomic_write_text
+from capbench.cache_entry import json_object, read_cached
 from capbench.data.arrow_cache import JsonListSource
 from capbench.data.errors import DatasetFormatError
 from capbench.data.records import CaptionedImage, LazyRegions, Region
@@ -127,10 +128,12 @@ def load_or_make_split(root: Path, image_ids: Sequence[int], seed: int) -> dict[
     """{image id: split} from the dataset's split file, else from the one saved in the cache,
     else made by ``make_vg_split`` and saved in the cache (once)."""
     path = split_file(root, seed)
-    if not path.is_file():
-        path = cached_split_file(root, seed)
-    if path.is_file():
+    if path.is_file():  # the dataset's own: an error in it is the dataset's to fix
         data = load_json(path)
+    else:  # capbench's: a damaged one is made again
+        path = cached_split_file(root, seed)
+        data = read_cached(path, lambda: json_object(path))
+    if data is not None:
         splits = require_key(data, "splits", path, kind=dict)
     else:
         splits = make_vg_split(image_ids, seed)

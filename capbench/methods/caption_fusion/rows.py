@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from capbench.cache_entry import json_object, read_cached
 from capbench.data.records import CaptionedImage
 from capbench.eval.protocols.graded_retrieval import (
     GradedData,
@@ -134,10 +135,9 @@ def _scored_caption_quality(
     from capbench.methods.caption_fusion.text_preference import text_preference
 
     cache = checkpoint.parent.parent / f"caption_scores{_device_tag(ctx)}.json"
-    if cache.is_file():
-        cached = json.loads(cache.read_text(encoding="utf-8"))
-        if "text_preference" in cached:  # cached before the likelihood test: scored again
-            return cached
+    cached = read_cached(cache, lambda: json_object(cache))
+    if cached is not None and "text_preference" in cached:  # cached before it: scored again
+        return cached
     held = captioner_records(kind, cfg, ctx, "test")
     n = cfg.captioning.eval_images
     held = held[:n] if n else held
@@ -233,10 +233,8 @@ def _features(
 
 def _cached_features(cache: Path, ids: Sequence[str]) -> np.ndarray | None:
     """The cached rows of ``ids`` in order, or None when the cache lacks any of them."""
-    if not cache.is_file():
-        return None
-    stored = load_features(cache)
-    if not all(i in stored for i in ids):
+    stored = read_cached(cache, lambda: load_features(cache))
+    if stored is None or not all(i in stored for i in ids):
         return None
     return np.stack([stored[i] for i in ids])
 

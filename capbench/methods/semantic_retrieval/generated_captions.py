@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from capbench.atomic import atomic_write_text
+from capbench.cache_entry import json_object, read_cached
 from capbench.eval.protocols.semantic_retrieval import EvalData, score_sparse
 from capbench.methods.protocol import RowContext, RowResult
 from capbench.methods.semantic_retrieval.config import SemanticRetrievalRow
@@ -67,6 +68,13 @@ def _cache_file(checkpoint: Path, image_ids: list[str]) -> Path:
     return cache_root() / "gordo2017" / "generated_captions" / f"{h.hexdigest()[:24]}.json"
 
 
+def _captions_of(cached: dict, ids: list[str]) -> dict[str, str]:
+    """The cached captions, checked: one string per image id."""
+    if not all(isinstance(cached.get(i), str) for i in ids):
+        raise ValueError("not one caption per image id")
+    return cached
+
+
 def caption_images(checkpoint: Path, records: list[Any], batch_size: int = 32) -> dict[str, str]:
     """Show-and-Tell's beam-searched caption of every record's image, cached."""
     from capbench.methods.caption_fusion.captioning import (
@@ -77,8 +85,9 @@ def caption_images(checkpoint: Path, records: list[Any], batch_size: int = 32) -
 
     ids = [r.image_id for r in records]
     cache = _cache_file(checkpoint, ids)
-    if cache.is_file():
-        return json.loads(cache.read_text(encoding="utf-8"))
+    cached = read_cached(cache, lambda: _captions_of(json_object(cache), ids))
+    if cached is not None:
+        return cached
     module = load_captioner(checkpoint)
     if not isinstance(module, ShowAndTellModule):
         raise ValueError(
