@@ -533,7 +533,8 @@ def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
     """Write the scenes dataset that the jobs' configs ask for (``scenes_data: demo|tiny``) when
     their data folder holds none yet, so ``capbench reproduce PAPER --profile scenes`` works from
     a clean clone. An existing scenes folder is never rewritten (it may hold another size on
-    purpose), but one written by another generator version is refused with a clear error.
+    purpose), but one written by another generator version is refused with a clear error, and
+    one whose write was cut short (its manifest not marked complete) is written again.
     Returns the folder written, or None when nothing was done."""
     wanted = {(job.data_root, job.config.get("scenes_data")) for job in jobs}
     wanted = {(root, size) for root, size in wanted if size}
@@ -542,12 +543,15 @@ def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
     if len(wanted) > 1:
         raise ValueError(f"rows ask for different scenes data: {sorted(wanted)}")
     root, size = next(iter(wanted))
+    from capbench.data.scenes.generate import MANIFEST, generate, write_finished
+
     root = Path(root)
-    if (root / "scenes.json").is_file():
+    if write_finished(root):
         check_scenes_version(root)
         return None
-    from capbench.data.scenes.generate import generate
-
-    print(f"no scenes data at {root}: writing it ({size} size) ...", flush=True)
+    if (root / MANIFEST).is_file():  # ours, cut short (killed, disk full): written again whole
+        print(f"the scenes data at {root} was not written to its end: writing it again", flush=True)
+    else:
+        print(f"no scenes data at {root}: writing it ({size} size) ...", flush=True)
     generate(root, size=size, workers=max(1, min(4, os.cpu_count() or 1)))
     return root

@@ -11,7 +11,7 @@ import yaml
 
 from capbench.bench.config import config_hash, resolve_config
 from capbench.bench.record import iter_record_paths, read_record
-from capbench.bench.runner import check_scenes_version
+from capbench.bench.runner import check_scenes_version, ensure_scenes_data
 from capbench.data.scenes.generate import GENERATOR_VERSION
 
 
@@ -195,6 +195,22 @@ def test_scenes_data_of_another_generator_version_is_refused(tmp_path):
         json.dumps({"request": {"generator_version": GENERATOR_VERSION}})
     )
     check_scenes_version(tmp_path)  # the current version passes
+
+
+def test_scenes_data_cut_short_is_written_again(tmp_path, capsys):
+    """A scenes write that was killed leaves its manifest unfinished and folders missing: the
+    rows' data step writes it again rather than failing every row on a missing file."""
+    from types import SimpleNamespace
+
+    root = tmp_path / "scenes"
+    (root / "coco").mkdir(parents=True)
+    (root / "scenes.json").write_text(json.dumps({"complete": False, "request": {"size": "tiny"}}))
+    job = SimpleNamespace(data_root=str(root), config={"scenes_data": "tiny"})
+    assert ensure_scenes_data([job]) == root
+    assert "was not written to its end: writing it again" in capsys.readouterr().out
+    assert json.loads((root / "scenes.json").read_text())["complete"] is True
+    assert (root / "visual_genome" / "image_data.json").is_file()
+    assert ensure_scenes_data([job]) is None  # finished: left as it is
 
 
 def test_record_of_other_data_is_recomputed(cli, toy, tmp_path):

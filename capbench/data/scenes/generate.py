@@ -468,6 +468,16 @@ def request_of(size: str, seed: int, image_size: int, formats: Iterable[str]) ->
     }
 
 
+def write_finished(out: Path) -> bool:
+    """Whether ``out`` holds a scenes write that ran to its end (an interrupted one leaves its
+    manifest with ``"complete": false`` and some of its folders missing or half written)."""
+    try:
+        doc = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and doc.get("complete") is True
+
+
 def manifest_matches(out: Path, request: dict[str, Any]) -> bool:
     path = out / MANIFEST
     if not path.is_file():
