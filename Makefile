@@ -12,13 +12,18 @@ TORCH_PINS := $(if $(filter aarch64,$(ARCH)),$(TORCH_PINS_aarch64),$(TORCH_PINS_
 # the package versions the golden numbers were made with; `make constraints` regenerates it
 CONSTRAINTS := constraints.txt
 PROFILE ?= paper
+# --dry-run in REPRODUCE_ARGS prints the plan only: the data step writes nothing, no page is rendered
+DRY_RUN := $(filter --dry-run,$(REPRODUCE_ARGS))
+# the scenes profiles' data step: the size their rows ask for, written when absent (not on a dry run)
+SCENES_SIZE := $(if $(filter ci,$(PROFILE)),tiny,demo)
+SCENES_DATA := $(if $(DRY_RUN),true,test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size $(SCENES_SIZE))
 SCENES_DIR ?= $(or $(CAPBENCH_SCENES),scenes_data)
 export CAPBENCH_RESULTS ?= results
 PYTEST_ARGS ?=
 comma := ,
 space := $(empty) $(empty)
 
-.PHONY: setup test test-slow browser java lint demo bench leaderboard reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed reproduce-mopuri reproduce-icmlm constraints json-schema clean
+.PHONY: setup test test-slow browser java lint demo bench leaderboard profile-check reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed reproduce-mopuri reproduce-icmlm constraints json-schema clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -81,9 +86,9 @@ GORDO_VG := $(or $(CAPBENCH_DATA),data)/visual_genome
 GORDO_ARGS := $(if $(BACKBONE_WEIGHTS),--backbone-weights $(BACKBONE_WEIGHTS)) $(REPRODUCE_ARGS)
 
 .PHONY: gordo-data
-ifeq ($(PROFILE),scenes)
+ifneq ($(filter scenes ci,$(PROFILE)),)
 gordo-data: setup
-	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+	@$(SCENES_DATA)
 else
 gordo-data:
 	@test -f $(GORDO_VG)/region_descriptions.json || { \
@@ -96,11 +101,12 @@ gpu-check-gordo: setup
 	$(PY) benchmarks/gordo2017/gpu_check.py step --out $(CAPBENCH_RESULTS)/gordo2017/gpu_check.json
 	$(PY) benchmarks/gordo2017/gpu_check.py memory
 
-reproduce-gordo: gordo-data setup
+reproduce-gordo: profile-check gordo-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce gordo2017 --profile $(PROFILE) $(GORDO_ARGS)
-	$(VENV)/bin/capbench leaderboard render --paper gordo2017
-	@cat $(CAPBENCH_RESULTS)/leaderboard/gordo2017.md
-	@echo "Figure 3 (grounded pairs): $(CAPBENCH_RESULTS)/gordo2017/figure3-$(PROFILE)/"
+	@if [ -z "$(DRY_RUN)" ]; then \
+	  $(VENV)/bin/capbench leaderboard render --paper gordo2017 && \
+	  cat $(CAPBENCH_RESULTS)/leaderboard/gordo2017.md && \
+	  echo "Figure 3 (grounded pairs): $(CAPBENCH_RESULTS)/gordo2017/figure3-$(PROFILE)/"; fi
 
 # --- Malali & Keller 2022 (benchmarks/malali2022): COCO 1K/5K (continuous and on PQ codes),
 # Flickr30k and Flickr8k tables: Malali, its ablations, VSE0, VSE++. PROFILE=paper (default) needs
@@ -112,9 +118,9 @@ MALALI_COCO := $(MALALI_ROOT)/coco
 MALALI_ARGS := $(if $(BACKBONE_WEIGHTS),--backbone-weights $(BACKBONE_WEIGHTS)) $(REPRODUCE_ARGS)
 
 .PHONY: malali-data reproduce-malali
-ifeq ($(PROFILE),scenes)
+ifneq ($(filter scenes ci,$(PROFILE)),)
 malali-data: setup
-	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+	@$(SCENES_DATA)
 else
 malali-data:
 	@test -f $(MALALI_COCO)/dataset_coco.json || { \
@@ -123,10 +129,11 @@ malali-data:
 	  echo "error: $$d not found at $(MALALI_ROOT)/$$d: see data_cards/$$d.md (the COCO tables alone: capbench reproduce malali2022 --profile paper --table T, for T in coco1k, coco5k, coco5k_codes)" >&2; exit 1; }; done
 endif
 
-reproduce-malali: malali-data setup
+reproduce-malali: profile-check malali-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce malali2022 --profile $(PROFILE) $(MALALI_ARGS)
-	$(VENV)/bin/capbench leaderboard render --paper malali2022
-	@cat $(CAPBENCH_RESULTS)/leaderboard/malali2022.md
+	@if [ -z "$(DRY_RUN)" ]; then \
+	  $(VENV)/bin/capbench leaderboard render --paper malali2022 && \
+	  cat $(CAPBENCH_RESULTS)/leaderboard/malali2022.md; fi
 
 # --- Sariyildiz et al. 2020 (benchmarks/sariyildiz2020): ICMLM tfm / att-fc, TP_Label, TP_Postag
 # and the random-init trunk, scored by VOC07 linear SVMs per layer; masked-token accuracy and
@@ -140,9 +147,9 @@ ICMLM_ROWS := random_init,tp_label,tp_postag,icmlm_tfm,icmlm_att_fc
 ICMLM_ARGS := $(if $(TEXT_ENCODER),--set model.text_encoder=$(TEXT_ENCODER)) $(REPRODUCE_ARGS)
 
 .PHONY: icmlm-data reproduce-icmlm
-ifeq ($(PROFILE),scenes)
+ifneq ($(filter scenes ci,$(PROFILE)),)
 icmlm-data: setup
-	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+	@$(SCENES_DATA)
 else
 icmlm-data:
 	@test -f $(ICMLM_DATA)/coco/dataset_coco.json -a -f $(ICMLM_DATA)/coco/annotations/instances_train2014.json || { \
@@ -157,12 +164,13 @@ icmlm-data:
 	  echo "error: BACKBONE_WEIGHTS=$(BACKBONE_WEIGHTS) is not a file (the ImageNet ResNet-50 row's weights)" >&2; exit 1; }
 endif
 
-reproduce-icmlm: icmlm-data setup
+reproduce-icmlm: profile-check icmlm-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce sariyildiz2020 --profile $(PROFILE) --rows $(ICMLM_ROWS) $(ICMLM_ARGS)
 	$(if $(BACKBONE_WEIGHTS),CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce sariyildiz2020 --profile $(PROFILE) --rows imagenet --set model.backbone_weights=$(BACKBONE_WEIGHTS) $(ICMLM_ARGS))
-	$(VENV)/bin/capbench leaderboard render --paper sariyildiz2020
-	@cat $(CAPBENCH_RESULTS)/leaderboard/sariyildiz2020.md
-	@echo "att-fc attention maps: $(CAPBENCH_RESULTS)/sariyildiz2020/attention-$(PROFILE)/"
+	@if [ -z "$(DRY_RUN)" ]; then \
+	  $(VENV)/bin/capbench leaderboard render --paper sariyildiz2020 && \
+	  cat $(CAPBENCH_RESULTS)/leaderboard/sariyildiz2020.md && \
+	  echo "att-fc attention maps: $(CAPBENCH_RESULTS)/sariyildiz2020/attention-$(PROFILE)/"; fi
 
 # --- The leaderboard (capbench/bench): every paper under benchmarks/ with configs for PROFILE.
 # `make demo` is the README's main command: scenes data at demo size if absent, every implemented
@@ -175,10 +183,14 @@ leaderboard: setup
 # whose checkpoints it scores); pass cluster options in REPRODUCE_ARGS (--cluster FILE, --partition,
 # --dry-run to print the plan).
 LAUNCHER ?= local
-reproduce-all: setup
-	@if [ "$(PROFILE)" = scenes ]; then test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo; fi
+reproduce-all: profile-check setup
+	@if [ "$(PROFILE)" != paper ]; then $(SCENES_DATA); fi
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce all --profile $(PROFILE) --launcher $(LAUNCHER) $(REPRODUCE_ARGS); \
-	  rc=$$?; $(VENV)/bin/capbench leaderboard render; exit $$rc
+	  rc=$$?; [ -n "$(DRY_RUN)" ] || $(VENV)/bin/capbench leaderboard render; exit $$rc
+
+# PROFILE names the configs every reproduce target runs: one of the three there are
+profile-check:
+	@case "$(PROFILE)" in paper|scenes|ci) ;; *) echo "error: PROFILE must be paper, scenes or ci, got '$(PROFILE)'" >&2; exit 1;; esac
 
 # `make demo`: the scenes data, every implemented paper's headline rows, the cross-method suite
 # (which scores those rows' checkpoints), a bring-your-own row and the page, in one process
@@ -195,9 +207,9 @@ demo: setup
 REED_ROOT := $(or $(CAPBENCH_DATA),data)
 
 .PHONY: reed-data reproduce-reed
-ifeq ($(PROFILE),scenes)
+ifneq ($(filter scenes ci,$(PROFILE)),)
 reed-data: setup
-	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+	@$(SCENES_DATA)
 else
 reed-data:
 	@test -d $(REED_ROOT)/cub/cvpr2016_cub/images || { \
@@ -206,10 +218,11 @@ reed-data:
 	  echo "error: Reed's Flowers release not found at $(REED_ROOT)/flowers/cvpr2016_flowers: see data_cards/flowers.md" >&2; exit 1; }
 endif
 
-reproduce-reed: reed-data setup
+reproduce-reed: profile-check reed-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce reed2016 --profile $(PROFILE) $(REPRODUCE_ARGS)
-	$(VENV)/bin/capbench leaderboard render --paper reed2016
-	@cat $(CAPBENCH_RESULTS)/leaderboard/reed2016.md
+	@if [ -z "$(DRY_RUN)" ]; then \
+	  $(VENV)/bin/capbench leaderboard render --paper reed2016 && \
+	  cat $(CAPBENCH_RESULTS)/leaderboard/reed2016.md; fi
 
 # Char-CNN-RNN training at the paper's sizes (batch 40, 201 characters, 1024-d features) on random
 # inputs: captions/s, peak GPU memory and the hours one 200-epoch CUB model implies.
@@ -225,9 +238,9 @@ gpu-check-reed: setup
 MOPURI_ROOT := $(or $(CAPBENCH_DATA),data)
 
 .PHONY: mopuri-data
-ifeq ($(PROFILE),scenes)
+ifneq ($(filter scenes ci,$(PROFILE)),)
 mopuri-data: setup
-	@test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size demo
+	@$(SCENES_DATA)
 else
 mopuri-data:
 	@test -d $(MOPURI_ROOT)/rpascal || { \
@@ -240,7 +253,8 @@ mopuri-data:
 	  echo "error: Visual Genome not found at $(MOPURI_ROOT)/visual_genome (no region_descriptions.json): see data_cards/visual_genome.md" >&2; exit 1; }
 endif
 
-reproduce-mopuri: mopuri-data setup
+reproduce-mopuri: profile-check mopuri-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce mopuri2017 --profile $(PROFILE) $(REPRODUCE_ARGS)
-	$(VENV)/bin/capbench leaderboard render --paper mopuri2017
-	@cat $(CAPBENCH_RESULTS)/leaderboard/mopuri2017.md
+	@if [ -z "$(DRY_RUN)" ]; then \
+	  $(VENV)/bin/capbench leaderboard render --paper mopuri2017 && \
+	  cat $(CAPBENCH_RESULTS)/leaderboard/mopuri2017.md; fi

@@ -529,6 +529,24 @@ def check_scenes_version(root: Path) -> None:
         )
 
 
+def _warn_other_size(root: Path, wanted: str) -> None:
+    """Rows asking for one scenes size run on the folder's other size when it holds one (it is
+    never rewritten), so their numbers are not those their golden file describes: say so."""
+    from capbench.data.scenes.generate import MANIFEST
+
+    found = (json.loads((root / MANIFEST).read_text(encoding="utf-8")).get("request") or {}).get(
+        "size"
+    )
+    if found and found != wanted:
+        print(
+            f"warning: {root} holds the {found} scenes data but these rows ask for {wanted}: "
+            f"they run on {found}, so their numbers are not comparable with their golden file; "
+            f"for {wanted} data set CAPBENCH_SCENES to another folder (it is written there)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
     """Write the scenes dataset that the jobs' configs ask for (``scenes_data: demo|tiny``) when
     their data folder holds none yet, so ``capbench reproduce PAPER --profile scenes`` works from
@@ -548,6 +566,7 @@ def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
     root = Path(root)
     if write_finished(root):
         check_scenes_version(root)
+        _warn_other_size(root, size)
         return None
     if (root / MANIFEST).is_file():  # ours, cut short (killed, disk full): written again whole
         print(f"the scenes data at {root} was not written to its end: writing it again", flush=True)

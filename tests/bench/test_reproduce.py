@@ -213,6 +213,20 @@ def test_scenes_data_cut_short_is_written_again(tmp_path, capsys):
     assert ensure_scenes_data([job]) is None  # finished: left as it is
 
 
+def test_scenes_data_of_another_size_is_used_with_a_warning(tmp_path, capsys):
+    """ci rows (tiny) on a folder holding the demo size run there, as the folder is never
+    rewritten, but their numbers are not the ci golden's: the warning says so."""
+    from types import SimpleNamespace
+
+    request = {"generator_version": GENERATOR_VERSION, "size": "demo"}
+    (tmp_path / "scenes.json").write_text(json.dumps({"complete": True, "request": request}))
+    for size, warned in (("tiny", True), ("demo", False)):
+        job = SimpleNamespace(data_root=str(tmp_path), config={"scenes_data": size})
+        assert ensure_scenes_data([job]) is None
+        err = capsys.readouterr().err
+        assert ("holds the demo scenes data but these rows ask for tiny" in err) is warned, err
+
+
 def test_record_of_other_data_is_recomputed(cli, toy, tmp_path):
     """A record computed on data that has since changed (say, scenes of an older generator) is
     not reused: its dataset fingerprint no longer matches what is on disk."""

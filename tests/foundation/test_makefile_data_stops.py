@@ -59,3 +59,30 @@ def test_paper_profile_names_each_missing_dataset_in_turn(target, tmp_path):
             path.write_text("{}")
     done = _make(target, tmp_path)
     assert done.returncode == 0, (target, done.stderr)
+
+
+def test_an_unknown_profile_is_one_line(tmp_path):
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "reproduce-gordo", "PROFILE=scene"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stderr.splitlines()[0] == "error: PROFILE must be paper, scenes or ci, got 'scene'"
+
+
+def test_a_dry_run_writes_no_data_and_renders_no_page(tmp_path):
+    """`REPRODUCE_ARGS=--dry-run` prints the plan: no scenes data written, no leaderboard."""
+    scenes, results = tmp_path / "scenes", tmp_path / "results"
+    done = subprocess.run(
+        # -o setup: the venv this test runs in is the one the target would build
+        ["make", "-s", "-o", "setup", "-C", str(ROOT), "reproduce-gordo", "PROFILE=scenes",
+         "REPRODUCE_ARGS=--dry-run", f"CAPBENCH_SCENES={scenes}", f"CAPBENCH_RESULTS={results}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "proposed_vt_vt" in done.stdout  # the plan
+    assert not scenes.exists() and not results.exists()
