@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,18 +135,16 @@ def slurm_folder(job: RowJob) -> Path:
 
 
 def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
-    """Print what would be submitted (one SLURM job per group of identical rows); writes nothing."""
-    from capbench.bench.runner import start_fresh
-
+    """Print what would be submitted (one SLURM job per group of identical rows); writes nothing
+    (and deletes nothing: ``--force`` would clear the rows' workdirs only when submitting)."""
     out = out or sys.stdout
-    start_fresh(jobs)  # here, not in the job: a requeued job resumes from its workdir
     groups = group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs)
     for i, group in enumerate(groups, 1):
         job = group.jobs[0]
         mine = row_settings(job, settings)
         print(f"== [{i}/{len(groups)}] {group.name}", file=out)
         print(f"config: {job.config_path}", file=out)
-        deps = sorted({f"{p}/{r}" for j in group.jobs for p, r, _, _ in row_dependencies(j)})
+        deps = sorted({f"{p}/{r}" for j in group.jobs for p, r, _, _ in row_dependencies(j, jobs)})
         if deps:
             print(f"after: {', '.join(deps)} (submitted first; afterok dependency)", file=out)
         print(f"workdir: {job.workdir}", file=out)
@@ -164,13 +163,52 @@ def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
         print("nothing to submit", file=out)
 
 
-def row_dependencies(job: RowJob) -> list[tuple[str, str, str, int]]:
-    """``(paper, row, profile, seed)`` of the rows whose result this row reads (its
-    ``{kind: paper_row}`` links, :mod:`capbench.bench.linked_rows`), so on a cluster it starts
-    after those rows' jobs have finished."""
+def row_dependencies(job: RowJob, jobs: Sequence[RowJob] = ()) -> list[tuple[str, str, str, int]]:
+    """``(paper, row, profile, seed)`` of the rows this row must start after on a cluster: the
+    rows whose result it reads (its ``{kind: paper_row}`` links,
+    :mod:`capbench.bench.linked_rows`), and, among ``jobs`` (the rows submitted with it), the one
+    that trains a cached model this row also trains on first use (its method's
+    ``shared_models``): two jobs must never train one model in one folder at once."""
     from capbench.bench.linked_rows import linked_rows
 
-    return [(paper, row, job.profile, job.seed) for paper, row in linked_rows(job.config)]
+    links = [(paper, row, job.profile, job.seed) for paper, row in linked_rows(job.config)]
+    trainers = [(t.paper, t.row, t.profile, t.seed) for t in shared_model_trainers(job, jobs)]
+    return links + [t for t in trainers if t != (job.paper, job.row, job.profile, job.seed)]
+
+
+def shared_model_trainers(job: RowJob, jobs: Sequence[RowJob]) -> list[RowJob]:
+    """For each cached model ``job`` trains or reads, the first row of ``jobs`` (same paper,
+    profile and seed) that does too: the one the others wait for."""
+    mine = _shared_models(job)
+    trainers: list[RowJob] = []
+    for key in mine:
+        first = next(
+            (
+                j
+                for j in jobs
+                if (j.paper, j.profile, j.seed) == (job.paper, job.profile, job.seed)
+                and key in _shared_models(j)
+            ),
+            None,
+        )
+        if first is not None and first not in trainers:
+            trainers.append(first)
+    return trainers
+
+
+def _shared_models(job: RowJob) -> list[str]:
+    """The keys of the cached models a row's method says it trains or reads (none for methods
+    without ``shared_models`` and for target rows)."""
+    from capbench.methods.registry import METHODS, discover_methods
+
+    name = job.config.get("method")
+    if not name:
+        return []
+    discover_methods()
+    spec = METHODS.get(name) if name in METHODS else None
+    if spec is None or spec.shared_models is None:
+        return []
+    return list(spec.load("shared_models")(job.config))
 
 
 def _submit_stage(
@@ -243,7 +281,7 @@ def submit(
     out = out or sys.stdout
     start_fresh(jobs)  # here, not in the job: a requeued job resumes from its workdir
     groups = group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs)
-    later = [g for g in groups if any(row_dependencies(j) for j in g.jobs)]
+    later = [g for g in groups if any(row_dependencies(j, jobs) for j in g.jobs)]
     first = [g for g in groups if g not in later]
     submitted = _submit_stage(first, settings, cluster, out)
     failures: list[tuple[RowGroup, BaseException]] = []
@@ -251,7 +289,7 @@ def submit(
     if later:
         by_row = {(j.paper, j.row, j.profile, j.seed): (g, s) for g, s in submitted for j in g.jobs}
         needed = {
-            i: [by_row[d] for j in g.jobs for d in row_dependencies(j) if d in by_row]
+            i: [by_row[d] for j in g.jobs for d in row_dependencies(j, jobs) if d in by_row]
             for i, g in enumerate(later)
         }
         if cluster in ("local", "debug"):

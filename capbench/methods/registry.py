@@ -41,7 +41,11 @@ class MethodSpec:
     DataModule's arguments (one value per field) and to set the DataModule defaults the method
     needs; ``encoder`` (optional): ``suite_encoder(config, checkpoint, data_root, seed) ->
     capbench.suite.encoder.Encoder``, the method's learned image encoder (and text tower, if it
-    has one) rebuilt from a row's run, which the cross-method suite scores.
+    has one) rebuilt from a row's run, which the cross-method suite scores; ``shared_models``
+    (optional): ``shared_models(config) -> [key]``, the cached models (under
+    ``$CAPBENCH_CACHE``, not the row's workdir) that a row config trains on first use or reads,
+    one key per model and its training config: on a cluster, rows sharing a key start after the
+    first of them, so that two jobs never train one model in one folder at once.
     """
 
     name: str
@@ -55,6 +59,7 @@ class MethodSpec:
     smoke: str
     cli: str
     encoder: str | None = None
+    shared_models: str | None = None
 
     def load(self, part: str) -> Any:
         """The object a part names, imported now (``spec.load("module")``)."""

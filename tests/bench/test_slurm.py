@@ -128,3 +128,37 @@ def test_a_row_reading_another_rows_result_is_submitted_after_it(cli, toy, tmp_p
     assert first("finished toypaper/t1/a ") < first("submitted toypaper/t1/after_a ")
     assert out.count("finished toypaper/t1/a ") == 1
     assert "finished toypaper/t1/after_a " in out
+
+
+def test_a_forced_dry_run_keeps_the_rows_workdirs(cli, results):
+    """--force clears a row's workdir when it is submitted; a dry run submits nothing."""
+    assert cli("reproduce", "toypaper", "--table", "t1", "--rows", "a")[0] == 0
+    (workdir,) = (results / "toypaper" / "work").iterdir()
+    (workdir / "keep.txt").write_text("a checkpoint")
+    rc, out, _ = cli("reproduce", "toypaper", "--table", "t1", "--rows", "a", "--force",
+                     "--launcher", "slurm", "--dry-run")  # fmt: skip
+    assert rc == 0 and "== [1/1] toypaper/t1/a" in out
+    assert (workdir / "keep.txt").is_file()
+
+
+def test_rows_sharing_a_cached_captioner_wait_for_the_first_that_trains_it(capsys):
+    """mopuri2017's fic, bord, concat and fused rows and its captioner rows all train the same two
+    captioners on first use, in one cache folder: on a cluster only the first row of each
+    captioner trains it, the others start after it (afterok)."""
+    from capbench.cli import main
+
+    assert main(["reproduce", "mopuri2017", "--profile", "ci", "--launcher", "slurm",
+                 "--dry-run"]) == 0  # fmt: skip
+    after: dict[str, str] = {}
+    row = ""
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("== ["):
+            row = line.split()[2]
+        elif line.startswith("after: "):
+            after[row] = line.removeprefix("after: ").split(" (")[0]
+    assert after == {
+        "mopuri2017/rpascal/concat": "mopuri2017/bord, mopuri2017/fic",
+        "mopuri2017/rpascal/fused": "mopuri2017/bord, mopuri2017/fic",
+        "mopuri2017/captioners/show_and_tell": "mopuri2017/fic",
+        "mopuri2017/captioners/region_captioner": "mopuri2017/bord",
+    }

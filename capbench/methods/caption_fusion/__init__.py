@@ -38,6 +38,7 @@ SPEC = register_method(
         smoke=f"{_PKG}.config:SMOKE",
         cli=f"{_PKG}.cli:configure_parser",
         encoder=f"{_PKG}.encoder:suite_encoder",
+        shared_models=f"{_PKG}.rows:shared_captioners",
     )
 )
 

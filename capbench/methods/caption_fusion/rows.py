@@ -321,6 +321,26 @@ def _captioner_row(cfg: CaptionFusionRow, ctx: RowContext) -> RowResult:
     )
 
 
+# the captioners a row kind trains on first use (cached under $CAPBENCH_CACHE, shared by rows)
+_CAPTIONERS_OF = {
+    "fic": ("show_and_tell",),
+    "bord": ("region_captioner",),
+    "concat": ("region_captioner", "show_and_tell"),
+    "fused": ("region_captioner", "show_and_tell"),
+}
+
+
+def shared_captioners(config: dict[str, Any]) -> list[str]:
+    """The method's ``shared_models``: a key per captioner this row config trains on first use
+    (or reads), from what :func:`captioner_workdir` keys it by that a row config holds (its
+    section, the pretraining, the captioning data); the data root and seed are the plan's."""
+    row = config.get("row") or {}
+    kinds = (row.get("captioner"),) if row.get("kind") == "captioner" else ()
+    kinds = kinds or _CAPTIONERS_OF.get(row.get("kind"), ())
+    keys = ("pretrain", "captioning")
+    return [f"{k}-{_digest([config.get(k), *(config.get(x) for x in keys)])}" for k in kinds]
+
+
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
     """The benchmark runner's entry point for every mopuri2017 row."""
     cfg = resolve_pretrain_data(row_config(config), ctx.data_root, ctx.seed)
