@@ -172,8 +172,12 @@ def row_dependencies(job: RowJob, jobs: Sequence[RowJob] = ()) -> list[tuple[str
     from capbench.bench.linked_rows import linked_rows
 
     links = [(paper, row, job.profile, job.seed) for paper, row in linked_rows(job.config)]
-    trainers = [(t.paper, t.row, t.profile, t.seed) for t in shared_model_trainers(job, jobs)]
-    return links + [t for t in trainers if t != (job.paper, job.row, job.profile, job.seed)]
+    # a trainer with this row's config is this row's own job (jobs group by config)
+    return links + [
+        (t.paper, t.row, t.profile, t.seed)
+        for t in shared_model_trainers(job, jobs)
+        if t.config_hash != job.config_hash
+    ]
 
 
 def shared_model_trainers(job: RowJob, jobs: Sequence[RowJob]) -> list[RowJob]:
