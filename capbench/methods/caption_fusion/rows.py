@@ -136,7 +136,8 @@ def _scored_caption_quality(
 
     cache = checkpoint.parent.parent / f"caption_scores{_device_tag(ctx)}.json"
     cached = read_cached(cache, lambda: json_object(cache))
-    if cached is not None and "text_preference" in cached:  # cached before it: scored again
+    # scores cached before the likelihood test lack text_preference: scored again
+    if cached is not None and "text_preference" in cached:
         return cached
     held = captioner_records(kind, cfg, ctx, "test")
     n = cfg.captioning.eval_images
@@ -335,8 +336,10 @@ def shared_captioners(config: dict[str, Any]) -> list[str]:
     (or reads), from what :func:`captioner_workdir` keys it by that a row config holds (its
     section, the pretraining, the captioning data); the data root and seed are the plan's."""
     row = config.get("row") or {}
-    kinds = (row.get("captioner"),) if row.get("kind") == "captioner" else ()
-    kinds = kinds or _CAPTIONERS_OF.get(row.get("kind"), ())
+    if row.get("kind") == "captioner":
+        kinds: tuple[str, ...] = (row.get("captioner"),)
+    else:
+        kinds = _CAPTIONERS_OF.get(row.get("kind"), ())
     keys = ("pretrain", "captioning")
     return [f"{k}-{_digest([config.get(k), *(config.get(x) for x in keys)])}" for k in kinds]
 
