@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,7 +162,7 @@ def test_mlm_concept_masking(tiny_records):
             assert all(int(t) in concept for t in orig[mask])
 
 
-def test_char_and_sentencepiece_tokenizers(tiny_records, tmp_path):
+def test_char_and_sentencepiece_tokenizers(tiny_records, tmp_path, caplog):
     dm = _dm(tiny_records, "pairs", longest_side=16, tokenizer="char")
     dm.setup("fit")
     assert isinstance(dm.tokenizer, CharAlphabet) and dm.max_len == 201
@@ -192,6 +193,18 @@ def test_char_and_sentencepiece_tokenizers(tiny_records, tmp_path):
         tokenizer_dir=tmp_path / "tok",
     )
     assert again.tokenizer.model_file == tok.model_file
+    # a damaged cached model is trained again, not a failure deep in sentencepiece
+    Path(tok.model_file).write_bytes(b"not a sentencepiece model")
+    with caplog.at_level(logging.WARNING, logger="capbench.cache"):
+        retrained = _dm(
+            tiny_records,
+            "pairs",
+            tokenizer="sentencepiece",
+            vocab_size=60,
+            tokenizer_dir=tmp_path / "tok",
+        ).tokenizer
+    assert f"damaged cache entry {tok.model_file}" in caplog.text
+    assert retrained.encode("a cat", max_len=None) == tok.encode("a cat", max_len=None)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])

@@ -82,3 +82,25 @@ def test_captions_equal_to_the_region_phrases_recover_the_relevance(
     tied = rows.KINDS["generated_captions"](cfg, ctx, ev)
     assert "pcc_auc" not in tied.metrics and tied.metrics["us"] == pytest.approx(50.0)
     assert "pcc_auc" in tied.extra["undefined_metrics"]
+
+
+def test_cached_captions_are_read_back_and_a_damaged_entry_is_a_miss(tmp_path, caplog):
+    """A whole cache entry is the captions; a cut one is deleted and the captioner is loaded to
+    caption again (here a file that is no captioner, so that load is what fails)."""
+    from capbench.data.records import CaptionedImage
+    from capbench.methods.checkpoint_kind import CheckpointKindError
+
+    checkpoint = tmp_path / "show_and_tell.ckpt"
+    checkpoint.write_bytes(b"not a checkpoint")
+    records = [CaptionedImage(str(i), f"{i}.jpg", "test") for i in range(2)]
+    cache = generated_captions._cache_file(checkpoint, ["0", "1"])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text('{"0": "a red circle", "1": "a blue square"}')
+    assert generated_captions.caption_images(checkpoint, records) == {
+        "0": "a red circle",
+        "1": "a blue square",
+    }
+    cache.write_text('{"0": "a red circ')
+    with pytest.raises(CheckpointKindError, match="not a checkpoint torch can read"):
+        generated_captions.caption_images(checkpoint, records)
+    assert f"damaged cache entry {cache}" in caplog.text and not cache.exists()
