@@ -7,7 +7,11 @@ Lightning's own pytree helper (Lightning calling a torch API that torch has depr
 note that the data module has a validation loader the module does not use (capbench fits with
 ``limit_val_batches=0`` on purpose; the CaptionDataModule serves every method). A resumed fit
 added a fourth: its checkpoint folder "exists and is not empty", which is what resuming means
-(``capbench.methods.training.fit_resumable`` keeps ``last.ckpt`` there). Only these exact
+(``capbench.methods.training.fit_resumable`` keeps ``last.ckpt`` there). A fifth, "Found N
+module(s) in eval mode at the start of training. This may lead to unexpected behavior", came
+from parts the papers keep frozen on purpose, in eval mode so that their BatchNorm statistics
+stay fixed: gordo2017's BatchNorm layers (``train.freeze_bn``), the captioners' trunks
+(im2txt's first phase), ICMLM's text encoder; ``make demo`` printed it twice. Only these exact
 messages are dropped; every other warning and log line stays.
 """
 
@@ -21,6 +25,7 @@ _WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
     (UserWarning, r"You passed in a `val_dataloader` but have no `validation_step`"),
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
+    (UserWarning, r"Found \d+ module\(s\) in eval mode at the start of training"),
 )
 # the start of the log records dropped from Lightning's rank-zero logger
 _LOG_PREFIXES = (

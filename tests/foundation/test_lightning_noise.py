@@ -1,4 +1,4 @@
-"""``capbench.lightning_noise``: the four Lightning messages no capbench user can act on are
+"""``capbench.lightning_noise``: the five Lightning messages no capbench user can act on are
 dropped, and nothing else is."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import logging
 import warnings
 
 import lightning.pytorch as L
+from lightning.fabric.utilities.warnings import PossibleUserWarning
 
 from capbench.lightning_noise import quiet_lightning
 
@@ -21,6 +22,12 @@ def test_the_known_warnings_are_dropped_and_others_kept():
             ("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning),
             ("You passed in a `val_dataloader` but have no `validation_step`.", UserWarning),
             ("Checkpoint directory /x/run/checkpoints exists and is not empty.", UserWarning),
+            (
+                "Found 20 module(s) in eval mode at the start of training. This may lead to "
+                "unexpected behavior during training. If this is intentional, you can ignore "
+                "this warning.",
+                PossibleUserWarning,
+            ),
             ("some other deprecation", FutureWarning),
             ("a real problem", UserWarning),
         ):
