@@ -5,7 +5,9 @@ lines that no user can act on: an advertisement for a cloud logger (and, once pe
 for a cloud model registry), a deprecation inside
 Lightning's own pytree helper (Lightning calling a torch API that torch has deprecated), and a
 note that the data module has a validation loader the module does not use (capbench fits with
-``limit_val_batches=0`` on purpose; the CaptionDataModule serves every method). A resumed fit
+``limit_val_batches=0`` on purpose; the CaptionDataModule serves every method), or its mirror,
+a module with a validation step fitted without a loader (the scenes trunk's pretraining
+validates once, after its fit, with ``trainer.validate``). A resumed fit
 added a fourth: its checkpoint folder "exists and is not empty", which is what resuming means
 (``capbench.methods.training.fit_resumable`` keeps ``last.ckpt`` there). A fifth, "Found N
 module(s) in eval mode at the start of training. This may lead to unexpected behavior", came
@@ -24,6 +26,7 @@ import warnings
 _WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
     (UserWarning, r"You passed in a `val_dataloader` but have no `validation_step`"),
+    (UserWarning, r"You defined a `validation_step` but have no `val_dataloader`"),
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
     (UserWarning, r"Found \d+ module\(s\) in eval mode at the start of training"),
 )

@@ -1,4 +1,4 @@
-"""``capbench.lightning_noise``: the five Lightning messages no capbench user can act on are
+"""``capbench.lightning_noise``: the six Lightning messages no capbench user can act on are
 dropped, and nothing else is."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def test_the_known_warnings_are_dropped_and_others_kept():
         for message, category in (
             ("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning),
             ("You passed in a `val_dataloader` but have no `validation_step`.", UserWarning),
+            ("You defined a `validation_step` but have no `val_dataloader`. Skipping", UserWarning),
             ("Checkpoint directory /x/run/checkpoints exists and is not empty.", UserWarning),
             (
                 "Found 20 module(s) in eval mode at the start of training. This may lead to "
