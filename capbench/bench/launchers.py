@@ -276,34 +276,68 @@ def submit(
     out=None,
 ) -> tuple[list[tuple[RowGroup, Any]], list[tuple[RowGroup, BaseException]]]:
     """Submit one job per group of identical rows, as job arrays (``cluster='local'``:
-    submitit's local executor). Rows that read another row's result (the suite) are submitted
-    after the rest: on SLURM with an ``afterok`` dependency on the jobs they need, on the local
-    executor (which has no dependencies) once those jobs have finished. Returns (submitted,
-    failures); failures are filled only with ``wait`` (and for the jobs waited on)."""
+    submitit's local executor), in stages: a row that must start after others
+    (:func:`row_dependencies`: the suite reading a paper row's result, a row sharing a cached
+    model with the row that trains it) is submitted after them, on SLURM with an ``afterok``
+    dependency on their jobs, on the local executor (which has no dependencies) once those jobs
+    have finished. Returns (submitted, failures); failures are filled only with ``wait`` (and for
+    the jobs waited on)."""
     from capbench.bench.runner import start_fresh
 
     out = out or sys.stdout
     start_fresh(jobs)  # here, not in the job: a requeued job resumes from its workdir
     groups = group_jobs(apply_to_job(j, row_settings(j, settings)) for j in jobs)
-    later = [g for g in groups if any(row_dependencies(j, jobs) for j in g.jobs)]
-    first = [g for g in groups if g not in later]
-    submitted = _submit_stage(first, settings, cluster, out)
+    submitted: list[tuple[RowGroup, Any]] = []
     failures: list[tuple[RowGroup, BaseException]] = []
     waited: dict[int, tuple[RowGroup, Any]] = {}
-    if later:
-        by_row = {(j.paper, j.row, j.profile, j.seed): (g, s) for g, s in submitted for j in g.jobs}
+    by_row: dict[tuple[str, str, str, int], tuple[RowGroup, Any]] = {}
+    for stage in dependency_stages(groups, jobs):
         needed = {
             i: [by_row[d] for j in g.jobs for d in row_dependencies(j, jobs) if d in by_row]
-            for i, g in enumerate(later)
+            for i, g in enumerate(stage)
         }
+        after = None
         if cluster in ("local", "debug"):
-            waited = {id(g): (g, s) for deps in needed.values() for g, s in deps}
-            print(f"waiting for {len(waited)} job(s) the later rows read from", file=out)
-            failures += _wait(list(waited.values()), out)
-            after = None
+            todo = {id(g): (g, s) for deps in needed.values() for g, s in deps}
+            todo = {k: v for k, v in todo.items() if k not in waited}
+            if todo:
+                print(f"waiting for {len(todo)} job(s) the later rows read from", file=out)
+                failures += _wait(list(todo.values()), out)
+                waited.update(todo)
         else:
             after = {i: sorted({str(s.job_id) for _, s in deps}) for i, deps in needed.items()}
-        submitted += _submit_stage(later, settings, cluster, out, after)
+        done = _submit_stage(stage, settings, cluster, out, after)
+        submitted += done
+        by_row.update(
+            {(j.paper, j.row, j.profile, j.seed): (g, s) for g, s in done for j in g.jobs}
+        )
     if wait:
         failures += _wait([(g, s) for g, s in submitted if id(g) not in waited], out)
     return submitted, failures
+
+
+def dependency_stages(groups: list[RowGroup], jobs: Sequence[RowJob]) -> list[list[RowGroup]]:
+    """``groups`` in stages: a group comes one stage after the latest of the groups it depends on
+    (:func:`row_dependencies`; a dependency outside ``groups`` is already done or runs itself),
+    so each stage's jobs can wait on jobs already submitted."""
+    owner = {(j.paper, j.row, j.profile, j.seed): i for i, g in enumerate(groups) for j in g.jobs}
+    deps = [
+        {owner[d] for j in g.jobs for d in row_dependencies(j, jobs) if d in owner} - {i}
+        for i, g in enumerate(groups)
+    ]
+    stage: dict[int, int] = {}
+
+    def stage_of(i: int, path: tuple[int, ...] = ()) -> int:
+        if i in path:
+            cycle = " -> ".join(groups[k].name for k in (*path, i))
+            raise ValueError(f"rows that wait on each other: {cycle}")
+        if i not in stage:
+            stage[i] = 1 + max((stage_of(d, (*path, i)) for d in deps[i]), default=-1)
+        return stage[i]
+
+    for i in range(len(groups)):
+        stage_of(i)
+    return [
+        [groups[i] for i in range(len(groups)) if stage[i] == n]
+        for n in range(1 + max(stage.values(), default=-1))
+    ]

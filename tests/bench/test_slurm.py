@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from capbench.bench.launchers import SlurmSettings
@@ -162,3 +163,47 @@ def test_rows_sharing_a_cached_captioner_wait_for_the_first_that_trains_it(capsy
         "mopuri2017/captioners/show_and_tell": "mopuri2017/fic",
         "mopuri2017/captioners/region_captioner": "mopuri2017/bord",
     }
+
+
+def test_a_chain_of_rows_is_submitted_in_stages(cli, toy, tmp_path):
+    """z2 reads z1's result and z1 reads a's: three stages, each submitted once the jobs it reads
+    from have finished (on SLURM: afterok on them). There used to be two stages at most, and
+    the third row then started at once."""
+    extra = tmp_path / "chain"
+    extra.mkdir()
+    for row, reads in (("z1", "a"), ("z2", "z1")):
+        (extra / f"{row}.scenes.yaml").write_text(
+            f"bench: {{paper: toypaper, table: t1, row: {row}}}\n"
+            f"base: {toy / 'toypaper' / 'a.scenes.yaml'}\n"
+            f"encoder: {{kind: paper_row, paper: toypaper, row: {reads}}}\n"
+        )
+    rc, out, err = cli("reproduce", "toypaper", "--table", "t1", "--rows", "z2,z1,a",
+                       "--launcher", "slurm", "--include", str(extra), "--submitit-cluster",
+                       "local", "--gpus-per-node", "0", "--cpus-per-task", "1", "--time-min",
+                       "5", "--wait")  # fmt: skip
+    assert rc == 0, out + err
+    lines = out.splitlines()
+
+    def first(prefix: str) -> int:
+        return next(i for i, line in enumerate(lines) if line.startswith(prefix))
+
+    assert first("finished toypaper/t1/a ") < first("submitted toypaper/t1/z1 "), out
+    assert first("finished toypaper/t1/z1 ") < first("submitted toypaper/t1/z2 "), out
+    assert all(out.count(f"finished toypaper/t1/{r} ") == 1 for r in ("a", "z1", "z2")), out
+
+
+def test_rows_waiting_on_each_other_are_refused():
+    from types import SimpleNamespace
+
+    from capbench.bench import launchers
+
+    def job(row: str, reads: str) -> SimpleNamespace:
+        config = {"encoder": {"kind": "paper_row", "paper": "p", "row": reads}}
+        return SimpleNamespace(paper="p", row=row, profile="ci", seed=0, config=config)
+
+    groups = [
+        SimpleNamespace(jobs=[job("a", "b")], name="a"),
+        SimpleNamespace(jobs=[job("b", "a")], name="b"),
+    ]
+    with pytest.raises(ValueError, match="rows that wait on each other: a -> b -> a"):
+        launchers.dependency_stages(groups, [])
