@@ -75,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"markdown: {md}")
             print(f"plots: {len(rendered.images)} PNG in {out / 'img'}")
             print(rendered.index.resolve())
-            return 0
+            for err in rendered.malformed:  # the page shows the rest; the exit status says so
+                print(
+                    f"error: left off the page, a malformed run record: {err} (fix or delete "
+                    "it, or rerun its row with --force)",
+                    file=sys.stderr,
+                )
+            return 1 if rendered.malformed else 0
         if args.action == "check":
             from capbench.bench.check import check
 

@@ -54,6 +54,22 @@ def test_a_metric_missing_from_existing_records_is_not_measured_not_unrun():
     assert status_of(HI, None, 0.5, None, pending=False, ran=True) == NA
 
 
+def test_render_leaves_a_malformed_record_off_and_says_so(cli, results, tmp_path):
+    """One damaged record among many: the page shows the others, the exit status is 1, and the
+    file is named (the whole render used to stop on it). ``check`` still stops on it: a
+    regression gate must not pass over a record it cannot read."""
+    from capbench.bench.record import iter_record_paths
+
+    assert cli("reproduce", "toypaper", "--seeds", "2")[0] == 0
+    damaged = iter_record_paths(results, "toypaper")[0]
+    damaged.write_text('{"paper": "toyp')
+    out_dir = tmp_path / "board"
+    rc, _, err = cli("leaderboard", "render", "--out", str(out_dir))
+    assert rc == 1 and (out_dir / "index.html").is_file()
+    assert f"error: left off the page, a malformed run record: {damaged}: not valid JSON" in err
+    assert "(n=1)" in (out_dir / "toypaper.md").read_text()  # the other seed's record is shown
+
+
 def test_render_writes_markdown_plots_and_html(cli, results, tmp_path):
     assert cli("reproduce", "toypaper", "--seeds", "2")[0] == 0
     out_dir = tmp_path / "board"

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from capbench.atomic import atomic_write_text
 from capbench.bench.catalog import Catalog
 from capbench.bench.golden import load_golden
+from capbench.bench.record import RecordError, load_records
 from capbench.bench.report.html import index_html
 from capbench.bench.report.plots import table_plots
 from capbench.bench.report.row_figures import row_figures
@@ -21,6 +22,7 @@ class Rendered:
     index: Path
     markdown: list[Path]
     images: list[Path]
+    malformed: list[RecordError] = field(default_factory=list)  # records left off the page
 
 
 def profiles_to_show(summaries: list[RowSummary], paper_key: str, has_golden: bool) -> list[str]:
@@ -50,11 +52,13 @@ def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None)
     images: dict[tuple[str, str, str], list[str]] = {}
     md_paths: list[Path] = []
     markdown: dict[str, str] = {}
+    malformed: list[RecordError] = []
     for p in papers:
+        records = load_records(results, p.key, malformed)
         rows = [
             s
             for profile in ("scenes", "ci", "paper")
-            for s in summarize(catalog, results, profile, p.key)
+            for s in summarize(catalog, results, profile, p.key, records)
         ]
         summaries += rows
         profiles[p.key] = profiles_to_show(rows, p.key, bool(load_golden(p)))
@@ -70,4 +74,5 @@ def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None)
     index = atomic_write_text(
         out / "index.html", index_html(papers, profiles, summaries, images, out, markdown)
     )
-    return Rendered(index, md_paths, [out / i for imgs in images.values() for i in imgs])
+    images_written = [out / i for imgs in images.values() for i in imgs]
+    return Rendered(index, md_paths, images_written, malformed)
