@@ -163,7 +163,7 @@ def dry_run(jobs: list[RowJob], settings: SlurmSettings, out=None) -> None:
         print("nothing to submit", file=out)
 
 
-def row_dependencies(job: RowJob, jobs: Sequence[RowJob] = ()) -> list[tuple[str, str, str, int]]:
+def row_dependencies(job: RowJob, jobs: Sequence[RowJob]) -> list[tuple[str, str, str, int]]:
     """``(paper, row, profile, seed)`` of the rows this row must start after on a cluster: the
     rows whose result it reads (its ``{kind: paper_row}`` links,
     :mod:`capbench.bench.linked_rows`), and, among ``jobs`` (the rows submitted with it), the one
@@ -202,17 +202,22 @@ def shared_model_trainers(job: RowJob, jobs: Sequence[RowJob]) -> list[RowJob]:
 
 def _shared_models(job: RowJob) -> list[str]:
     """The keys of the cached models a row's method says it trains or reads (none for methods
-    without ``shared_models`` and for target rows)."""
-    from capbench.methods.registry import METHODS, discover_methods
-
+    without ``shared_models`` and for target rows). Asked for every pair of a plan's rows, so
+    computed once per config (the config hash names it)."""
     name = job.config.get("method")
     if not name:
         return []
-    discover_methods()
-    spec = METHODS.get(name) if name in METHODS else None
-    if spec is None or spec.shared_models is None:
-        return []
-    return list(spec.load("shared_models")(job.config))
+    if job.config_hash not in _SHARED_MODELS:
+        from capbench.methods.registry import METHODS, discover_methods
+
+        discover_methods()
+        spec = METHODS.get(name) if name in METHODS else None
+        keys = spec.load("shared_models")(job.config) if spec and spec.shared_models else []
+        _SHARED_MODELS[job.config_hash] = list(keys)
+    return _SHARED_MODELS[job.config_hash]
+
+
+_SHARED_MODELS: dict[str, list[str]] = {}  # config hash -> its shared-model keys
 
 
 def _submit_stage(

@@ -509,9 +509,10 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     return outcomes
 
 
-def check_scenes_version(root: Path) -> None:
+def check_scenes_version(root: Path) -> dict[str, Any]:
     """Refuse scenes data written by another generator version: its images, captions and
-    relevance differ, so its numbers would not be comparable with the golden files."""
+    relevance differ, so its numbers would not be comparable with the golden files. Returns the
+    manifest's request (size, seed, version) of data that passes."""
     from capbench.data.scenes.generate import GENERATOR_VERSION, MANIFEST
 
     path = Path(root) / MANIFEST
@@ -527,16 +528,13 @@ def check_scenes_version(root: Path) -> None:
             f"writes {GENERATOR_VERSION!r} (see data_cards/scenes.md); rewrite it with "
             f"`capbench data scenes --out {root} --size {size}` or delete the folder"
         )
+    return request
 
 
-def _warn_other_size(root: Path, wanted: str) -> None:
+def _warn_other_size(root: Path, request: dict[str, Any], wanted: str) -> None:
     """Rows asking for one scenes size run on the folder's other size when it holds one (it is
     never rewritten), so their numbers are not those their golden file describes: say so."""
-    from capbench.data.scenes.generate import MANIFEST
-
-    found = (json.loads((root / MANIFEST).read_text(encoding="utf-8")).get("request") or {}).get(
-        "size"
-    )
+    found = request.get("size")
     if found and found != wanted:
         print(
             f"warning: {root} holds the {found} scenes data but these rows ask for {wanted}: "
@@ -565,8 +563,7 @@ def ensure_scenes_data(jobs: Sequence[RowJob]) -> Path | None:
 
     root = Path(root)
     if write_finished(root):
-        check_scenes_version(root)
-        _warn_other_size(root, size)
+        _warn_other_size(root, check_scenes_version(root), size)
         return None
     if (root / MANIFEST).is_file():  # ours, cut short (killed, disk full): written again whole
         print(f"the scenes data at {root} was not written to its end: writing it again", flush=True)

@@ -202,7 +202,8 @@ def pretrain_backbone(
         else cached_path(arch, _fingerprint([*train, *held_out], options))
     )
     info = target.with_suffix(".json")
-    if read_cached((target, info), lambda: (read_state_dict(target), json_object(info))):
+    # mapped, not read: the row loads the trunk itself right after
+    if read_cached((target, info), lambda: (read_state_dict(target, mmap=True), json_object(info))):
         log.info("cached scenes backbone: %s", target)
         return target
 

@@ -118,13 +118,14 @@ def _load_failure(err: Exception) -> str:
     return " ".join(text.split()) or type(err).__name__
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a local weights file: a state dict, or a checkpoint holding one."""
+def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Tensors of a local weights file: a state dict, or a checkpoint holding one. ``mmap``:
+    the tensors are mapped, not read (checking a file whole costs its index, not its bytes)."""
     path = Path(path)
     if not path.is_file():
         raise BackboneWeightsError(f"{path}: backbone weights file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:
         raise BackboneWeightsError(
             f"{path}: not a torch checkpoint of tensors ({_load_failure(err)}); capbench reads "

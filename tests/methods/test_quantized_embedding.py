@@ -186,7 +186,7 @@ def test_a_pair_whose_image_has_no_cached_feature_is_left_out_of_the_step():
     model = _model(finetune=False)
     feats = torch.randn(10, model.image.fc.in_features)
     feats[3] = float("nan")  # the unreadable image
-    model._train_features = feats
+    model._set_train_features(feats)
     batch = _batch()  # indices 0, 3, 7, 9
     batch["caption"] = ["a", "b", "c", "d"]
     kept = model._without_unreadable(batch)

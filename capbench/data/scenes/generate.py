@@ -469,24 +469,23 @@ def request_of(size: str, seed: int, image_size: int, formats: Iterable[str]) ->
 
 
 def write_finished(out: Path) -> bool:
-    """Whether ``out`` holds a scenes write that ran to its end (an interrupted one leaves its
-    manifest with ``"complete": false`` and some of its folders missing or half written)."""
-    try:
-        doc = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(doc, dict) and doc.get("complete") is True
+    """Whether ``out`` holds a scenes write that ran to its end: its manifest is there and
+    says ``"complete": true`` (an interrupted write leaves ``false`` and some of its folders
+    missing or half written; an unreadable manifest counts as no write)."""
+    return _finished_manifest(out) is not None
 
 
 def manifest_matches(out: Path, request: dict[str, Any]) -> bool:
-    path = out / MANIFEST
-    if not path.is_file():
-        return False
+    doc = _finished_manifest(out)
+    return doc is not None and doc.get("request") == request
+
+
+def _finished_manifest(out: Path) -> dict[str, Any] | None:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc.get("complete") is True and doc.get("request") == request
-    except (json.JSONDecodeError, AttributeError):
-        return False
+        doc = json.loads((Path(out) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("complete") is True else None
 
 
 def _write_json(path: Path, doc: Any) -> None:

@@ -242,7 +242,7 @@ class QuantizedEmbedding(L.LightningModule):
         """A frozen trunk's pooled features of every training image, computed once in record
         order with a fixed batch size (so a resumed run computes the same numbers); training
         steps then read them by the batch's ``index`` instead of running the trunk."""
-        self._train_features = None
+        self._set_train_features(None)
         if self.cfg.model.finetune_trunk:
             return
         from capbench.data.views import ImagesDataset
@@ -251,7 +251,14 @@ class QuantizedEmbedding(L.LightningModule):
         images = ImagesDataset(dm.records("train"), dm.transform(train=False))
         if dm.augment:
             return  # augmented images differ each epoch: run the trunk on them
-        self._train_features = self._pooled_features(images)
+        self._set_train_features(self._pooled_features(images))
+
+    def _set_train_features(self, feats: Tensor | None) -> None:
+        """Keep the cached training features and which rows are NaN (images that could not be
+        read), found once here: no check, nor device sync, at every step."""
+        self._train_features = feats
+        bad = None if feats is None else torch.isnan(feats).any(dim=1)
+        self._unreadable = bad if bad is not None and bool(bad.any()) else None
 
     def on_train_epoch_start(self) -> None:
         """``quantizer.codebook_fit: kmeans``: the codebooks become k-means of the current
@@ -273,8 +280,8 @@ class QuantizedEmbedding(L.LightningModule):
         self.eval()
         feats = getattr(self, "_train_features", None)
         if feats is not None:
-            feats = feats[~torch.isnan(feats).any(dim=1)]
-            out = self._finish(self.image.fc(feats))
+            bad = getattr(self, "_unreadable", None)
+            out = self._finish(self.image.fc(feats if bad is None else feats[~bad]))
         else:
             from capbench.data.views import ImagesDataset
 
@@ -312,10 +319,10 @@ class QuantizedEmbedding(L.LightningModule):
         could not be read when the features were cached, and was counted then). Batches that
         load their images already lack them (``collate_skip_none``); a cached-feature batch
         carries only indices, and one NaN row would make every weight NaN at the first step."""
-        feats = getattr(self, "_train_features", None)
-        if feats is None or not len(batch["index"]):
+        bad = getattr(self, "_unreadable", None)
+        if bad is None or not len(batch["index"]):
             return batch
-        keep = ~torch.isnan(feats[batch["index"].to(feats.device)]).any(dim=1).cpu()
+        keep = ~bad[batch["index"].to(bad.device)].cpu()
         if bool(keep.all()):
             return batch
         return {k: _kept_rows(v, keep) for k, v in batch.items()}
