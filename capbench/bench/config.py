@@ -118,6 +118,21 @@ def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str,
     return cfg
 
 
+def check_method_row(path: Path | str, cfg: Mapping[str, Any]) -> None:
+    """A ``method:`` row's config as its method reads it (the method's ``row_config``): a
+    misspelled key or a value of the wrong type is an error naming the file when the rows are
+    planned, not when the row starts (on a cluster, after its wait in the queue). Run after the
+    ``requires:`` check: a required key left null is a skip, not an error."""
+    if "method" not in cfg:
+        return
+    from capbench.methods.registry import get_method
+
+    try:
+        get_method(str(cfg["method"])).load("row_config")(dict(cfg))
+    except (ValueError, TypeError) as err:
+        raise PaperSpecError(path, str(err)) from None
+
+
 def row_target_name(config: Mapping[str, Any]) -> str:
     """How error messages name what runs a row: ``method NAME`` or ``target module:function``."""
     if "method" in config:

@@ -23,6 +23,7 @@ import capbench
 from capbench import paths
 from capbench.bench.catalog import Catalog, RowRef
 from capbench.bench.config import (
+    check_method_row,
     config_hash,
     missing_requirements,
     requirement_text,
@@ -213,6 +214,11 @@ def plan(
         if missing:
             why = "; ".join(requirement_text(key, reason) for key, reason in missing)
             skipped.append((ref.name, f"needs {why}"))
+            continue
+        try:
+            check_method_row(cfg_path, cfg)
+        except ValueError as err:  # a PaperSpecError naming the file
+            errors.append((ref.name, str(err)))
             continue
         h = config_hash(cfg)
         for seed in range(options.first_seed, options.first_seed + options.seeds):

@@ -67,7 +67,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 def build_config(cls: type[C], values: Mapping[str, Any] | None, where: str = "config") -> C:
     """An instance of the dataclass ``cls`` from a mapping: missing keys take the defaults,
-    unknown keys fail naming ``where`` and the known ones."""
+    unknown keys fail naming ``where`` and the known ones, and a field without a default that
+    is not given fails naming it (not as the dataclass's ``__init__`` TypeError, which names no
+    file or section)."""
     values = dict(values or {})
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -77,6 +79,16 @@ def build_config(cls: type[C], values: Mapping[str, Any] | None, where: str = "c
             f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    required = sorted(
+        name
+        for name, f in known.items()
+        if f.init
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and name not in values
+    )
+    if required:
+        raise ValueError(f"{where}: missing key(s) {', '.join(required)}")
     return cls(**kwargs)
 
 

@@ -39,7 +39,10 @@ class MethodSpec:
     registry-wide tests use it); ``cli``: ``configure(parser)``, called by
     ``capbench fit --model NAME`` to link the module's fields to the Trainer's and the
     DataModule's arguments (one value per field) and to set the DataModule defaults the method
-    needs; ``encoder`` (optional): ``suite_encoder(config, checkpoint, data_root, seed) ->
+    needs; ``row_config``: ``row_config(config) -> typed row``, the row target's own reading of
+    a resolved row config, which ``capbench reproduce`` also runs when it plans, so that a
+    misspelled key stops the plan naming the file instead of failing the row when it starts
+    (on a cluster, after the queue); ``encoder`` (optional): ``suite_encoder(config, checkpoint, data_root, seed) ->
     capbench.suite.encoder.Encoder``, the method's learned image encoder (and text tower, if it
     has one) rebuilt from a row's run, which the cross-method suite scores; ``shared_models``
     (optional): ``shared_models(config) -> [key]``, the cached models (under
@@ -58,6 +61,7 @@ class MethodSpec:
     fit: str
     smoke: str
     cli: str
+    row_config: str
     encoder: str | None = None
     shared_models: str | None = None
 

@@ -354,6 +354,50 @@ def test_a_gpu_asked_for_where_none_is_stops_before_any_row(cli, results, monkey
     assert rc == 2 and "no CUDA GPU is visible on this machine" in err
 
 
+@pytest.mark.parametrize(
+    ("text", "override", "message"),
+    [
+        ("train: {margn: 0.2}\n", None, "row config.train: unknown key(s) margn; known: "),
+        ("train: {margin: wide}\n", None, "row config.train.margin: expected float, got 'wide'"),
+        ("", "train.margn=0.2", "row config.train: unknown key(s) margn"),
+    ],
+)
+def test_a_method_row_its_method_cannot_read_is_an_error_before_any_row(
+    cli, results, toy, text, override, message
+):
+    """A misspelled key or a mistyped value used to fail the row only when it started (on a
+    cluster, after the queue), and ``--dry-run`` said it would run."""
+    mine = toy.parent / "mine"
+    mine.mkdir()
+    cfg = mine / "typo.scenes.yaml"
+    cfg.write_text(
+        "bench: {paper: toypaper, table: t1, row: typo}\nmethod: semantic_retrieval\n" + text
+    )
+    extra = ["--set", override] if override else []
+    for dry in ([], ["--dry-run"]):
+        args = ("reproduce", "toypaper", "--rows", "typo", "--include", str(mine), *dry, *extra)
+        rc, out, err = cli(*args)
+        assert rc == 1 and f"ERROR toypaper/t1/typo: {cfg}: " in err and message in err
+        assert "would run" not in out and "[1/1]" not in out
+    assert not iter_record_paths(results, "toypaper")
+
+
+def test_a_required_key_left_null_skips_a_method_row_instead_of_failing_its_reading(
+    cli, results, toy
+):
+    """sariyildiz2020's paper rows set ``model.text_encoder: null`` and require it: the method
+    would refuse that null, but the row is skipped with the requirement's reason first."""
+    mine = toy.parent / "mine"
+    mine.mkdir()
+    (mine / "unset.scenes.yaml").write_text(
+        "bench: {paper: toypaper, table: t1, row: unset}\nmethod: semantic_retrieval\n"
+        'model: {backbone: null}\nrequires: {model.backbone: "a trunk"}\n'
+    )
+    rc, out, err = cli("reproduce", "toypaper", "--rows", "unset", "--include", str(mine))
+    assert rc == 0 and "skip toypaper/t1/unset: needs model.backbone is not set (a trunk)" in out
+    assert "ERROR" not in err
+
+
 def test_a_malformed_set_is_one_error_before_any_row(cli, results):
     """It used to be an ERROR line per row (and a YAML value error, a traceback per row)."""
     for item, message in (("x", "expects key=value"), ("a=[", "the value is not YAML")):

@@ -44,7 +44,7 @@ def test_row_config_errors_name_file_and_key(tmp_path, text, message):
 
 
 def test_row_config_takes_a_method_name_or_a_target(tmp_path):
-    cfg = resolve_config(_row_config(tmp_path, "method: semantic_retrieval\nmodel: {a: 1}\n"))
+    cfg = resolve_config(_row_config(tmp_path, "method: semantic_retrieval\nmodel: {levels: 3}\n"))
     assert cfg["method"] == "semantic_retrieval"
     with pytest.raises(
         PaperSpecError, match=r"unknown method 'gordo'; registered: .*semantic_retrieval"
@@ -106,3 +106,14 @@ def test_committed_json_schema_is_the_models():
     assert row["oneOf"] == [{"required": ["target"]}, {"required": ["method"]}]
     record = json.loads((JSON_SCHEMA_DIR / "run_record.schema.json").read_text())
     assert "metrics" in record["required"] and "schema" in record["properties"]
+
+
+def test_a_row_config_missing_a_required_section_names_it(tmp_path):
+    """It used to be ``TypeError: SemanticRetrievalRow.__init__() missing 1 required
+    keyword-only argument: 'row'``, with no file named, when the row started."""
+    from capbench.bench.config import check_method_row
+
+    path = _row_config(tmp_path, "method: semantic_retrieval\nmodel: {levels: 3}\n")
+    with pytest.raises(PaperSpecError) as err:
+        check_method_row(path, resolve_config(path))
+    assert str(err.value) == f"{path}: gordo2017 row config: missing key(s) row"

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from capbench.methods.config import build_config
+from capbench.methods.protocol import method_sections
 from capbench.methods.registry import discover_methods, get_method
 
 METHODS = list(discover_methods())
@@ -68,6 +69,29 @@ def test_default_config_is_complete_and_typed(name):
     assert sections
     with pytest.raises(ValueError, match="unknown key"):
         build_config(cls, {sections[0]: {"no_such_field": 1}}, "test")
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_row_config_reads_a_row_and_refuses_a_typo_naming_it(name):
+    """``row_config`` is what ``capbench reproduce`` runs on every row config when it plans: it
+    reads the method's sections of a row and refuses a key its typed row does not have."""
+    from capbench.bench.catalog import Catalog
+    from capbench.bench.config import resolve_config
+
+    read = get_method(name).load("row_config")
+    configs = [
+        cfg
+        for ref in Catalog.discover().rows(get_method(name).paper, None, None)
+        if "scenes" in ref.row.configs
+        for cfg in [resolve_config(ref.row.configs["scenes"])]
+        if cfg.get("method") == name
+    ]
+    assert configs, f"no shipped scenes row of {name}"
+    assert dataclasses.is_dataclass(read(configs[0]))
+    section = next(k for k, v in method_sections(configs[0]).items() if isinstance(v, dict))
+    typo = {**configs[0], section: {**configs[0][section], "no_such_field": 1}}
+    with pytest.raises(ValueError, match=rf"{section}: unknown key\(s\) no_such_field"):
+        read(typo)
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -37,6 +37,7 @@ SPEC = register_method(
         fit=f"{_PKG}.train:train_caption_fusion",
         smoke=f"{_PKG}.config:SMOKE",
         cli=f"{_PKG}.cli:configure_parser",
+        row_config=f"{_PKG}.config:row_config",
         encoder=f"{_PKG}.encoder:suite_encoder",
         shared_models=f"{_PKG}.rows:shared_captioners",
     )

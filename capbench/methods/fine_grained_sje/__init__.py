@@ -34,6 +34,7 @@ SPEC = register_method(
         fit=f"{_PKG}.train:train_fine_grained_sje",
         smoke=f"{_PKG}.config:SMOKE",
         cli=f"{_PKG}.cli:configure_parser",
+        row_config=f"{_PKG}.config:row_config",
         encoder=f"{_PKG}.encoder:suite_encoder",
     )
 )

@@ -36,6 +36,7 @@ SPEC = register_method(
         fit=f"{_PKG}.train:train_icmlm",
         smoke=f"{_PKG}.config:SMOKE",
         cli=f"{_PKG}.cli:configure_parser",
+        row_config=f"{_PKG}.config:row_config",
         encoder=f"{_PKG}.encoder:suite_encoder",
     )
 )
