@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    from capbench.commands.user_errors import user_error_types
+    from capbench.user_errors import user_error_types
 
     try:
         return int(args._run(args) or 0)

@@ -35,6 +35,7 @@ from capbench.bench.provenance import dataset_info, device_info, git_info, packa
 from capbench.bench.record import RecordError, RunRecord, read_record, record_path, write_record
 from capbench.bench.wandb_run import log_final, row_run
 from capbench.methods.protocol import RowContext, RowResult
+from capbench.user_errors import user_error_types
 
 
 @dataclass
@@ -453,7 +454,8 @@ def start_fresh(jobs: Iterable[RowJob]) -> None:
 
 def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     """Run jobs one after another in this process, with a progress line per row; a failing
-    row is reported (with its traceback) and the others still run. A row of another table with
+    row is reported (with its traceback, unless the error is the user's to fix: a dataset or
+    weights file missing or malformed, whose message names it) and the others still run. A row of another table with
     the same (profile, seed, config) as one that failed is reported as failed without running
     it again: it is the same computation, so it would fail the same way, after the same
     training time. In a DDP run every rank runs the rows; the lines of ranks other than 0
@@ -485,7 +487,8 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
             rec = execute(job, shared)
         except Exception as err:
             secs = time.perf_counter() - t0
-            print(traceback.format_exc(), file=sys.stderr, flush=True)
+            if not isinstance(err, user_error_types()):  # the user's data or weights: one line
+                print(traceback.format_exc(), file=sys.stderr, flush=True)
             print(
                 f"{rank}[{i}/{len(jobs)}] FAILED {job.name} after {secs:.1f}s: {type(err).__name__}: {err}",
                 file=out,

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capbench.commands.user_errors import user_error_types
+from capbench.user_errors import user_error_types
 
 
 def _method_name(argv: list[str]) -> tuple[str | None, list[str]]:

@@ -331,6 +331,17 @@ def test_a_non_finite_metric_fails_the_row_naming_its_target(cli, results):
     assert not iter_record_paths(results, "toypaper")
 
 
+def test_a_row_failing_on_the_users_data_gets_one_line_and_a_bug_its_traceback(cli, results):
+    """A paper-profile run without its dataset printed a traceback per row (12 for gordo2017)
+    before each row's FAILED line, which already names the folder and the data card."""
+    rc, out, err = cli("reproduce", "toypaper", "--rows", "a", "--set", "trainer.missing=/no/toy")
+    assert rc == 1 and "FileNotFoundError: toy data not found at /no/toy" in out
+    assert "Traceback" not in err
+    rc, out, err = cli("reproduce", "toypaper", "--rows", "b", "--set", "trainer.crash_once=true")
+    assert rc == 1 and "simulated interruption" in out
+    assert "Traceback (most recent call last)" in err and "toy_target.py" in err
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [

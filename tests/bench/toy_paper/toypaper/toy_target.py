@@ -7,7 +7,8 @@ recompute them independently. A "checkpoint" in the work dir counts attempts; wi
 ``trainer.metric_prefix`` renames the metrics (a target whose names are not its table's);
 ``trainer.relative_checkpoint`` returns the checkpoint relative to the current directory (as a
 cache under ``./.capbench_cache`` gives it); ``trainer.corrupt_files`` reports those names as
-corrupt images met (as a data loader does for a file it cannot decode).
+corrupt images met (as a data loader does for a file it cannot decode); ``trainer.missing``
+fails the row as a dataset reader does on a folder that is not there.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def run(config: dict, ctx: RowContext) -> RowResult:
     ckpt.write_text(json.dumps(state))
     if config["trainer"].get("crash_once") and state["attempts"] == 1:
         raise RuntimeError("simulated interruption after the first checkpoint")
+    if config["trainer"].get("missing"):
+        raise FileNotFoundError(f"toy data not found at {config['trainer']['missing']}")
     if config["trainer"].get("corrupt_files"):
         from capbench.data.views import report_skipped
 

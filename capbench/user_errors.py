@@ -1,7 +1,8 @@
 """The errors that are the user's to fix (a malformed dataset, a corrupt image, weights not
 given or not loadable, a path that is not there): every command prints them as one line
-``capbench <verb>: error: ...``, not as a traceback. Each one's message already names the file,
-the record and what was expected."""
+``capbench <verb>: error: ...``, not as a traceback, and ``capbench reproduce`` reports a row
+that fails on one by its FAILED line alone. Each one's message already names the file, the
+record and what was expected."""
 
 from __future__ import annotations
 
