@@ -118,19 +118,29 @@ def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str,
     return cfg
 
 
-def check_method_row(path: Path | str, cfg: Mapping[str, Any]) -> None:
-    """A ``method:`` row's config as its method reads it (the method's ``row_config``): a
-    misspelled key or a value of the wrong type is an error naming the file when the rows are
-    planned, not when the row starts (on a cluster, after its wait in the queue). Run after the
-    ``requires:`` check: a required key left null is a skip, not an error."""
-    if "method" not in cfg:
-        return
-    from capbench.methods.registry import get_method
+def check_row_entry(
+    path: Path | str, cfg: Mapping[str, Any], search_paths: Iterable[Path | str] = ()
+) -> None:
+    """What runs the row can run it: a ``method:`` row's config reads as its method's typed row
+    (the method's ``row_config``: a misspelled key or a value of the wrong type), and a
+    ``target:`` imports and is callable. Checked when the rows are planned, so the error names
+    the file before any row runs, not when the row starts (on a cluster, after its wait in the
+    queue). Run after the ``requires:`` check: a required key left null is a skip, not an error.
+    """
+    if "method" in cfg:
+        from capbench.methods.registry import get_method
 
-    try:
-        get_method(str(cfg["method"])).load("row_config")(dict(cfg))
-    except (ValueError, TypeError) as err:
-        raise PaperSpecError(path, str(err)) from None
+        try:
+            get_method(str(cfg["method"])).load("row_config")(dict(cfg))
+        except (ValueError, TypeError) as err:
+            raise PaperSpecError(path, str(err)) from None
+    elif "target" in cfg:
+        try:
+            resolve_target(str(cfg["target"]), [Path(p) for p in search_paths])
+        except (ImportError, SyntaxError) as err:
+            raise PaperSpecError(path, f"target {cfg['target']}: {err}") from None
+        except (AttributeError, TypeError, ValueError) as err:  # their messages name the target
+            raise PaperSpecError(path, str(err)) from None
 
 
 def row_target_name(config: Mapping[str, Any]) -> str:

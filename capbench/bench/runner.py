@@ -23,7 +23,7 @@ import capbench
 from capbench import paths
 from capbench.bench.catalog import Catalog, RowRef
 from capbench.bench.config import (
-    check_method_row,
+    check_row_entry,
     config_hash,
     missing_requirements,
     requirement_text,
@@ -216,8 +216,9 @@ def plan(
             why = "; ".join(requirement_text(key, reason) for key, reason in missing)
             skipped.append((ref.name, f"needs {why}"))
             continue
+        search_paths = sorted({str(Path(cfg_path).parent), str(ref.paper.dir)})
         try:
-            check_method_row(cfg_path, cfg)
+            check_row_entry(cfg_path, cfg, search_paths)
         except ValueError as err:  # a PaperSpecError naming the file
             errors.append((ref.name, str(err)))
             continue
@@ -234,7 +235,7 @@ def plan(
                 config_hash=h,
                 results=str(results),
                 data_root=str(data_root),
-                search_paths=sorted({str(Path(cfg_path).parent), str(ref.paper.dir)}),
+                search_paths=search_paths,
                 accelerator=options.accelerator,
                 devices=options.devices,
                 num_nodes=options.num_nodes,

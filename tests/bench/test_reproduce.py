@@ -393,6 +393,29 @@ def test_a_method_row_its_method_cannot_read_is_an_error_before_any_row(
     assert not iter_record_paths(results, "toypaper")
 
 
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module:run", "target no_such_module:run: No module named 'no_such_module'"),
+        ("toy_target:runn", "target 'toy_target:runn': module toy_target has no 'runn'"),
+    ],
+)
+def test_a_target_that_does_not_import_is_an_error_before_any_row(
+    cli, results, toy, target, message
+):
+    mine = toy.parent / "mine"
+    mine.mkdir()
+    cfg = mine / "typo.scenes.yaml"
+    cfg.write_text(
+        f"bench: {{paper: toypaper, table: t1, row: typo}}\ntarget: {target}\n"
+        f"base: {toy / 'toypaper' / 'a.scenes.yaml'}\n"
+    )
+    for dry in ([], ["--dry-run"]):
+        rc, out, err = cli("reproduce", "toypaper", "--rows", "typo", "--include", str(mine), *dry)
+        assert rc == 1 and f"ERROR toypaper/t1/typo: {cfg}: {message}" in err
+        assert "would run" not in out and "[1/1]" not in out
+
+
 def test_a_required_key_left_null_skips_a_method_row_instead_of_failing_its_reading(
     cli, results, toy
 ):

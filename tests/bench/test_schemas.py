@@ -111,9 +111,9 @@ def test_committed_json_schema_is_the_models():
 def test_a_row_config_missing_a_required_section_names_it(tmp_path):
     """It used to be ``TypeError: SemanticRetrievalRow.__init__() missing 1 required
     keyword-only argument: 'row'``, with no file named, when the row started."""
-    from capbench.bench.config import check_method_row
+    from capbench.bench.config import check_row_entry
 
     path = _row_config(tmp_path, "method: semantic_retrieval\nmodel: {levels: 3}\n")
     with pytest.raises(PaperSpecError) as err:
-        check_method_row(path, resolve_config(path))
+        check_row_entry(path, resolve_config(path))
     assert str(err.value) == f"{path}: gordo2017 row config: missing key(s) row"

@@ -2,7 +2,7 @@
 
 Most paper-profile configs never run in the tests (they need the real datasets), so a misspelled
 key in one would only show when a user ran it on a GPU node. ``capbench reproduce`` checks a
-row's reading when it plans (``check_method_row``); here it is checked for all of them, with each
+row's reading when it plans (``check_row_entry``); here it is checked for all of them, with each
 key the row ``requires`` (a dataset path, weights the user gives) set to a stand-in path, as the
 user's ``--set`` would."""
 
@@ -13,7 +13,7 @@ import pytest
 from capbench.bench.catalog import Catalog, builtin_benchmarks_dirs
 from capbench.bench.config import (
     EXECUTABLE,
-    check_method_row,
+    check_row_entry,
     deep_merge,
     missing_requirements,
     resolve_config,
@@ -60,4 +60,4 @@ def test_a_shipped_row_config_reads_as_its_method(path, profile):
     for key, _ in missing_requirements(cfg):
         if not key.startswith(EXECUTABLE):
             cfg = deep_merge(cfg, _given(key))
-    check_method_row(path, cfg)
+    check_row_entry(path, cfg)
