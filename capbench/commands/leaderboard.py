@@ -19,6 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r = sub.add_parser("render", help="Markdown tables, PNG plots and index.html")
     r.add_argument("--paper", help="only this paper (default: every paper)")
     r.add_argument("--out", type=Path, help="output folder (default $CAPBENCH_RESULTS/leaderboard)")
+    r.add_argument(
+        "--profile",
+        action="append",
+        choices=list(PROFILES),
+        metavar="PROFILE",
+        help="show this profile's tables (repeatable; default: the paper profile and scenes, or "
+        "ci where only ci rows ran)",
+    )
     r.add_argument("--include", action="append", default=[], metavar="DIR", help=_INCLUDE)
     c = sub.add_parser("check", help="exit non-zero if any cell is out of tolerance")
     c.add_argument("--paper", help="only this paper (default: every paper)")
@@ -70,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             from capbench.bench.report import render
 
             out = args.out or results / "leaderboard"
-            rendered = render(catalog, results, out, args.paper)
+            rendered = render(catalog, results, out, args.paper, profiles=args.profile)
             for md in rendered.markdown:
                 print(f"markdown: {md}")
             print(f"plots: {len(rendered.images)} PNG in {out / 'img'}")

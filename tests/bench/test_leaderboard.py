@@ -107,6 +107,25 @@ def test_render_writes_markdown_plots_and_html(cli, results, tmp_path):
     assert base64.b64decode(link).decode() == md
 
 
+def test_render_shows_the_profiles_asked_for(cli, results, tmp_path):
+    """A user's ci-profile row was left off a page whose scenes rows had records (ci is shown
+    only where nothing ran on scenes); ``--profile`` says which tables to draw."""
+    assert cli("reproduce", "toypaper", "--rows", "a")[0] == 0
+    for asked, tables in (
+        ([], {"scenes", "paper"}),
+        (["--profile", "scenes"], {"scenes"}),
+        (["--profile", "paper", "--profile", "ci"], {"ci", "paper"}),
+    ):
+        out_dir = tmp_path / "-".join(asked or ["default"])
+        assert cli("leaderboard", "render", "--out", str(out_dir), *asked)[0] == 0
+        html = (out_dir / "index.html").read_text()
+        assert {p for _, p in re.findall(r'data-table="([^"]+)" data-profile="([^"]+)"', html)} == (
+            tables
+        )
+        md = (out_dir / "toypaper.md").read_text()
+        assert {p for p in ("scenes", "ci", "paper") if f"— {p} profile" in md} == tables
+
+
 def test_golden_then_check_passes_and_perturbation_fails(cli, toy, results):
     rc, out, _ = cli("reproduce", "toypaper", "--seeds", "2", "--write-golden")
     assert rc == 0 and "running 3 seeds" in out  # golden numbers need a spread over 3 seeds

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,11 +45,20 @@ def profiles_to_show(summaries: list[RowSummary], paper_key: str, has_golden: bo
     return shown
 
 
-def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None) -> Rendered:
+def render(
+    catalog: Catalog,
+    results: Path,
+    out: Path,
+    paper: str | None = None,
+    profiles: Sequence[str] | None = None,
+) -> Rendered:
+    """Each paper's Markdown, plots and the HTML page; ``profiles`` picks the profiles shown
+    (in the order scenes, ci, paper), else :func:`profiles_to_show` does."""
+    chosen = [p for p in ("scenes", "ci", "paper") if p in set(profiles)] if profiles else None
     papers = [catalog.paper(paper)] if paper else list(catalog.papers.values())
     out.mkdir(parents=True, exist_ok=True)
     summaries: list[RowSummary] = []
-    profiles: dict[str, list[str]] = {}
+    shown: dict[str, list[str]] = {}
     images: dict[tuple[str, str, str], list[str]] = {}
     md_paths: list[Path] = []
     markdown: dict[str, str] = {}
@@ -61,18 +71,18 @@ def render(catalog: Catalog, results: Path, out: Path, paper: str | None = None)
             for s in summarize(catalog, results, profile, p.key, records)
         ]
         summaries += rows
-        profiles[p.key] = profiles_to_show(rows, p.key, bool(load_golden(p)))
+        shown[p.key] = chosen or profiles_to_show(rows, p.key, bool(load_golden(p)))
         per_paper: dict[tuple[str, str], list[str]] = {}
         for t in p.tables.values():
-            for profile in profiles[p.key]:
+            for profile in shown[p.key]:
                 imgs = table_plots(p, t, profile, rows, out)
                 imgs += row_figures(p, t, profile, rows, out)
                 images[(p.key, t.id, profile)] = imgs
                 per_paper[(t.id, profile)] = imgs
-        markdown[p.key] = paper_markdown(p, profiles[p.key], rows, per_paper) + "\n"
+        markdown[p.key] = paper_markdown(p, shown[p.key], rows, per_paper) + "\n"
         md_paths.append(atomic_write_text(out / f"{p.key}.md", markdown[p.key]))
     index = atomic_write_text(
-        out / "index.html", index_html(papers, profiles, summaries, images, out, markdown)
+        out / "index.html", index_html(papers, shown, summaries, images, out, markdown)
     )
     images_written = [out / i for imgs in images.values() for i in imgs]
     return Rendered(index, md_paths, images_written, malformed)
