@@ -35,6 +35,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "caption": ("caption", "caption an image (or describe its regions) with a trained captioner"),
 }
 
+DESCRIPTION = (
+    "Reproduce, side by side, methods that learn visual representations from image captions, "
+    "and compare them on one leaderboard."
+)
+EPILOG = (
+    "Start with `capbench demo` (every paper's headline rows on embedded scenes data, on a CPU) "
+    "or `capbench reproduce --list`; `capbench COMMAND -h` for a command's options."
+)
+
 # LightningCLI verbs parse their own argv.
 _PASSTHROUGH = {"fit", "validate", "test"}
 
@@ -54,7 +63,7 @@ def build_parser(load: str | Iterable[str] = ()) -> argparse.ArgumentParser:
     """The ``capbench`` parser; the verbs named in ``load`` get their full options (their
     modules are imported), the others are listed with their one-line help only."""
     loaded = {load} if isinstance(load, str) else set(load)
-    parser = argparse.ArgumentParser(prog="capbench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="capbench", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument(
         "--version", action="version", version=f"capbench {__version__}", help="print the version"
     )
