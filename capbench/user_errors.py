@@ -14,6 +14,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from capbench.data.images import CorruptImageError
     from capbench.methods.training import WeightsNotGiven
     from capbench.models.backbones import BackboneWeightsError
+    from capbench.suite.encoder import EncoderOutputError
 
     # FileNotFoundError: a data root, checkpoint or weights path the user gave that is not there
     return (
@@ -21,5 +22,6 @@ def user_error_types() -> tuple[type[BaseException], ...]:
         CorruptImageError,
         WeightsNotGiven,
         BackboneWeightsError,
+        EncoderOutputError,
         FileNotFoundError,
     )

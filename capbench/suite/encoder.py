@@ -74,7 +74,9 @@ def embed_with_module(
             x = torch.stack([it["image"] for it in items if it is not None])
             # channels-last input: oneDNN's faster CPU convolutions (same features up to rounding)
             x = x.contiguous(memory_format=torch.channels_last)
-            y = module(x).float().reshape(x.shape[0], -1).cpu()
+            y = _features(module(x), x.shape[0])
+            good_records = [records[int(i)] for i, good in zip(idx, ok, strict=True) if good]
+            _require_finite(y, good_records)
             width = y.shape[1]
             it_y = iter(y)
             rows.extend(next(it_y) if good else None for good in ok)
@@ -85,6 +87,34 @@ def embed_with_module(
         raise ValueError(f"none of the {len(records)} images could be read")
     nan = torch.full((width,), float("nan"))
     return torch.stack([nan if r is None else r for r in rows])
+
+
+class EncoderOutputError(ValueError):
+    """A user's encoder returned features the protocols cannot score (reported in one line)."""
+
+
+def _features(out: Any, batch: int) -> Tensor:
+    """The module's output as ``(B, D)`` fp32 on the CPU; any other shape is the user's encoder
+    returning something the protocols cannot score, said here rather than as a NaN metric."""
+    if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise EncoderOutputError(
+            f"the encoder returned {got} for a batch of {batch} images; expected ({batch}, D) "
+            f"features (or a ({batch}, C, H, W) map, averaged over space)"
+        )
+    return out.float().cpu()
+
+
+def _require_finite(features: Tensor, records: Sequence[CaptionedImage]) -> None:
+    """NaN rows mean "image not read" to the evaluations (they zero or refuse them), so an
+    encoder's own non-finite output must not pass for that: it is an error naming the images."""
+    bad = (~torch.isfinite(features).all(dim=1)).nonzero().flatten().tolist()
+    if bad:
+        names = ", ".join(records[i].image_path for i in bad[:3])
+        raise EncoderOutputError(
+            f"the encoder returned non-finite features (NaN or inf) for {len(bad)} of "
+            f"{len(records)} images of a batch: {names}"
+        )
 
 
 def from_image_module(
