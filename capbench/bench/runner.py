@@ -35,6 +35,7 @@ from capbench.bench.provenance import dataset_info, device_info, git_info, packa
 from capbench.bench.record import RecordError, RunRecord, read_record, record_path, write_record
 from capbench.bench.wandb_run import log_final, row_run
 from capbench.methods.protocol import RowContext, RowResult
+from capbench.ranks import launch_rank
 from capbench.user_errors import user_error_types
 
 
@@ -270,16 +271,6 @@ def _jsonable(value: Any) -> Any:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def launch_rank() -> int:
-    """Non-zero on any process but the global rank 0 of a DDP / SLURM run (which alone writes
-    the record). Lightning's launcher sets LOCAL_RANK/NODE_RANK, torchrun RANK, SLURM PROCID."""
-    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) != 0:
-            return int(value)
-    return 0
 
 
 def _log_final(job: RowJob, result: RowResult) -> None:

@@ -189,27 +189,59 @@ def pretrain_backbone(
 ) -> Path:
     """Train (or find cached) the scenes backbone; returns the trunk state-dict file."""
     from capbench.cache_entry import json_object, read_cached
-    from capbench.data.images import build_transform
+    from capbench.file_lock import exclusive
     from capbench.models.backbones import read_state_dict
 
     root, train, held_out, classes, options = _pretrain_plan(
         data, arch, epochs, image_size, batch_size, lr, weight_decay, seed, train_split, eval_split
     )
-    n_classes = options["n_classes"]
     target = (
         Path(out)
         if out is not None
         else cached_path(arch, _fingerprint([*train, *held_out], options))
     )
     info = target.with_suffix(".json")
-    # mapped, not read: the row loads the trunk itself right after
-    if read_cached((target, info), lambda: (read_state_dict(target, mmap=True), json_object(info))):
+
+    def cached() -> bool:  # mapped, not read: the row loads the trunk itself right after
+        files = (target, info)
+        return read_cached(files, lambda: (read_state_dict(target, mmap=True), json_object(info)))
+
+    if cached():
         log.info("cached scenes backbone: %s", target)
         return target
+    # one process pretrains it; another one (a second terminal, a SLURM job beside this one)
+    # waits, then reads it, instead of training its own copy and replacing this one's
+    with exclusive(target.with_suffix(".lock"), f"pretraining the scenes trunk {target}"):
+        if cached():
+            log.info("cached scenes backbone, trained while this process waited: %s", target)
+            return target
+        _pretrain(
+            target, root, train, held_out, classes, options, num_workers, accelerator, progress
+        )
+    return target
 
+
+def _pretrain(
+    target: Path,
+    root: Path,
+    train: Sequence[CaptionedImage],
+    held_out: Sequence[CaptionedImage],
+    classes: list[str] | None,
+    options: dict[str, Any],
+    num_workers: int,
+    accelerator: str,
+    progress: bool,
+) -> None:
+    """Train the trunk ``options`` describe and write it, with its info beside it, to
+    ``target`` (both atomically)."""
     from capbench.data.datamodule import CountingDataLoader
+    from capbench.data.images import build_transform
     from capbench.data.views import collate_skip_none, skipped_mark, skipped_since
     from capbench.methods.training import keep_random_streams
+
+    n_classes, seed, arch = options["n_classes"], options["seed"], options["arch"]
+    image_size, batch_size = options["image_size"], options["batch_size"]
+    lr, weight_decay, epochs = options["lr"], options["weight_decay"], options["epochs"]
 
     # training reseeds and draws; the caller's streams are put back, so a row that pretrains its
     # trunk on a cold cache starts from the same random weights as on a warm one
@@ -259,7 +291,6 @@ def pretrain_backbone(
         }
         atomic_write_text(target.with_suffix(".json"), json.dumps(info, indent=2))
     log.info("scenes backbone %s: held-out mAP %.3f", target, held_map)
-    return target
 
 
 # the options of pretrain_backbone that decide what it trains (the others: where and how it runs)

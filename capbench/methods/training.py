@@ -15,6 +15,7 @@ weights of an uninterrupted run. Three things make that hold:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -35,6 +36,7 @@ M = TypeVar("M", bound=L.LightningModule)
 SCENES_PRETRAIN = "scenes-pretrain"
 LAST = "last.ckpt"
 FINISHED = "finished.json"  # beside last.ckpt once a fit has run to its end
+TRAIN_LOCK = ".train.lock"  # in a workdir: held by the process training there
 
 
 def resolve_pretrain_data(cfg: C, data_root: str | Path, seed: int | None = None) -> C:
@@ -214,56 +216,64 @@ def fit_resumable(
     next is the checkpointed model."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from capbench.file_lock import exclusive
     from capbench.lightning_noise import quiet_lightning
     from capbench.methods.checkpoint_io import AtomicCheckpointIO
+    from capbench.ranks import launch_rank
 
     quiet_lightning()
-    last = last_checkpoint(workdir)
-    trainer = L.Trainer(
-        default_root_dir=str(workdir),
-        accelerator=accelerator,
-        devices=devices,
-        max_epochs=max_epochs,
-        precision=precision,  # type: ignore[arg-type]
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=list(loggers) if isinstance(loggers, Sequence) else loggers,
-        callbacks=[
-            # one file, last.ckpt, rewritten at each epoch end (Lightning's save_last would write
-            # a second full copy of every epoch's checkpoint beside it)
-            ModelCheckpoint(
-                dirpath=str(last.parent),
-                filename=last.stem,
-                save_top_k=1,
-                enable_version_counter=False,
-                every_n_epochs=1,
-            ),
-            RngState(),
-            *callbacks,
-        ],
-        plugins=[AtomicCheckpointIO(), *trainer_kwargs.pop("plugins", ())],
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        log_every_n_steps=log_every_n_steps,
-        **trainer_kwargs,
-    )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
-    from capbench.eval.extract import share_rank_zero_state
+    # one process trains in a workdir at a time (rank 0 of a DDP launch takes the lock for its
+    # job; its other ranks, started by it or beside it, must not wait on it); a process that
+    # waited resumes from what the other one left, which is the finished fit
+    lock = exclusive(Path(workdir) / TRAIN_LOCK, f"training in {workdir}")
+    with lock if launch_rank() == 0 else contextlib.nullcontext():
+        last = last_checkpoint(workdir)
+        trainer = L.Trainer(
+            default_root_dir=str(workdir),
+            accelerator=accelerator,
+            devices=devices,
+            max_epochs=max_epochs,
+            precision=precision,  # type: ignore[arg-type]
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            logger=list(loggers) if isinstance(loggers, Sequence) else loggers,
+            callbacks=[
+                # one file, last.ckpt, rewritten at each epoch end (Lightning's save_last would
+                # write a second full copy of every epoch's checkpoint beside it)
+                ModelCheckpoint(
+                    dirpath=str(last.parent),
+                    filename=last.stem,
+                    save_top_k=1,
+                    enable_version_counter=False,
+                    every_n_epochs=1,
+                ),
+                RngState(),
+                *callbacks,
+            ],
+            plugins=[AtomicCheckpointIO(), *trainer_kwargs.pop("plugins", ())],
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            log_every_n_steps=log_every_n_steps,
+            **trainer_kwargs,
+        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+        from capbench.eval.extract import share_rank_zero_state
 
-    # after a DDP fit every rank evaluates: all of them with the state the checkpoint holds (a
-    # one-device fit inside a DDP job, rank 0's alone, has nothing to share and no peer to wait on)
-    if trainer.world_size > 1:
-        share_rank_zero_state(module)
-    # the full state, for a rerun to resume from: the last epoch end's save already holds it
-    # unless the fit stopped between epoch ends (max_steps); every rank takes the same branch
-    # (the save is collective)
-    saved_at = getattr(trainer.checkpoint_callback, "_last_global_step_saved", None)
-    if saved_at != trainer.global_step:
-        trainer.save_checkpoint(str(last), weights_only=False)
-    atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
-    if trainer.is_global_zero:
-        _drop_other_checkpoints(last)
-    return last
+        # after a DDP fit every rank evaluates: all of them with the state the checkpoint holds
+        # (a one-device fit inside a DDP job, rank 0's alone, has nothing to share and no peer
+        # to wait on)
+        if trainer.world_size > 1:
+            share_rank_zero_state(module)
+        # the full state, for a rerun to resume from: the last epoch end's save already holds it
+        # unless the fit stopped between epoch ends (max_steps); every rank takes the same branch
+        # (the save is collective)
+        saved_at = getattr(trainer.checkpoint_callback, "_last_global_step_saved", None)
+        if saved_at != trainer.global_step:
+            trainer.save_checkpoint(str(last), weights_only=False)
+        atomic_write_text(last.parent / FINISHED, json.dumps({"max_epochs": max_epochs}))
+        if trainer.is_global_zero:
+            _drop_other_checkpoints(last)
+        return last
 
 
 def _drop_other_checkpoints(last: Path) -> None:

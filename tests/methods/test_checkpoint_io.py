@@ -4,6 +4,7 @@ and once more only when the fit stopped between epoch ends."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from capbench.methods.checkpoint_io import AtomicCheckpointIO
-from capbench.methods.training import fit_resumable
+from capbench.methods.training import TRAIN_LOCK, fit_resumable
+from tests.lock_holder import hold
 
 
 def test_a_save_writes_beside_its_target_and_a_failed_one_keeps_the_last(
@@ -93,3 +95,37 @@ def test_a_fit_keeps_one_checkpoint_saved_once_per_epoch_end(
     assert state["global_step"] == step
     for key, value in module.state_dict().items():  # the checkpoint is the fitted module
         torch.testing.assert_close(state["state_dict"][key], value, rtol=0, atol=0)
+
+
+def test_a_fit_waits_for_another_process_training_in_its_workdir_then_takes_its_result(
+    tmp_path: Path, capsys
+):
+    """Two processes on one workdir (two terminals on the same rows, a requeued SLURM job beside
+    the one it replaces) both trained, each replacing the other's checkpoint. Now the second
+    waits, and resumes from the finished fit the first leaves: it trains no step."""
+    torch.manual_seed(0)
+    first = _Net()
+    done = tmp_path / "first"
+    fit_resumable(first, _Data(), done, max_epochs=3, accelerator="cpu", devices=1,
+                  loggers=False, progress=False)  # fmt: skip
+    work, release = tmp_path / "work", tmp_path / "release"
+    # the other process holds the workdir and, when done, leaves its finished fit there
+    holder = hold(work / TRAIN_LOCK, release, (done / "checkpoints", work / "checkpoints"))
+    second, steps = _Net(), []
+    second.on_train_batch_start = lambda *a: steps.append(1)
+    t = threading.Thread(
+        target=fit_resumable,
+        args=(second, _Data(), work),
+        kwargs={"max_epochs": 3, "accelerator": "cpu", "devices": 1, "loggers": False,
+                "progress": False},
+    )  # fmt: skip
+    t.start()
+    t.join(timeout=1.0)
+    assert t.is_alive() and not (work / "checkpoints").exists()  # waiting, not training
+    release.touch()
+    t.join(timeout=60)
+    assert not t.is_alive() and holder.wait(timeout=30) == 0
+    assert steps == []  # resumed at the end of the other's fit
+    for key, value in first.state_dict().items():
+        torch.testing.assert_close(second.state_dict()[key], value, rtol=0, atol=0)
+    assert f"waiting for pid {holder.pid} on " in capsys.readouterr().err

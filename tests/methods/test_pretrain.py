@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from capbench.methods import backbone_pretrain
 from capbench.methods.backbone_pretrain import pretrain_backbone, pretrain_info
 from capbench.methods.training import SCENES_PRETRAIN, trunk_identity
 from capbench.models.backbones import create_backbone
+from tests.lock_holder import hold
 
 torch.set_num_threads(1)
 
@@ -186,3 +188,36 @@ def test_a_corrupt_image_is_skipped_and_named_in_the_info(tmp_path, capsys):
     skipped = pretrain_info(out)["skipped_images"]
     assert len(skipped) == 1 and images[2].name in skipped[0]  # once, though met every epoch
     assert "skipped 1 corrupt image(s): record 000002" in capsys.readouterr().out
+
+
+def test_a_trunk_another_process_is_pretraining_is_waited_for_and_read(
+    tmp_path, monkeypatch, capsys
+):
+    """SLURM jobs whose rows start from the same scenes trunk each pretrained it, and the last
+    to finish replaced the file the earlier rows had loaded. Now one pretrains; the others wait
+    and read its file."""
+    root = _voc(tmp_path)
+    kw = {"epochs": 1, "image_size": 32, "batch_size": 8, "progress": False}
+    path = pretrain_backbone(root, **kw)
+    made = tmp_path / "made"
+    made.mkdir()
+    for part in (path, path.with_suffix(".json")):  # the other process's result, set aside
+        part.rename(made / part.name)
+
+    def no_training(*a, **k):
+        raise AssertionError("the trunk another process pretrained must be read, not retrained")
+
+    monkeypatch.setattr(backbone_pretrain.L.Trainer, "fit", no_training)
+    release = tmp_path / "release"
+    copies = [(made / p.name, p) for p in (path, path.with_suffix(".json"))]
+    holder = hold(path.with_suffix(".lock"), release, *copies)
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(pretrain_backbone(root, **kw)))
+    t.start()
+    t.join(timeout=1.0)
+    assert t.is_alive() and not path.exists()
+    release.touch()
+    t.join(timeout=60)
+    assert got == [path] and holder.wait(timeout=30) == 0
+    assert f"waiting for pid {holder.pid} on " in capsys.readouterr().err
+    create_backbone("timm::resnet18", path)

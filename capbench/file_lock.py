@@ -1,0 +1,79 @@
+"""One process at a time trains in a folder: an exclusive lock on a file beside the work.
+
+Atomic writes keep every file whole, but not two processes from doing the same work at once:
+two terminals running the same rows, two SLURM jobs whose rows pretrain the same scenes trunk, a
+requeued job overlapping the one it replaces. Each then trained the model itself, and the last
+to finish replaced the others' files; a row that had already loaded its copy used another model
+than the rows after it (on a GPU the copies can differ by rounding). With the lock, the second
+process waits, says for whom, and then finds the first one's result.
+
+``flock`` locks are released by the kernel when their process dies, so a killed run leaves no
+stale lock. On a filesystem without locks (some NFS mounts) the work goes on unlocked, with a
+warning, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locking
+    fcntl = None  # type: ignore[assignment]
+
+_UNLOCKED_WARNED: set[str] = set()
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock, as its holder wrote it (``pid N on HOST``), or "another process"."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+@contextmanager
+def exclusive(path: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if absent) for the ``with`` body; a process
+    that finds it held prints that it waits, for whom and for what (``what``: "training in
+    FOLDER"), and blocks until it is free."""
+    path = Path(path)
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"waiting for {_holder(path)}, which is {what} (lock {path})",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError as err:  # ENOLCK, EOPNOTSUPP: a filesystem without locks
+            if str(path.parent) not in _UNLOCKED_WARNED:
+                _UNLOCKED_WARNED.add(str(path.parent))
+                warnings.warn(
+                    f"{path}: cannot lock ({err}); {what} without a lock, so another process "
+                    "may do the same work at once",
+                    stacklevel=3,
+                )
+            yield
+            return
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,72 @@
+"""One process at a time in a locked folder: the second waits, says for whom, then goes on."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+
+import pytest
+
+from capbench import file_lock
+from capbench.file_lock import exclusive
+from tests.lock_holder import hold
+
+
+def test_a_second_process_waits_for_the_holder_and_says_whom(tmp_path, capsys):
+    lock, release = tmp_path / "work" / ".lock", tmp_path / "release"
+    holder = hold(lock, release)
+    entered = threading.Event()
+
+    def second() -> None:
+        with exclusive(lock, "training in work"):
+            entered.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    time.sleep(0.5)
+    assert not entered.is_set()  # blocked while the other process holds it
+    release.touch()
+    t.join(timeout=30)
+    assert entered.is_set() and holder.wait(timeout=30) == 0
+    err = capsys.readouterr().err
+    assert f"waiting for pid {holder.pid} on " in err
+    assert f"which is training in work (lock {lock})" in err
+
+
+def test_a_free_lock_is_taken_silently_and_names_its_holder(tmp_path, capsys):
+    lock = tmp_path / "a" / "b.lock"
+    with exclusive(lock, "x"):
+        assert lock.read_text().startswith("pid ")
+    with exclusive(lock, "x"):  # released: taken again at once
+        pass
+    assert capsys.readouterr().err == ""
+
+
+def test_a_filesystem_without_locks_goes_on_with_a_warning(tmp_path, monkeypatch):
+    def no_locks(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(file_lock.fcntl, "flock", no_locks)
+    ran = []
+    warned = pytest.warns(UserWarning, match=r"cannot lock .*No locks available.*may do the same")
+    with warned, exclusive(tmp_path / "nfs.lock", "training in nfs"):
+        ran.append(True)
+    assert ran == [True]
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    lock = tmp_path / ".lock"
+    holder = hold(lock, tmp_path / "never")
+    holder.kill()
+    holder.wait(timeout=30)
+    done = threading.Event()
+
+    def second() -> None:
+        with exclusive(lock, "x"):
+            done.set()
+
+    t = threading.Thread(target=second)
+    t.start()
+    t.join(timeout=30)
+    assert done.is_set()
