@@ -142,6 +142,18 @@ def test_a_forced_dry_run_keeps_the_rows_workdirs(cli, results):
     assert (workdir / "keep.txt").is_file()
 
 
+def _after(out: str) -> dict[str, str]:
+    """Each row of a dry run's output that waits on others -> the rows it waits on."""
+    after: dict[str, str] = {}
+    row = ""
+    for line in out.splitlines():
+        if line.startswith("== ["):
+            row = line.split()[2]
+        elif line.startswith("after: "):
+            after[row] = line.removeprefix("after: ").split(" (")[0]
+    return after
+
+
 def test_rows_sharing_a_cached_captioner_wait_for_the_first_that_trains_it(capsys):
     """mopuri2017's fic, bord, concat and fused rows and its captioner rows all train the same two
     captioners on first use, in one cache folder: on a cluster only the first row of each
@@ -150,19 +162,25 @@ def test_rows_sharing_a_cached_captioner_wait_for_the_first_that_trains_it(capsy
 
     assert main(["reproduce", "mopuri2017", "--profile", "ci", "--launcher", "slurm",
                  "--dry-run"]) == 0  # fmt: skip
-    after: dict[str, str] = {}
-    row = ""
-    for line in capsys.readouterr().out.splitlines():
-        if line.startswith("== ["):
-            row = line.split()[2]
-        elif line.startswith("after: "):
-            after[row] = line.removeprefix("after: ").split(" (")[0]
-    assert after == {
+    assert _after(capsys.readouterr().out) == {
         "mopuri2017/rpascal/concat": "mopuri2017/bord, mopuri2017/fic",
         "mopuri2017/rpascal/fused": "mopuri2017/bord, mopuri2017/fic",
         "mopuri2017/captioners/show_and_tell": "mopuri2017/fic",
         "mopuri2017/captioners/region_captioner": "mopuri2017/bord",
     }
+
+
+def test_rows_sharing_a_trained_gordo_model_wait_for_the_first_that_trains_it(capsys):
+    """(V+T, V) and (V+T, V+T) train one model in one cache folder (they differ at query time
+    only): as two jobs they trained it at once; the second now starts after the first."""
+    from capbench.cli import main
+
+    assert main(["reproduce", "gordo2017", "--profile", "ci", "--launcher", "slurm",
+                 "--dry-run"]) == 0  # fmt: skip
+    after = _after(capsys.readouterr().out)
+    assert after["gordo2017/table2/proposed_vt_vt"] == "gordo2017/proposed_vt_v"
+    assert "gordo2017/table2/proposed_v_v" not in after  # another model: its own
+    assert after["gordo2017/table1/generated_captions_tfidf"] == "mopuri2017/show_and_tell"
 
 
 def test_a_chain_of_rows_is_submitted_in_stages(cli, toy, tmp_path):

@@ -34,6 +34,7 @@ SPEC = register_method(
         cli=f"{_PKG}.cli:configure_parser",
         row_config=f"{_PKG}.config:row_config",
         encoder=f"{_PKG}.encoder:suite_encoder",
+        shared_models=f"{_PKG}.rows:shared_trained_models",
     )
 )
 

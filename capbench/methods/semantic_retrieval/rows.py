@@ -282,15 +282,11 @@ def training_workdir(cfg: SemanticRetrievalRow, ctx: RowContext, data_sha256: st
         return Path(ctx.workdir)
     from capbench.paths import cache_root
 
-    shared = {
-        k: config_dict(getattr(cfg, k)) for k in ("data", "tfidf", "model", "train", "mining")
-    }
-    shared["pretrain"] = cfg.pretrain
+    shared = _shared_model_config(cfg)
     # the trunk by content (a retrained scenes trunk, a new file at the same path) and the
     # training code's version: bump "v" with a change that alters what training produces
     shared["trunk"] = trunk_identity(cfg.model.backbone, cfg.model.backbone_weights, cfg.pretrain)
     shared["v"] = 1
-    shared["train_mode"] = cfg.row.train_mode.upper()
     shared["seed"] = int(ctx.seed)
     if ctx.training_world_size() > 1:  # DDP: N times the batch is another model
         shared["world_size"] = ctx.training_world_size()
@@ -322,6 +318,29 @@ KINDS: dict[str, Row] = {
 def load_row_eval_data(cfg: SemanticRetrievalRow, ctx: RowContext) -> EvalData:
     """The protocol's data for a row (splits, queries, relevance, user study)."""
     return load_eval_data(cfg.data, cfg.eval, Path(ctx.data_root), cfg.tfidf)
+
+
+def _shared_model_config(cfg: SemanticRetrievalRow) -> dict[str, Any]:
+    """What of a row config decides the model a ``trained`` row trains: every section but the
+    row's query mode (so (V+T, V) and (V+T, V+T) train one model)."""
+    shared: dict[str, Any] = {
+        k: config_dict(getattr(cfg, k)) for k in ("data", "tfidf", "model", "train", "mining")
+    }
+    shared["pretrain"] = cfg.pretrain
+    shared["train_mode"] = cfg.row.train_mode.upper()
+    return shared
+
+
+def shared_trained_models(config: dict[str, Any]) -> list[str]:
+    """The method's ``shared_models``: the model a ``trained`` row trains under the cache with
+    ``train.share_checkpoint``, which the rows differing only in their query mode share; keyed
+    by what :func:`training_workdir` keys it by that a row config holds (the data root, seed and
+    trunk file are the plan's and the run's)."""
+    cfg = row_config(config)
+    if cfg.row.kind != "trained" or not cfg.train.share_checkpoint:
+        return []
+    text = json.dumps(_shared_model_config(cfg), sort_keys=True, default=str)
+    return [f"trained-{hashlib.sha256(text.encode()).hexdigest()[:16]}"]
 
 
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:
