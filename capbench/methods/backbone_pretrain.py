@@ -21,6 +21,7 @@ path without training. Held-out mAP goes to a ``.json`` file beside it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -191,6 +192,7 @@ def pretrain_backbone(
     from capbench.cache_entry import json_object, read_cached
     from capbench.file_lock import exclusive
     from capbench.models.backbones import read_state_dict
+    from capbench.ranks import launch_rank
 
     root, train, held_out, classes, options = _pretrain_plan(
         data, arch, epochs, image_size, batch_size, lr, weight_decay, seed, train_split, eval_split
@@ -210,8 +212,11 @@ def pretrain_backbone(
         log.info("cached scenes backbone: %s", target)
         return target
     # one process pretrains it; another one (a second terminal, a SLURM job beside this one)
-    # waits, then reads it, instead of training its own copy and replacing this one's
-    with exclusive(target.with_suffix(".lock"), f"pretraining the scenes trunk {target}"):
+    # waits, then reads it, instead of training its own copy and replacing this one's. Only
+    # rank 0 of a DDP job takes the lock: Lightning's trainer on rank 0 meets its other ranks
+    # in collectives, so a rank waiting on rank 0's lock would hang the job
+    lock = exclusive(target.with_suffix(".lock"), f"pretraining the scenes trunk {target}")
+    with lock if launch_rank() == 0 else contextlib.nullcontext():
         if cached():
             log.info("cached scenes backbone, trained while this process waited: %s", target)
             return target
