@@ -447,10 +447,10 @@ def start_fresh(jobs: Iterable[RowJob]) -> None:
 def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     """Run jobs one after another in this process, with a progress line per row; a failing
     row is reported (with its traceback, unless the error is the user's to fix: a dataset or
-    weights file missing or malformed, whose message names it) and the others still run. A row of another table with
-    the same (profile, seed, config) as one that failed is reported as failed without running
-    it again: it is the same computation, so it would fail the same way, after the same
-    training time. In a DDP run every rank runs the rows; the lines of ranks other than 0
+    weights file missing or malformed, whose message names it) and the others still run. A
+    row of another table with the same (profile, seed, config) as one that failed is reported
+    as failed without running it again: it is the same computation, so it would fail the same
+    way, after the same training time. In a DDP run every rank runs the rows; the lines of ranks other than 0
     (which writes the records) say which rank."""
     out = out or sys.stdout
     rank = f"(rank {launch_rank()}) " if launch_rank() else ""
