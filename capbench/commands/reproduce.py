@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
-    failed = len(errors)
+    failures: list[tuple[str, str]] = list(errors)  # (row, why) of every row that failed
     if jobs and not args.dry_run:
         from capbench.bench.runner import ensure_scenes_data
 
@@ -333,18 +333,18 @@ def run(args: argparse.Namespace) -> int:
             return 2
         if args.dry_run:
             dry_run(jobs, settings)
-            return 1 if failed else 0
-        _, failures = submit(jobs, settings, cluster=args.submitit_cluster, wait=args.wait)
-        failed += len(failures)
+            return 1 if failures else 0
+        _, lost = submit(jobs, settings, cluster=args.submitit_cluster, wait=args.wait)
+        failures += [(group.name, f"{type(err).__name__}: {err}") for group, err in lost]
     else:
         if args.dry_run:
             for i, job in enumerate(jobs, 1):
                 print(
                     f"[{i}/{len(jobs)}] would run {job.name}: {job.config_path} -> {job.record_path}"
                 )
-            return 1 if failed else 0
+            return 1 if failures else 0
         outcomes = run_local(jobs)
-        failed += sum(not o.ok for o in outcomes)
+        failures += [(o.job.name, o.error) for o in outcomes if not o.ok]
         rank = f"(rank {launch_rank()}) " if launch_rank() else ""
         print(
             f"{rank}{len(jobs) - sum(not o.ok for o in outcomes)}/{len(jobs)} row run(s) succeeded in {time.perf_counter() - t0:.1f}s"
@@ -366,7 +366,20 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {err}", file=sys.stderr)
                 return 1
             print(f"wrote {n} golden value(s) to {path}")
-    if failed:
-        print(f"{failed} row(s) failed; see the messages above", file=sys.stderr)
+    if failures:
+        print(failure_summary(failures), file=sys.stderr)
         return 1
     return 0
+
+
+def failure_summary(failures: list[tuple[str, str]], shown: int = 3) -> str:
+    """The rows that failed, grouped by why, for the end of a long log: one missing dataset
+    fails every row of a paper the same way, and the reason is then read once."""
+    by_reason: dict[str, list[str]] = {}
+    for row, why in failures:
+        by_reason.setdefault(why or "no reason recorded", []).append(row)
+    lines = [f"{len(failures)} row(s) failed; see the messages above:"]
+    for why, rows in by_reason.items():
+        more = f" and {len(rows) - shown} more" if len(rows) > shown else ""
+        lines.append(f"  {len(rows)} x {why}: {', '.join(rows[:shown])}{more}")
+    return "\n".join(lines)

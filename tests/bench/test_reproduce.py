@@ -342,6 +342,19 @@ def test_a_row_failing_on_the_users_data_gets_one_line_and_a_bug_its_traceback(c
     assert "Traceback (most recent call last)" in err and "toy_target.py" in err
 
 
+def test_the_failures_are_summed_up_by_reason_at_the_end(cli, results):
+    """A long log (a paper's rows, or a SLURM wait) ended with "N row(s) failed; see the
+    messages above": which rows, and why, had to be searched for."""
+    rc, _, err = cli(
+        "reproduce", "toypaper", "--table", "t1", "--set", "trainer.missing=/no/toy", "--seeds", "2"
+    )
+    assert rc == 1
+    summary = err[err.index("6 row(s) failed; see the messages above:") :].splitlines()
+    assert len(summary) == 2  # one reason
+    assert summary[1].startswith("  6 x FileNotFoundError: toy data not found at /no/toy: ")
+    assert "toypaper/t1/a [scenes seed 1 " in summary[1] and summary[1].endswith(" and 3 more")
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [
