@@ -13,7 +13,10 @@ added a fourth: its checkpoint folder "exists and is not empty", which is what r
 module(s) in eval mode at the start of training. This may lead to unexpected behavior", came
 from parts the papers keep frozen on purpose, in eval mode so that their BatchNorm statistics
 stay fixed: gordo2017's BatchNorm layers (``train.freeze_bn``), the captioners' trunks
-(im2txt's first phase), ICMLM's text encoder; ``make demo`` printed it twice. Only these exact
+(im2txt's first phase), ICMLM's text encoder; ``make demo`` printed it twice. A sixth, printed by
+every ``capbench fit``: "Starting from v1.9.0, `tensorboardX` has been removed as a dependency",
+a paragraph saying that the default logger is the CSV one unless TensorBoard is installed
+(capbench's loggers are CSV and wandb; ``--trainer.logger`` picks another). Only these exact
 messages are dropped; every other warning and log line stays.
 """
 
@@ -29,6 +32,7 @@ _WARNINGS: tuple[tuple[type[Warning], str], ...] = (
     (UserWarning, r"You defined a `validation_step` but have no `val_dataloader`"),
     (UserWarning, r"Checkpoint directory .* exists and is not empty"),
     (UserWarning, r"Found \d+ module\(s\) in eval mode at the start of training"),
+    (UserWarning, r"Starting from v1\.9\.0, `tensorboardX` has been removed as a dependency"),
 )
 # the start of the log records dropped from Lightning's rank-zero logger
 _LOG_PREFIXES = (

@@ -88,6 +88,7 @@ def main(argv: list[str]) -> int:
             if isinstance(given, list):
                 refuse_linked_options(self.parser, given)
             super().parse_arguments(parser, args)
+            seed_from_the_method(self.config)
 
     try:
         MethodCLI(module, datamodule, **common)
@@ -95,6 +96,19 @@ def main(argv: list[str]) -> int:
         print(f"capbench {argv[0]}: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def seed_from_the_method(config: Any) -> None:
+    """LightningCLI seeds the run (weight init, augmentation) from ``--seed_everything``, whose
+    default, true, seeds 0 on every run: ``--model.seed 1`` changed the data order and the
+    method's own draws but started from the weights of seed 0. Unless ``--seed_everything``
+    names a seed, the method's seed is the run's."""
+    section = config.get(config.get("subcommand")) if "subcommand" in config else config
+    if section is None or section.get("seed_everything") is not True:
+        return
+    seed = (section.get("model") or {}).get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        section["seed_everything"] = seed
 
 
 def linked_options(parser: Any) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""``capbench.lightning_noise``: the six Lightning messages no capbench user can act on are
+"""``capbench.lightning_noise``: the seven Lightning messages no capbench user can act on are
 dropped, and nothing else is."""
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ def test_the_known_warnings_are_dropped_and_others_kept():
                 "unexpected behavior during training. If this is intentional, you can ignore "
                 "this warning.",
                 PossibleUserWarning,
+            ),
+            (
+                "Starting from v1.9.0, `tensorboardX` has been removed as a dependency of the "
+                "`lightning.pytorch` package, due to potential conflicts ...",
+                UserWarning,
             ),
             ("some other deprecation", FutureWarning),
             ("a real problem", UserWarning),

@@ -4,6 +4,8 @@ a few training steps on the tiny scenes data, and an exact resume after an inter
 from __future__ import annotations
 
 import dataclasses
+import os
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -188,6 +190,27 @@ def test_fit_on_a_missing_data_root_says_so_in_one_line(name, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.startswith("capbench fit: error: ") and str(root) in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize(
+    ("given", "seeded"),
+    [([], 0), (["--model.seed", "7"], 7), (["--model.seed", "7", "--seed_everything", "4"], 4)],
+)
+def test_fit_seeds_the_run_with_the_methods_seed(name, given, seeded, tmp_path, monkeypatch):
+    """LightningCLI seeded every run with 0 (its ``seed_everything: true``, with a "No seed
+    found" warning): ``--model.seed 7`` changed the data order but not the initial weights."""
+    from capbench.commands.lightning import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PL_GLOBAL_SEED", "-1")  # seed_everything writes it; restored after
+    argv = ["fit", "--model", name, "--data.root", str(tmp_path / "not_here"), *given]
+    if name in ("quantized_embedding", "semantic_retrieval"):
+        argv += ["--model.model.allow_random_init", "true"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="No seed found")
+        assert main(argv) == 1  # the seed is set before the data is read
+    assert os.environ["PL_GLOBAL_SEED"] == str(seeded)
 
 
 @pytest.mark.parametrize("name", METHODS)
