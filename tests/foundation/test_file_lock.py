@@ -13,17 +13,23 @@ from capbench.file_lock import exclusive
 from tests.lock_holder import hold
 
 
+def _take_in_a_thread(lock, what: str = "x") -> tuple[threading.Thread, threading.Event]:
+    """A thread of this process taking ``lock``; the event is set once it holds it."""
+    entered = threading.Event()
+
+    def take() -> None:
+        with exclusive(lock, what):
+            entered.set()
+
+    t = threading.Thread(target=take)
+    t.start()
+    return t, entered
+
+
 def test_a_second_process_waits_for_the_holder_and_says_whom(tmp_path, capsys):
     lock, release = tmp_path / "work" / ".lock", tmp_path / "release"
     holder = hold(lock, release)
-    entered = threading.Event()
-
-    def second() -> None:
-        with exclusive(lock, "training in work"):
-            entered.set()
-
-    t = threading.Thread(target=second)
-    t.start()
+    t, entered = _take_in_a_thread(lock, "training in work")
     time.sleep(0.5)
     assert not entered.is_set()  # blocked while the other process holds it
     release.touch()
@@ -60,13 +66,6 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     holder = hold(lock, tmp_path / "never")
     holder.kill()
     holder.wait(timeout=30)
-    done = threading.Event()
-
-    def second() -> None:
-        with exclusive(lock, "x"):
-            done.set()
-
-    t = threading.Thread(target=second)
-    t.start()
+    t, entered = _take_in_a_thread(lock)
     t.join(timeout=30)
-    assert done.is_set()
+    assert entered.is_set()
