@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 comma := ,
 space := $(empty) $(empty)
 
-.PHONY: setup test test-slow browser java lint demo bench leaderboard profile-check reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed reproduce-mopuri reproduce-icmlm constraints json-schema clean
+.PHONY: help setup test test-slow browser java lint demo bench leaderboard profile-check reproduce-all reproduce-gordo gpu-check-gordo reproduce-reed gpu-check-reed reproduce-mopuri reproduce-icmlm constraints json-schema clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,22 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	touch $@
 
 setup: $(VENV)/.installed
+
+# What the targets are for (`make` alone builds the venv).
+help:
+	@printf '%s\n' \
+	  'make test                      the fast suite (builds the venv first); CI runs it' \
+	  'make test-slow                 the slow suite: whole scenes tables, the page in a browser' \
+	  'make demo                      every paper'"'"'s headline rows and the suite on scenes data (CPU)' \
+	  'make reproduce-PAPER           PAPER: gordo reed malali mopuri icmlm; PROFILE=paper|scenes|ci' \
+	  'make reproduce-all             every paper; REPRODUCE_ARGS="--dry-run" prints the plan only' \
+	  'make gpu-check-gordo           a paper'"'"'s GPU throughput and memory check (also -reed)' \
+	  'make leaderboard               render the tables, plots and index.html from the records' \
+	  'make lint                      ruff check and format --check' \
+	  'make bench                     the speed benchmarks (benchmarks/perf)' \
+	  'make constraints               rewrite constraints.txt from this venv' \
+	  'make json-schema               regenerate the paper/row/record JSON Schemas' \
+	  'make clean                     remove the venv and build outputs'
 
 test: setup
 	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
