@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 try:
     import fcntl
@@ -39,6 +40,30 @@ def _holder(path: Path) -> str:
     return text or "another process"
 
 
+def _lock(fh: IO[str], path: Path, what: str) -> bool:
+    """Lock ``fh`` (waiting, with a message, while another process holds it); False where the
+    filesystem has no locks, with a warning once per folder."""
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(
+            f"waiting for {_holder(path)}, which is {what} (lock {path})",
+            file=sys.stderr,
+            flush=True,
+        )
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    except OSError as err:  # ENOLCK, EOPNOTSUPP: a filesystem without locks
+        if str(path.parent) not in _UNLOCKED_WARNED:
+            _UNLOCKED_WARNED.add(str(path.parent))
+            warnings.warn(
+                f"{path}: cannot lock ({err}); {what} without a lock, so another process "
+                "may do the same work at once",
+                stacklevel=4,
+            )
+        return False
+    return True
+
+
 @contextmanager
 def exclusive(path: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if absent) for the ``with`` body; a process
@@ -50,24 +75,8 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(
-                f"waiting for {_holder(path)}, which is {what} (lock {path})",
-                file=sys.stderr,
-                flush=True,
-            )
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        except OSError as err:  # ENOLCK, EOPNOTSUPP: a filesystem without locks
-            if str(path.parent) not in _UNLOCKED_WARNED:
-                _UNLOCKED_WARNED.add(str(path.parent))
-                warnings.warn(
-                    f"{path}: cannot lock ({err}); {what} without a lock, so another process "
-                    "may do the same work at once",
-                    stacklevel=3,
-                )
-            yield
+        if not _lock(fh, path, what):
+            yield  # outside the except clause: an error of the body is not chained to flock's
             return
         try:
             fh.seek(0)

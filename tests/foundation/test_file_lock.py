@@ -59,6 +59,10 @@ def test_a_filesystem_without_locks_goes_on_with_a_warning(tmp_path, monkeypatch
     with warned, exclusive(tmp_path / "nfs.lock", "training in nfs"):
         ran.append(True)
     assert ran == [True]
+    # the body's own error is not reported as raised "during handling of" flock's
+    with pytest.raises(RuntimeError) as err, exclusive(tmp_path / "nfs.lock", "training"):
+        raise RuntimeError("the training failed")
+    assert err.value.__context__ is None
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
