@@ -18,6 +18,9 @@ DRY_RUN := $(filter --dry-run,$(REPRODUCE_ARGS))
 SCENES_SIZE := $(if $(filter ci,$(PROFILE)),tiny,demo)
 SCENES_DATA := $(if $(DRY_RUN),true,test -f $(SCENES_DIR)/scenes.json || $(VENV)/bin/capbench data scenes --out $(SCENES_DIR) --size $(SCENES_SIZE))
 SCENES_DIR ?= $(or $(CAPBENCH_SCENES),scenes_data)
+# after a paper's reproduce target: its page and Markdown tables, and $(2), a line saying where
+# its figures are (not on a dry run, which ran nothing)
+show_paper = if [ -z "$(DRY_RUN)" ]; then $(VENV)/bin/capbench leaderboard render --paper $(1) && cat $(CAPBENCH_RESULTS)/leaderboard/$(1).md $(if $(2),&& echo "$(2)"); fi
 export CAPBENCH_RESULTS ?= results
 PYTEST_ARGS ?=
 comma := ,
@@ -119,10 +122,7 @@ gpu-check-gordo: setup
 
 reproduce-gordo: profile-check gordo-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce gordo2017 --profile $(PROFILE) $(GORDO_ARGS)
-	@if [ -z "$(DRY_RUN)" ]; then \
-	  $(VENV)/bin/capbench leaderboard render --paper gordo2017 && \
-	  cat $(CAPBENCH_RESULTS)/leaderboard/gordo2017.md && \
-	  echo "Figure 3 (grounded pairs): $(CAPBENCH_RESULTS)/gordo2017/figure3-$(PROFILE)/"; fi
+	@$(call show_paper,gordo2017,Figure 3 (grounded pairs): $(CAPBENCH_RESULTS)/gordo2017/figure3-$(PROFILE)/)
 
 # --- Malali & Keller 2022 (benchmarks/malali2022): COCO 1K/5K (continuous and on PQ codes),
 # Flickr30k and Flickr8k tables: Malali, its ablations, VSE0, VSE++. PROFILE=paper (default) needs
@@ -147,9 +147,7 @@ endif
 
 reproduce-malali: profile-check malali-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce malali2022 --profile $(PROFILE) $(MALALI_ARGS)
-	@if [ -z "$(DRY_RUN)" ]; then \
-	  $(VENV)/bin/capbench leaderboard render --paper malali2022 && \
-	  cat $(CAPBENCH_RESULTS)/leaderboard/malali2022.md; fi
+	@$(call show_paper,malali2022)
 
 # --- Sariyildiz et al. 2020 (benchmarks/sariyildiz2020): ICMLM tfm / att-fc, TP_Label, TP_Postag
 # and the random-init trunk, scored by VOC07 linear SVMs per layer; masked-token accuracy and
@@ -183,10 +181,7 @@ endif
 reproduce-icmlm: profile-check icmlm-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce sariyildiz2020 --profile $(PROFILE) --rows $(ICMLM_ROWS) $(ICMLM_ARGS)
 	$(if $(BACKBONE_WEIGHTS),CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce sariyildiz2020 --profile $(PROFILE) --rows imagenet --set model.backbone_weights=$(BACKBONE_WEIGHTS) $(ICMLM_ARGS))
-	@if [ -z "$(DRY_RUN)" ]; then \
-	  $(VENV)/bin/capbench leaderboard render --paper sariyildiz2020 && \
-	  cat $(CAPBENCH_RESULTS)/leaderboard/sariyildiz2020.md && \
-	  echo "att-fc attention maps: $(CAPBENCH_RESULTS)/sariyildiz2020/attention-$(PROFILE)/"; fi
+	@$(call show_paper,sariyildiz2020,att-fc attention maps: $(CAPBENCH_RESULTS)/sariyildiz2020/attention-$(PROFILE)/)
 
 # --- The leaderboard (capbench/bench): every paper under benchmarks/ with configs for PROFILE.
 # `make demo` is the README's main command: scenes data at demo size if absent, every implemented
@@ -236,9 +231,7 @@ endif
 
 reproduce-reed: profile-check reed-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce reed2016 --profile $(PROFILE) $(REPRODUCE_ARGS)
-	@if [ -z "$(DRY_RUN)" ]; then \
-	  $(VENV)/bin/capbench leaderboard render --paper reed2016 && \
-	  cat $(CAPBENCH_RESULTS)/leaderboard/reed2016.md; fi
+	@$(call show_paper,reed2016)
 
 # Char-CNN-RNN training at the paper's sizes (batch 40, 201 characters, 1024-d features) on random
 # inputs: captions/s, peak GPU memory and the hours one 200-epoch CUB model implies.
@@ -271,6 +264,4 @@ endif
 
 reproduce-mopuri: profile-check mopuri-data setup
 	CAPBENCH_SCENES=$(SCENES_DIR) $(VENV)/bin/capbench reproduce mopuri2017 --profile $(PROFILE) $(REPRODUCE_ARGS)
-	@if [ -z "$(DRY_RUN)" ]; then \
-	  $(VENV)/bin/capbench leaderboard render --paper mopuri2017 && \
-	  cat $(CAPBENCH_RESULTS)/leaderboard/mopuri2017.md; fi
+	@$(call show_paper,mopuri2017)

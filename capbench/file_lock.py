@@ -7,8 +7,9 @@ to finish replaced the others' files; a row that had already loaded its copy use
 than the rows after it (on a GPU the copies can differ by rounding). With the lock, the second
 process waits, says for whom, and then finds the first one's result.
 
-``flock`` locks are released by the kernel when their process dies, so a killed run leaves no
-stale lock. On a filesystem without locks (some NFS mounts) the work goes on unlocked, with a
+``exclusive`` is the lock; ``job_lock``, what training takes, is it on rank 0 of a DDP job
+only. ``flock`` locks are released by the kernel when their process dies, so a killed run leaves
+no stale lock. On a filesystem without locks (some NFS mounts) the work goes on unlocked, with a
 warning, as before.
 """
 
@@ -19,7 +20,7 @@ import socket
 import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import IO
 
@@ -86,3 +87,12 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def job_lock(path: str | Path, what: str) -> AbstractContextManager[None]:
+    """:func:`exclusive` for work a run's job does once: taken by rank 0 of a DDP launch only.
+    Its other ranks (started by it, or beside it by SLURM or torchrun) go on unlocked: rank 0's
+    trainer meets them in collectives, so a rank waiting on rank 0's lock would hang the job."""
+    from capbench.ranks import launch_rank
+
+    return exclusive(path, what) if launch_rank() == 0 else nullcontext()

@@ -1,8 +1,8 @@
 """Which process of a distributed launch this is, read from the launchers' environment.
 
-Its own module because the runner (which writes records on rank 0 only) and the training
-helpers (which take a workdir's lock on rank 0 only) both need it, and the training helpers must
-not import the runner.
+Its own module because the runner (which writes records on rank 0 only) and the locks
+(``capbench.file_lock.job_lock``, taken on rank 0 only) both need it, and the locks must not
+import the runner.
 """
 
 from __future__ import annotations

@@ -450,8 +450,8 @@ def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:
     weights file missing or malformed, whose message names it) and the others still run. A
     row of another table with the same (profile, seed, config) as one that failed is reported
     as failed without running it again: it is the same computation, so it would fail the same
-    way, after the same training time. In a DDP run every rank runs the rows; the lines of ranks other than 0
-    (which writes the records) say which rank."""
+    way, after the same training time. In a DDP run every rank runs the rows; the lines of ranks
+    other than 0 (which writes the records) say which rank."""
     out = out or sys.stdout
     rank = f"(rank {launch_rank()}) " if launch_rank() else ""
     jobs = list(jobs)

@@ -219,7 +219,8 @@ def _print_list(catalog, results: Path, paper: str | None = None) -> None:
 def run(args: argparse.Namespace) -> int:
     from capbench import paths
     from capbench.bench.catalog import Catalog
-    from capbench.bench.runner import RunOptions, launch_rank, plan, run_local
+    from capbench.bench.runner import RunOptions, plan, run_local
+    from capbench.ranks import launch_rank
 
     results = paths.results_root()
     try:

@@ -21,7 +21,6 @@ path without training. Held-out mAP goes to a ``.json`` file beside it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import json
@@ -190,9 +189,8 @@ def pretrain_backbone(
 ) -> Path:
     """Train (or find cached) the scenes backbone; returns the trunk state-dict file."""
     from capbench.cache_entry import json_object, read_cached
-    from capbench.file_lock import exclusive
+    from capbench.file_lock import job_lock
     from capbench.models.backbones import read_state_dict
-    from capbench.ranks import launch_rank
 
     root, train, held_out, classes, options = _pretrain_plan(
         data, arch, epochs, image_size, batch_size, lr, weight_decay, seed, train_split, eval_split
@@ -212,11 +210,8 @@ def pretrain_backbone(
         log.info("cached scenes backbone: %s", target)
         return target
     # one process pretrains it; another one (a second terminal, a SLURM job beside this one)
-    # waits, then reads it, instead of training its own copy and replacing this one's. Only
-    # rank 0 of a DDP job takes the lock: Lightning's trainer on rank 0 meets its other ranks
-    # in collectives, so a rank waiting on rank 0's lock would hang the job
-    lock = exclusive(target.with_suffix(".lock"), f"pretraining the scenes trunk {target}")
-    with lock if launch_rank() == 0 else contextlib.nullcontext():
+    # waits, then reads it, instead of training its own copy and replacing this one's
+    with job_lock(target.with_suffix(".lock"), f"pretraining the scenes trunk {target}"):
         if cached():
             log.info("cached scenes backbone, trained while this process waited: %s", target)
             return target

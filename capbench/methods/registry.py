@@ -42,9 +42,10 @@ class MethodSpec:
     needs; ``row_config``: ``row_config(config) -> typed row``, the row target's own reading of
     a resolved row config, which ``capbench reproduce`` also runs when it plans, so that a
     misspelled key stops the plan naming the file instead of failing the row when it starts
-    (on a cluster, after the queue); ``encoder`` (optional): ``suite_encoder(config, checkpoint, data_root, seed) ->
-    capbench.suite.encoder.Encoder``, the method's learned image encoder (and text tower, if it
-    has one) rebuilt from a row's run, which the cross-method suite scores; ``shared_models``
+    (on a cluster, after the queue); ``encoder`` (optional): ``suite_encoder(config, checkpoint,
+    data_root, seed) -> capbench.suite.encoder.Encoder``, the method's learned image encoder
+    (and text tower, if it has one) rebuilt from a row's run, which the cross-method suite
+    scores; ``shared_models``
     (optional): ``shared_models(config) -> [key]``, the cached models (under
     ``$CAPBENCH_CACHE``, not the row's workdir) that a row config trains on first use or reads,
     one key per model and its training config: on a cluster, rows sharing a key start after the

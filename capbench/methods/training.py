@@ -15,7 +15,6 @@ weights of an uninterrupted run. Three things make that hold:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import random
@@ -216,17 +215,14 @@ def fit_resumable(
     next is the checkpointed model."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from capbench.file_lock import exclusive
+    from capbench.file_lock import job_lock
     from capbench.lightning_noise import quiet_lightning
     from capbench.methods.checkpoint_io import AtomicCheckpointIO
-    from capbench.ranks import launch_rank
 
     quiet_lightning()
-    # one process trains in a workdir at a time (rank 0 of a DDP launch takes the lock for its
-    # job; its other ranks, started by it or beside it, must not wait on it); a process that
-    # waited resumes from what the other one left, which is the finished fit
-    lock = exclusive(Path(workdir) / TRAIN_LOCK, f"training in {workdir}")
-    with lock if launch_rank() == 0 else contextlib.nullcontext():
+    # one process trains in a workdir at a time; a process that waited resumes from what the
+    # other one left, which is the finished fit
+    with job_lock(Path(workdir) / TRAIN_LOCK, f"training in {workdir}"):
         last = last_checkpoint(workdir)
         trainer = L.Trainer(
             default_root_dir=str(workdir),

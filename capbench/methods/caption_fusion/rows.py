@@ -48,6 +48,17 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _captioner_config(kind: str, cfg: CaptionFusionRow) -> dict[str, Any]:
+    """What of a row config decides the captioner ``kind`` it trains: its section, the
+    pretraining and the captioning data."""
+    return {
+        "kind": kind,
+        "section": config_dict(getattr(cfg, kind)),
+        "pretrain": cfg.pretrain,
+        "captioning": config_dict(cfg.captioning),
+    }
+
+
 def captioner_workdir(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> Path:
     """Where a captioner trains: one folder per (kind, its section, pretraining, training data,
     seed), shared by every row that needs it. The training data enters by its content
@@ -60,14 +71,11 @@ def captioner_workdir(kind: str, cfg: CaptionFusionRow, ctx: RowContext) -> Path
     data = cfg.captioning.coco if kind == "show_and_tell" else cfg.captioning.visual_genome
     section = getattr(cfg, kind)
     key = {
-        "kind": kind,
-        "section": config_dict(section),
-        "pretrain": cfg.pretrain,
+        **_captioner_config(kind, cfg),
         # the trunk by content (a retrained scenes trunk, a new file at the same path) and the
         # training code's version: bump "v" with a change that alters what training produces
         "trunk": trunk_identity(section.backbone, section.backbone_weights, cfg.pretrain),
         "v": 1,
-        "captioning": config_dict(cfg.captioning),
         "data_root": str(root.resolve()),
         "data": dataset_fingerprint(root / data)["sha256"],
         "seed": int(ctx.seed),
@@ -333,15 +341,14 @@ _CAPTIONERS_OF = {
 
 def shared_captioners(config: dict[str, Any]) -> list[str]:
     """The method's ``shared_models``: a key per captioner this row config trains on first use
-    (or reads), from what :func:`captioner_workdir` keys it by that a row config holds (its
-    section, the pretraining, the captioning data); the data root and seed are the plan's."""
-    row = config.get("row") or {}
-    if row.get("kind") == "captioner":
-        kinds: tuple[str, ...] = (row.get("captioner"),)
+    (or reads), from the part of :func:`captioner_workdir`'s key that a row config holds
+    (:func:`_captioner_config`); the data root and seed are the plan's, the trunk the run's."""
+    cfg = row_config(config)
+    if cfg.row.kind == "captioner":
+        kinds: tuple[str, ...] = (cfg.row.captioner,)
     else:
-        kinds = _CAPTIONERS_OF.get(row.get("kind"), ())
-    keys = ("pretrain", "captioning")
-    return [f"{k}-{_digest([config.get(k), *(config.get(x) for x in keys)])}" for k in kinds]
+        kinds = _CAPTIONERS_OF.get(cfg.row.kind, ())
+    return [f"{k}-{_digest(_captioner_config(k, cfg))}" for k in kinds]
 
 
 def run_row(config: dict[str, Any], ctx: RowContext) -> RowResult:

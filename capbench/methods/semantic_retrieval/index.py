@@ -99,9 +99,8 @@ def load_index(index_dir: Path) -> Index:
         raise FileNotFoundError(f"{tfidf_path}: the index's tf-idf model is missing")
     try:
         tfidf = StemmedTfidf.load(tfidf_path)
-    except (
-        Exception
-    ) as err:  # a damaged pickle raises nearly anything (UnpicklingError, KeyError..)
+    # a damaged pickle raises nearly anything (UnpicklingError, KeyError, ...)
+    except Exception as err:
         raise IndexFileError(f"{tfidf_path}: not a readable tf-idf model ({err})") from None
     image = dict(meta.get("image_config") or {})
     defaults = ModelConfig()
