@@ -110,11 +110,10 @@ def resolve_config(path: Path | str, overrides: Iterable[str] = ()) -> dict[str,
     except ValueError as err:
         raise PaperSpecError(path, str(err)) from None
     if "method" in cfg:
-        from capbench.methods.registry import discover_methods
+        from capbench.methods.registry import discover_methods, unknown_method_message
 
         if cfg["method"] not in discover_methods():
-            known = ", ".join(discover_methods()) or "none"
-            raise PaperSpecError(path, f"unknown method {cfg['method']!r}; registered: {known}")
+            raise PaperSpecError(path, unknown_method_message(str(cfg["method"])))
     return cfg
 
 

@@ -1,9 +1,12 @@
-"""``capbench methods``: the registered methods, their papers and where their parts live."""
+"""``capbench methods``: the registered methods, their papers and where their parts live, and
+the installed plugins (``capbench.methods`` entry points) that registered nothing."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,9 +16,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from capbench.methods.registry import discover_methods
+    from capbench.methods.registry import (
+        ENTRY_POINT_FAILURES,
+        MethodEntryPointWarning,
+        discover_methods,
+    )
 
-    methods = discover_methods()
+    with warnings.catch_warnings():  # listed below instead, once, without a source line
+        warnings.simplefilter("ignore", MethodEntryPointWarning)
+        methods = discover_methods()
     for name in methods:
         spec = methods.get(name)
         if args.json:
@@ -27,4 +36,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"    rows   {spec.rows}")
     if not len(methods):
         print("no methods registered")
-    return 0
+    for problem in ENTRY_POINT_FAILURES:
+        print(f"capbench methods: error: {problem}", file=sys.stderr)
+    return 1 if ENTRY_POINT_FAILURES else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -76,7 +77,41 @@ def register_method(spec: MethodSpec) -> MethodSpec:
     return METHODS.register(spec.name)(spec)
 
 
+class MethodEntryPointWarning(UserWarning):
+    """An installed package's ``capbench.methods`` entry point did not register a method."""
+
+
 _discovered = False
+
+#: Entry points of the ``capbench.methods`` group that registered nothing, as one line each
+#: naming the distribution, the entry point and what went wrong.
+ENTRY_POINT_FAILURES: list[str] = []
+
+
+def _entry_point_origin(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    where = f"{dist.name} {dist.version}" if dist is not None else "an unnamed distribution"
+    return f"entry point {ep.name!r} = {ep.value!r} of {where} (group {ENTRY_POINT_GROUP!r})"
+
+
+def _load_entry_point(ep: Any) -> None:
+    """Import one plugin. A plugin that fails is reported, not raised: an unrelated broken
+    package installed beside capbench must not stop every command, and the error of a run that
+    names the missing method says why it is missing (``get_method``)."""
+    before = len(METHODS)
+    try:
+        ep.load()
+    except Exception as err:  # any error of a third-party import is reported, not raised
+        problem = f"{_entry_point_origin(ep)} failed to load: {type(err).__name__}: {err}"
+    else:
+        if len(METHODS) > before:
+            return
+        problem = (
+            f"{_entry_point_origin(ep)} loaded but registered no method: its module should call "
+            "capbench.methods.registry.register_method(MethodSpec(...)) when imported"
+        )
+    ENTRY_POINT_FAILURES.append(problem)
+    warnings.warn(problem, MethodEntryPointWarning, stacklevel=3)
 
 
 def discover_methods() -> Registry[MethodSpec]:
@@ -89,12 +124,27 @@ def discover_methods() -> Registry[MethodSpec]:
         for info in pkgutil.iter_modules(pkg.__path__):
             if info.ispkg:
                 importlib.import_module(f"{pkg.__name__}.{info.name}")
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            ep.load()
+        # set before the plugins load: one that builds on a capbench method (``get_method``)
+        # then finds the registry as it stands, instead of starting discovery over
         _discovered = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            _load_entry_point(ep)
     return METHODS
 
 
+def unknown_method_message(name: str) -> str:
+    """Why ``name`` is not a method: the registered names and any plugin that failed to load."""
+    known = ", ".join(discover_methods()) or "none"
+    message = f"unknown method {name!r}; registered: {known}"
+    if ENTRY_POINT_FAILURES:
+        message += "; not registered: " + "; ".join(ENTRY_POINT_FAILURES)
+    return message
+
+
 def get_method(name: str) -> MethodSpec:
-    """The registered method ``name`` (an error lists the known names)."""
-    return discover_methods().get(name)
+    """The registered method ``name`` (an error lists the known names, and the plugins that
+    failed to load)."""
+    methods = discover_methods()
+    if name not in methods:
+        raise KeyError(unknown_method_message(name))
+    return methods.get(name)

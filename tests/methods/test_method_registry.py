@@ -57,7 +57,7 @@ def test_semantic_retrieval_is_registered():
     assert "semantic_retrieval" in METHODS
     spec = get_method("semantic_retrieval")
     assert spec.paper == "gordo2017"
-    with pytest.raises(KeyError, match=r"known: .*semantic_retrieval"):
+    with pytest.raises(KeyError, match=r"registered: .*semantic_retrieval"):
         get_method("no_such_method")
 
 
