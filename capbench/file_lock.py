@@ -29,6 +29,8 @@ try:
 except ImportError:  # not POSIX: no locking
     fcntl = None  # type: ignore[assignment]
 
+TRAIN_LOCK = ".train.lock"  # in a workdir: held by the process training there (fit_resumable)
+
 _UNLOCKED_WARNED: set[str] = set()
 
 
@@ -87,6 +89,26 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def held_by(path: str | Path) -> str | None:
+    """Who holds the lock at ``path`` now (``pid N on HOST``), or None where nobody does (or the
+    file is not there, or the filesystem has no locks). A look, not a lock: for work that must
+    not start while another process is inside an :func:`exclusive` block, such as deleting its
+    folder."""
+    path = Path(path)
+    if fcntl is None or not path.is_file():
+        return None
+    try:
+        with open(path) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _holder(path)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    except OSError:  # gone meanwhile, unreadable, or no locks on this filesystem
+        return None
+    return None
 
 
 def job_lock(path: str | Path, what: str) -> AbstractContextManager[None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 def user_error_types() -> tuple[type[BaseException], ...]:
     """The exception classes a command reports as one line (imported lazily: ``capbench --help``
     must not import torch)."""
+    from capbench.bench.runner import WorkdirInUseError
     from capbench.data.errors import DatasetFormatError
     from capbench.data.images import CorruptImageError
     from capbench.methods.training import WeightsNotGiven
@@ -23,5 +24,6 @@ def user_error_types() -> tuple[type[BaseException], ...]:
         WeightsNotGiven,
         BackboneWeightsError,
         EncoderOutputError,
+        WorkdirInUseError,
         FileNotFoundError,
     )

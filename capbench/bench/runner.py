@@ -34,6 +34,7 @@ from capbench.bench.config import (
 from capbench.bench.provenance import dataset_info, device_info, git_info, package_versions
 from capbench.bench.record import RecordError, RunRecord, read_record, record_path, write_record
 from capbench.bench.wandb_run import log_final, row_run
+from capbench.file_lock import TRAIN_LOCK, held_by
 from capbench.methods.protocol import RowContext, RowResult
 from capbench.ranks import launch_rank
 from capbench.user_errors import user_error_types
@@ -434,14 +435,32 @@ class Outcome:
     error: str = ""
 
 
+class WorkdirInUseError(RuntimeError):
+    """``--force`` would delete a row's workdir while another process trains in it."""
+
+
 def start_fresh(jobs: Iterable[RowJob]) -> None:
     """``--force`` reruns a row from scratch: its workdir (checkpoints of an earlier run with the
     same config hash, possibly from older code) is deleted before the row starts, once, by the
     process that launches it; a requeued SLURM job must not delete what it resumes from. Caches
-    keyed by their own config (a pretrained trunk, a captioner, a shared model) are kept."""
+    keyed by their own config (a pretrained trunk, a captioner, a shared model) are kept.
+
+    A workdir in which another process is training (it holds a training lock there: another
+    terminal, or a SLURM job of the same row still running) is not deleted: that would pull the
+    files from under it and, its lock file gone, let this run train beside it. Every workdir is
+    checked before any is deleted, so a refusal leaves all of them as they were."""
+    jobs = [job for job in jobs if job.force and job.workdir.is_dir()]
     for job in jobs:
-        if job.force and job.workdir.is_dir():
-            shutil.rmtree(job.workdir)
+        for lock in sorted(job.workdir.rglob(TRAIN_LOCK)):
+            holder = held_by(lock)
+            if holder is not None:
+                raise WorkdirInUseError(
+                    f"--force would delete {job.workdir} (row {job.name}), but {holder} is "
+                    f"training in {lock.parent} (lock {lock}); let it finish or stop it, then "
+                    "rerun"
+                )
+    for job in jobs:
+        shutil.rmtree(job.workdir)
 
 
 def run_local(jobs: Iterable[RowJob], out=None) -> list[Outcome]:

@@ -35,7 +35,6 @@ M = TypeVar("M", bound=L.LightningModule)
 SCENES_PRETRAIN = "scenes-pretrain"
 LAST = "last.ckpt"
 FINISHED = "finished.json"  # beside last.ckpt once a fit has run to its end
-TRAIN_LOCK = ".train.lock"  # in a workdir: held by the process training there
 
 
 def resolve_pretrain_data(cfg: C, data_root: str | Path, seed: int | None = None) -> C:
@@ -215,7 +214,7 @@ def fit_resumable(
     next is the checkpointed model."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from capbench.file_lock import job_lock
+    from capbench.file_lock import TRAIN_LOCK, job_lock
     from capbench.lightning_noise import quiet_lightning
     from capbench.methods.checkpoint_io import AtomicCheckpointIO
 

@@ -13,6 +13,8 @@ from capbench.bench.config import config_hash, resolve_config
 from capbench.bench.record import iter_record_paths, read_record
 from capbench.bench.runner import check_scenes_version, ensure_scenes_data
 from capbench.data.scenes.generate import GENERATOR_VERSION
+from capbench.file_lock import TRAIN_LOCK
+from tests.lock_holder import hold
 
 
 def _values(toy: Path, name: str) -> list[float]:
@@ -71,6 +73,32 @@ def test_second_run_skips_and_force_reruns(cli, results):
     assert rc == 0 and "1/1 row run(s) succeeded" in out
     # from scratch: the work dir (checkpoints of the first run, maybe of older code) is gone
     assert read_record(path).extra == {**first.extra, "attempts": 1, "resumed": False}
+
+
+def test_force_does_not_delete_a_workdir_another_process_trains_in(cli, results, tmp_path):
+    """``--force`` deleted a row's workdir under a run still training there (another terminal, a
+    SLURM job of the row): its files went, and with its lock file gone this run trained beside
+    it. It now stops, naming the holder, and deletes nothing; once the holder is gone it runs."""
+    assert cli("reproduce", "toypaper", "--rows", "a", "--table", "t1")[0] == 0
+    path = iter_record_paths(results, "toypaper")[0]
+    workdir = next((results / "toypaper/work").glob("a-scenes-s0-*"))
+    kept = [p.relative_to(workdir) for p in workdir.rglob("*")]
+    assert kept
+    release = tmp_path / "release"
+    holder = hold(workdir / "fit" / TRAIN_LOCK, release)
+    try:
+        rc, out, err = cli("reproduce", "toypaper", "--rows", "a", "--table", "t1", "--force")
+    finally:
+        release.touch()
+        holder.wait(timeout=60)
+    assert rc == 1
+    assert f"capbench reproduce: error: --force would delete {workdir} (row toypaper/t1/a" in err
+    assert f"is training in {workdir / 'fit'}" in err and "Traceback" not in err
+    now = {p.relative_to(workdir) for p in workdir.rglob("*")}
+    assert now - {Path("fit"), Path("fit", TRAIN_LOCK)} == set(kept)  # nothing deleted
+    rc, out, _ = cli("reproduce", "toypaper", "--rows", "a", "--table", "t1", "--force")
+    assert rc == 0 and "1/1 row run(s) succeeded" in out
+    assert read_record(path).extra["attempts"] == 1
 
 
 def test_changed_config_gets_a_new_record(cli, results):

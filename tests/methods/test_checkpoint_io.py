@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from capbench.file_lock import TRAIN_LOCK
 from capbench.methods.checkpoint_io import AtomicCheckpointIO
-from capbench.methods.training import TRAIN_LOCK, fit_resumable
+from capbench.methods.training import fit_resumable
 from tests.lock_holder import hold
 
 
