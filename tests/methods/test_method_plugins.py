@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,33 @@ def test_a_row_of_a_plugin_that_failed_says_why_its_method_is_unknown(
         resolve_config(row)
     with pytest.raises(KeyError, match=r"failed to load: boom"):
         registry.get_method("lab_retrieval")
+
+
+def test_the_registry_wide_tests_take_an_installed_plugin(tmp_path: Path) -> None:
+    """A plugin's author runs capbench's contract tests on it (README): they are parametrized
+    over the methods discovered, entry points included, and read its paper from
+    ``$CAPBENCH_BENCHMARKS``."""
+    site = tmp_path / "site"
+    install(site, "labmethods", {"lab_retrieval": "lab_plugin"}, {"lab_plugin": WORKING_PLUGIN})
+    paper = tmp_path / "benchmarks" / "lab2026"  # the worked example's paper, as the lab's own
+    shutil.copytree(Path(__file__).parents[2] / "benchmarks" / "gordo2017", paper)
+    for config in paper.glob("*.yaml"):
+        text = config.read_text().replace("key: gordo2017", "key: lab2026")
+        config.write_text(text.replace("method: semantic_retrieval", "method: lab_retrieval"))
+    tests = Path(__file__).with_name("test_method_registry.py")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        CAPBENCH_BENCHMARKS=str(paper.parent),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests), "-k",
+         "lab_retrieval and (complete_and_typed or refuses_a_typo)"],
+        env=env,
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 passed" in proc.stdout
