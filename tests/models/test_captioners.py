@@ -192,3 +192,62 @@ def test_region_head_without_fc_layers_reads_the_pooled_region():
     assert model.eval().bord(images).shape == (2, 24)
     with pytest.raises(ValueError, match="fc_layers"):
         RegionCaptioner("timm::resnet18", 20, SP, RegionSettings(fc_layers=-1), dim=24)
+
+
+def test_square_crops_cut_the_square_around_each_box():
+    """On a linear ramp bilinear resampling is exact, so the crop of a box at pixel edges,
+    resampled to its own size, is the image's pixels: a 2 x 4 box (x1, y1, x2, y2) = (2, 2, 4, 6)
+    becomes the 4 x 4 square centred on it, columns 1-4 and rows 2-5."""
+    from capbench.models.captioners.region_captioner import _square_crops
+
+    image = torch.arange(100.0).view(1, 1, 10, 10)
+    crops = _square_crops(image, [torch.tensor([[2.0, 2.0, 4.0, 6.0]])], 4)
+    torch.testing.assert_close(crops[0], image[0, :, 2:6, 1:5])
+    two = torch.cat([image, image + 1000])  # the second image's box is read from it
+    crops = _square_crops(two, [torch.zeros(0, 4), torch.tensor([[2.0, 2.0, 4.0, 6.0]])], 1)
+    torch.testing.assert_close(crops.flatten(), torch.tensor([1037.5]))  # its mean
+
+
+def test_region_features_from_crops_train_detect_and_need_the_images():
+    """``region_features: crop`` (R-CNN style): every box is cut from the image and run through
+    the trunk, whose map is pooled to ``pool_size``; training, detection and BoRD work, the
+    code reads the crop (not the whole image's map), and cached maps without the images are
+    refused with a message."""
+    torch.manual_seed(0)
+    settings = RegionSettings(
+        anchor_sizes=(16, 32), fc_dim=32, fc_layers=0, pool_size=1, sample_size=16,
+        train_proposals=40, proposals=20, feature_norm="batchnorm", region_features="crop",
+        crop_size=32,
+    )  # fmt: skip
+    model = RegionCaptioner("timm::resnet18", 20, SP, settings, dim=24, dropout=0.0)
+    images = ImageList(torch.randn(2, 3, 64, 64), [(64, 64), (64, 64)])
+    boxes = [torch.tensor([[4.0, 4.0, 30.0, 30.0]]), torch.tensor([[10.0, 10.0, 50.0, 40.0]])]
+    tokens = [torch.tensor([[5, 6]]), torch.tensor([[7, 8]])]
+    losses = model.train().loss(images, boxes, tokens)
+    sum(losses.values()).backward()
+    assert model.code.weight.grad is not None and model.trunk.conv1.weight.grad is not None
+    model.eval()
+    assert model.bord(images).shape == (2, 24)
+    # the code of a box depends on what is inside it, not on the rest of the image
+    features = model.trunk(images.tensors)
+    code = model.region_codes(features, boxes, images.tensors)
+    outside = images.tensors.clone()
+    outside[:, :, 50:, 50:] = 5.0  # away from both boxes' squares
+    torch.testing.assert_close(model.region_codes(model.trunk(outside), boxes, outside), code)
+    inside = images.tensors.clone()
+    inside[0, :, 10:20, 10:20] = 5.0
+    changed = model.region_codes(model.trunk(inside), boxes, inside)
+    assert not torch.allclose(changed[0], code[0]) and torch.allclose(changed[1], code[1])
+    cached = ImageList(torch.zeros(2, 0, 64, 64), images.image_sizes)
+    with pytest.raises(ValueError, match="needs the images"):
+        model.train().loss_from_features(features, cached, boxes, tokens)
+    with pytest.raises(ValueError, match="region_features must be one of"):
+        RegionCaptioner("timm::resnet18", 20, SP, RegionSettings(region_features="roi"), dim=24)
+
+
+def test_crop_region_features_refuse_the_cached_maps_in_the_config():
+    from capbench.methods.caption_fusion.config import RegionCaptionerConfig
+
+    with pytest.raises(ValueError, match="set cache_trunk_features false"):
+        RegionCaptionerConfig(region_features="crop", cache_trunk_features=True)
+    RegionCaptionerConfig(region_features="crop", cache_trunk_features=True, train_trunk=True)

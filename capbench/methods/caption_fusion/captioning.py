@@ -192,6 +192,8 @@ class RegionCaptionerModule(_CaptionerBase):
             fc_dim=c.fc_dim,
             fc_layers=c.fc_layers,
             top_regions=c.top_regions,
+            region_features=c.region_features,
+            crop_size=c.crop_size,
         )
         return RegionCaptioner(
             c.backbone,

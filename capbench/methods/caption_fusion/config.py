@@ -160,6 +160,11 @@ class RegionCaptionerConfig:
     feature_norm: str = "none"
     fc_dim: int = 4096  # DenseCap recognition network: two 4096-d layers
     fc_layers: int = 2  # DenseCap: 2; 0 = code / score / refinement on the pooled region itself
+    # where a region's feature comes from: "roi_align" (DenseCap: bilinear pooling of the whole
+    # image's conv map) or "crop" (our option, R-CNN style: the square around the box cut from the
+    # image, resampled to crop_size px and run through the trunk; costs a trunk pass per box)
+    region_features: str = "roi_align"
+    crop_size: int = 32
     dim: int = 512  # DenseCap rnn_size = input_encoding_size = 512
     dropout: float = 0.5  # DenseCap drop_prob
     min_count: int = 15  # DenseCap preprocessing: min_token_instances
@@ -186,6 +191,11 @@ class RegionCaptionerConfig:
     precision: str = "32-true"
 
     def __post_init__(self) -> None:
+        if self.region_features == "crop" and self.cache_trunk_features and not self.train_trunk:
+            raise ValueError(
+                "region_captioner: region_features 'crop' runs the trunk on each box's crop, so "
+                "the whole image's cached map is not enough: set cache_trunk_features false"
+            )
         unknown = set(self.loss_weights) - set(DENSECAP_LOSS_WEIGHTS)
         missing = set(DENSECAP_LOSS_WEIGHTS) - set(self.loss_weights)
         if unknown or missing:

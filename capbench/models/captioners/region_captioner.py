@@ -47,6 +47,14 @@ class RegionSettings:
     top_regions: int = 5  # BoRD: regions averaged
     # "none" (DenseCap) or "batchnorm": standardise each pooled region before the fc layers
     feature_norm: str = "none"
+    # where a region's feature comes from: "roi_align" (DenseCap: pooled from the whole image's
+    # map) or "crop" (R-CNN style: the square around the box cut from the image, resampled to
+    # crop_size px, through the trunk, its map pooled to pool_size x pool_size)
+    region_features: str = "roi_align"
+    crop_size: int = 32
+
+
+REGION_FEATURES = ("roi_align", "crop")
 
 
 @dataclass
@@ -76,6 +84,12 @@ class RegionCaptioner(nn.Module):
     ) -> None:
         super().__init__()
         s = settings
+        if s.region_features not in REGION_FEATURES:
+            raise ValueError(
+                f"region_features must be one of {REGION_FEATURES}, got {s.region_features!r}"
+            )
+        if s.crop_size < 1:
+            raise ValueError(f"crop_size must be >= 1 pixel, got {s.crop_size}")
         self.settings = s
         self.stride = stride
         self.trunk, channels = dense_trunk(backbone, stride, weights)
@@ -110,16 +124,26 @@ class RegionCaptioner(nn.Module):
         self.sampler = BalancedPositiveNegativeSampler(s.sample_size, s.positive_fraction)
         self.decoder = CaptionDecoder(vocab_size, specials, dim, dropout)
 
-    def _recognise(self, features: Tensor, boxes: list[Tensor]) -> Tensor:
-        pooled = roi_align(
-            features, boxes, self.settings.pool_size, 1.0 / self.stride, sampling_ratio=2
-        )
+    def _recognise(self, features: Tensor, boxes: list[Tensor], images: Tensor) -> Tensor:
+        s = self.settings
+        if s.region_features == "crop":
+            if images.shape[1] == 0:
+                raise ValueError(
+                    "region_features 'crop' cuts each box from the image: it needs the images, "
+                    "not only the trunk's cached maps (turn cache_trunk_features off)"
+                )
+            pooled = F.adaptive_avg_pool2d(
+                self.trunk(_square_crops(images, boxes, s.crop_size)), s.pool_size
+            )
+        else:
+            pooled = roi_align(features, boxes, s.pool_size, 1.0 / self.stride, sampling_ratio=2)
         return self.head(self.region_norm(pooled.flatten(1)))
 
-    def region_codes(self, features: Tensor, boxes: list[Tensor]) -> Tensor:
-        """The decoder's input code of each box (``boxes[i]`` on image i of the map
-        ``features``), ``(sum R_i, dim)``: what the phrase of that box is generated from."""
-        return self.code(self._recognise(features, boxes))
+    def region_codes(self, features: Tensor, boxes: list[Tensor], images: Tensor) -> Tensor:
+        """The decoder's input code of each box (``boxes[i]`` on image i of ``images``, whose
+        trunk map is ``features``), ``(sum R_i, dim)``: what the phrase of that box is
+        generated from."""
+        return self.code(self._recognise(features, boxes, images))
 
     def loss(
         self, images: ImageList, boxes: list[Tensor], tokens: list[Tensor]
@@ -136,8 +160,9 @@ class RegionCaptioner(nn.Module):
     ) -> dict[str, Tensor]:
         """:meth:`loss` on the trunk's map ``features`` of ``images``, computed elsewhere (a
         frozen trunk's maps cached once: ``capbench.methods.frozen_features.FrozenMapItems``).
-        Only the shape of ``images.tensors`` and ``images.image_sizes`` are read (anchors and
-        clipping), so its tensor may hold no channels."""
+        With ``roi_align`` region features only the shape of ``images.tensors`` and
+        ``images.image_sizes`` are read (anchors and clipping), so its tensor may hold no
+        channels; ``crop`` region features cut the boxes from it."""
         proposals, rpn_losses = self.rpn(images, {"0": features}, [{"boxes": b} for b in boxes])
         sampled, labels, matched = [], [], []
         for props, gt in zip(proposals, boxes):
@@ -151,7 +176,7 @@ class RegionCaptioner(nn.Module):
             sampled.append(cand[keep])
             labels.append(pos[0][keep].float())
             matched.append(match[keep].clamp(min=0))
-        hidden = self._recognise(features, sampled)
+        hidden = self._recognise(features, sampled, images.tensors)
         label = torch.cat(labels)
         losses = {
             "rpn_objectness": rpn_losses["loss_objectness"],
@@ -174,7 +199,7 @@ class RegionCaptioner(nn.Module):
         """Scored, refined regions per image after the final NMS, at most ``top``."""
         features = self.trunk(images.tensors)
         proposals, _ = self.rpn(images, {"0": features})
-        hidden = self._recognise(features, proposals)
+        hidden = self._recognise(features, proposals, images.tensors)
         out, start = [], 0
         for props, size in zip(proposals, images.image_sizes):
             h = hidden[start : start + len(props)]
@@ -201,6 +226,18 @@ class RegionCaptioner(nn.Module):
             (r, self.decoder.beam_search(r.codes, beam_size, max_len))
             for r in self.detect(images, top)
         ]
+
+
+def _square_crops(images: Tensor, boxes: list[Tensor], size: int) -> Tensor:
+    """``(sum R_i, C, size, size)``: per box, the square centred on it whose side is the box's
+    longer side, resampled from its image (bilinear, outside the image zero: the mean colour
+    of a normalised image). Square, so that a shape is not stretched out of its proportions."""
+    squares = []
+    for b in boxes:
+        centre = (b[:, :2] + b[:, 2:]) / 2
+        half = (b[:, 2:] - b[:, :2]).amax(dim=1, keepdim=True) / 2
+        squares.append(torch.cat([centre - half, centre + half], dim=1).to(images.dtype))
+    return roi_align(images, squares, size, 1.0, sampling_ratio=2, aligned=True)
 
 
 def _pad_to(t: Tensor, all_tokens: list[Tensor], pad: int) -> Tensor:
