@@ -1,6 +1,8 @@
 """A DenseCap-style region captioner (Johnson et al., CVPR 2016) from torchvision's detection
 parts: a trunk, torchvision's region proposal network, RoIAlign, a recognition head (region
 code, confidence, box refinement) and the shared LSTM decoder that describes each region.
+``region_features="crop"`` reads each region from the box cut out of the image instead of from
+the whole image's map (R-CNN style): on images whose objects cover a few cells of that map.
 
 Mopuri et al.'s BoRD feature ("bag of region descriptions") is the mean of the LSTM-encoded
 region codes of the 5 top-scoring regions after the final NMS, L2-normalised (512-d).
@@ -69,7 +71,8 @@ class Regions:
 
 
 class RegionCaptioner(nn.Module):
-    """Trunk -> RPN -> RoIAlign -> fc recognition head -> LSTM decoder per region."""
+    """Trunk -> RPN -> RoIAlign (or the box's crop through the trunk) -> fc recognition head ->
+    LSTM decoder per region."""
 
     def __init__(
         self,
