@@ -42,13 +42,16 @@ def install(site: Path, dist: str, entry_points: dict[str, str], modules: dict[s
         (site / f"{module}.py").write_text(source)
 
 
+def with_site(site: Path, **extra: str) -> dict[str, str]:
+    """This environment with ``site`` first on ``PYTHONPATH`` (where ``install`` put the plugin)."""
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def capbench(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
-    )
     return subprocess.run(
         [sys.executable, "-m", "capbench", *args],
-        env=env,
+        env=with_site(site),
         cwd=site,
         capture_output=True,
         text=True,
@@ -113,15 +116,10 @@ def test_the_registry_wide_tests_take_an_installed_plugin(tmp_path: Path) -> Non
         text = config.read_text().replace("key: gordo2017", "key: lab2026")
         config.write_text(text.replace("method: semantic_retrieval", "method: lab_retrieval"))
     tests = Path(__file__).with_name("test_method_registry.py")
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-        CAPBENCH_BENCHMARKS=str(paper.parent),
-    )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests), "-k",
          "lab_retrieval and (complete_and_typed or refuses_a_typo)"],
-        env=env,
+        env=with_site(site, CAPBENCH_BENCHMARKS=str(paper.parent)),
         cwd=Path(__file__).parents[2],
         capture_output=True,
         text=True,

@@ -230,13 +230,13 @@ def test_region_features_from_crops_train_detect_and_need_the_images():
     assert model.bord(images).shape == (2, 24)
     # the code of a box depends on what is inside it, not on the rest of the image
     features = model.trunk(images.tensors)
-    code = model.region_codes(features, boxes, images.tensors)
+    code = model.region_codes(images.tensors, boxes)
     outside = images.tensors.clone()
     outside[:, :, 50:, 50:] = 5.0  # away from both boxes' squares
-    torch.testing.assert_close(model.region_codes(model.trunk(outside), boxes, outside), code)
+    torch.testing.assert_close(model.region_codes(outside, boxes), code)
     inside = images.tensors.clone()
     inside[0, :, 10:20, 10:20] = 5.0
-    changed = model.region_codes(model.trunk(inside), boxes, inside)
+    changed = model.region_codes(inside, boxes)
     assert not torch.allclose(changed[0], code[0]) and torch.allclose(changed[1], code[1])
     cached = ImageList(torch.zeros(2, 0, 64, 64), images.image_sizes)
     with pytest.raises(ValueError, match="needs the images"):
@@ -245,9 +245,11 @@ def test_region_features_from_crops_train_detect_and_need_the_images():
         RegionCaptioner("timm::resnet18", 20, SP, RegionSettings(region_features="roi"), dim=24)
 
 
-def test_crop_region_features_refuse_the_cached_maps_in_the_config():
+def test_the_config_refuses_crops_from_cached_maps_and_an_unknown_region_feature():
     from capbench.methods.caption_fusion.config import RegionCaptionerConfig
 
     with pytest.raises(ValueError, match="set cache_trunk_features false"):
         RegionCaptionerConfig(region_features="crop", cache_trunk_features=True)
+    with pytest.raises(ValueError, match=r"region_features must be one of \('roi_align', 'crop'\)"):
+        RegionCaptionerConfig(region_features="crops")  # a typo fails when the row is planned
     RegionCaptionerConfig(region_features="crop", cache_trunk_features=True, train_trunk=True)

@@ -11,6 +11,7 @@ other rows (e.g. Gordo's "generated captions"). Training resumes exactly
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from capbench.methods.caption_fusion.config import (
     OPTIMIZERS,
     RegionCaptionerConfig,
     ShowAndTellConfig,
+    reads_cached_trunk,
 )
 from capbench.methods.config import as_config, config_dict
 from capbench.methods.empty_batch import empty_batch_loss
@@ -86,7 +88,7 @@ class _CaptionerBase(L.LightningModule):
     def uses_cached_features(self) -> bool:
         """Whether training reads the frozen trunk's output computed once before the fit
         (Show-and-Tell: pooled features; the region captioner: whole maps)."""
-        return not self.cfg.train_trunk and self.cfg.cache_trunk_features
+        return reads_cached_trunk(self.cfg)
 
     def on_train_epoch_start(self) -> None:
         if not self.cfg.train_trunk:
@@ -176,24 +178,10 @@ class RegionCaptionerModule(_CaptionerBase):
 
     def build_net(self, vocabulary: WordVocab, weights: str | None) -> RegionCaptioner:
         c = self.cfg
+        # every detection setting is a config field of the same name (lists from YAML: tuples)
+        values = {f.name: getattr(c, f.name) for f in fields(RegionSettings)}
         settings = RegionSettings(
-            anchor_sizes=tuple(c.anchor_sizes),
-            aspect_ratios=tuple(c.aspect_ratios),
-            rpn_nms=c.rpn_nms,
-            final_nms=c.final_nms,
-            proposals=c.proposals,
-            train_proposals=c.train_proposals,
-            sample_size=c.sample_size,
-            positive_fraction=c.positive_fraction,
-            pos_iou=c.pos_iou,
-            neg_iou=c.neg_iou,
-            pool_size=c.pool_size,
-            feature_norm=c.feature_norm,
-            fc_dim=c.fc_dim,
-            fc_layers=c.fc_layers,
-            top_regions=c.top_regions,
-            region_features=c.region_features,
-            crop_size=c.crop_size,
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         )
         return RegionCaptioner(
             c.backbone,
@@ -294,7 +282,7 @@ def show_and_tell_datamodule(
         test_split=None,
         seed=seed,
         # cached frozen-trunk features: the batches need only the text and the image's index
-        load_train_images=cfg.train_trunk or not cfg.cache_trunk_features,
+        load_train_images=not reads_cached_trunk(cfg),
     )
 
 

@@ -191,7 +191,15 @@ class RegionCaptionerConfig:
     precision: str = "32-true"
 
     def __post_init__(self) -> None:
-        if self.region_features == "crop" and self.cache_trunk_features and not self.train_trunk:
+        # the model checks it too; here it fails when `capbench reproduce` plans, naming the file
+        from capbench.models.captioners.region_captioner import REGION_FEATURES
+
+        if self.region_features not in REGION_FEATURES:
+            raise ValueError(
+                f"region_captioner.region_features must be one of {REGION_FEATURES}, got "
+                f"{self.region_features!r}"
+            )
+        if self.region_features == "crop" and reads_cached_trunk(self):
             raise ValueError(
                 "region_captioner: region_features 'crop' runs the trunk on each box's crop, so "
                 "the whole image's cached map is not enough: set cache_trunk_features false"
@@ -204,6 +212,12 @@ class RegionCaptionerConfig:
                 f"{sorted(DENSECAP_LOSS_WEIGHTS)}; unknown {sorted(unknown)}, missing "
                 f"{sorted(missing)}"
             )
+
+
+def reads_cached_trunk(cfg: ShowAndTellConfig | RegionCaptionerConfig) -> bool:
+    """Whether a captioner trains on its frozen trunk's output computed once before the fit
+    (Show-and-Tell: pooled features; the region captioner: whole maps) instead of images."""
+    return not cfg.train_trunk and cfg.cache_trunk_features
 
 
 @dataclass(frozen=True)

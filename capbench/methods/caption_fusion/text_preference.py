@@ -115,8 +115,7 @@ def region_phrase_preference(
     for batch in DataLoader(data, batch_size=batch_size, collate_fn=collate_regions):
         if not batch["image_sizes"]:
             continue
-        images = batch["image"].to(device)
-        codes = net.region_codes(net.trunk(images), [b.to(device) for b in batch["boxes"]], images)
+        codes = net.region_codes(batch["image"].to(device), [b.to(device) for b in batch["boxes"]])
         start = 0
         for boxes, tokens in zip(batch["boxes"], batch["tokens"]):
             code = codes[start : start + len(boxes)]

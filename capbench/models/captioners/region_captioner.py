@@ -142,10 +142,12 @@ class RegionCaptioner(nn.Module):
             pooled = roi_align(features, boxes, s.pool_size, 1.0 / self.stride, sampling_ratio=2)
         return self.head(self.region_norm(pooled.flatten(1)))
 
-    def region_codes(self, features: Tensor, boxes: list[Tensor], images: Tensor) -> Tensor:
-        """The decoder's input code of each box (``boxes[i]`` on image i of ``images``, whose
-        trunk map is ``features``), ``(sum R_i, dim)``: what the phrase of that box is
-        generated from."""
+    def region_codes(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
+        """The decoder's input code of each box (``boxes[i]`` on image i of ``images``),
+        ``(sum R_i, dim)``: what the phrase of that box is generated from. The whole image's
+        map is computed only where the regions are pooled from it (``roi_align``)."""
+        roi = self.settings.region_features == "roi_align"
+        features = self.trunk(images) if roi else images.new_empty(0)
         return self.code(self._recognise(features, boxes, images))
 
     def loss(
